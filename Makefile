@@ -1,0 +1,40 @@
+# Two commands for a newcomer: `make serve` and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(EXTRAS)
+EXTRAS ?= dev
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install serve test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[$*]"
+	touch $@
+
+# Everything: training, tests, benchmarks.
+install: $(VENV)/.installed-dev
+
+# The web app on the shipped model; the serving install only (no PyTorch).
+serve: | $(BIN)/python
+	@test -f $(VENV)/.installed-dev || $(MAKE) --no-print-directory $(VENV)/.installed-serve EXTRAS=serve
+	$(BIN)/agedetect serve --host $(HOST) --port $(PORT)
+
+$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+test: install
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium unavailable: browser tests will be skipped"
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,20 @@
+"""The ``agedetect`` command line: thin Typer commands over the Python API.
+
+Each command group lives in its own module; this one only assembles them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="agedetect",
+    help="Estimate ages from face photos: prepare data, train, evaluate, predict, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+from agedetect.cli import data as _data  # noqa: E402  (registers commands on app)
+
+__all__ = ["app"]
