@@ -19,10 +19,11 @@ MAX_AGE = 116  # the oldest age in UTKFace
 GENDERS = {0: "male", 1: "female"}
 RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
 
-# age_gender_race_datetime, then ".jpg" or ".jpg.chip.jpg"; tolerant of the two known
-# slips in the public release (a stray space, a missing dot) which lose no label.
+# age_gender_race_datetime, then ".jpg" or ".jpg.chip.jpg"; tolerant of the slips in the
+# public release that lose no label (a stray space, a missing dot, a datetime with a digit
+# too many), which are accepted with a note.
 _NAME = re.compile(
-    r"^(?P<age>\d+)_(?P<gender>\d+)_(?P<race>\d+)_(?P<datetime>\d{17})"
+    r"^(?P<age>\d+)_(?P<gender>\d+)_(?P<race>\d+)_(?P<datetime>\d{15,19})"
     r"(?P<slip>\s*)(?P<dot>\.?)jpg(?P<chip>\.chip\.jpg)?$",
     re.IGNORECASE,
 )
@@ -83,6 +84,8 @@ def parse_utkface_name(name: str) -> UTKFaceLabel:
         notes.append("stray space in file name")
     if not match["dot"]:
         notes.append("missing dot in file name")
+    if len(match["datetime"]) != 17:
+        notes.append(f"datetime has {len(match['datetime'])} digits, not 17")
     return UTKFaceLabel(
         age=age,
         gender=gender,

@@ -15,6 +15,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-from agedetect.cli import data as _data  # noqa: E402  (registers commands on app)
+# Each module registers its commands on `app`.
+from agedetect.cli import data as _data  # noqa: E402
+from agedetect.cli import models as _models  # noqa: E402
 
 __all__ = ["app"]

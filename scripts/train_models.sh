@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Reproduces the shipped age model, the baselines beside it, and the comparison table in
+# docs/MODEL_CARD.md. Run from the repository root with ../shared beside it:
+#
+#     make model            # or: bash scripts/train_models.sh
+#
+# Outputs go to runs/ (ignored by git); the shipped model is copied into the package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+SRC=${SRC:-../shared/data/utkface}
+DATA=${DATA:-runs/utkface}
+SEED=${SEED:-0}
+FINAL_EPOCHS=${FINAL_EPOCHS:-16}
+mkdir -p runs
+
+started=$(date +%s)
+"$BIN/agedetect" data prepare "$SRC" --out "$DATA" --seed "$SEED" --json > runs/prepare.json
+
+# name epochs input-size learning-rate
+while read -r name epochs size lr; do
+  "$BIN/agedetect" train --model "$name" --data "$DATA" --out "runs/$name" --epochs "$epochs" \
+    --input-size "$size" --lr "$lr" --seed "$SEED"
+  "$BIN/agedetect" export "runs/$name" --out "runs/$name.onnx"
+done <<RUNS
+dense 15 64 1e-3
+cnn 12 64 2e-3
+transfer 6 96 3e-3
+final $FINAL_EPOCHS 96 1e-3
+RUNS
+
+# The shipped model: typical errors from validation, reported figures from test.
+"$BIN/agedetect" evaluate "$DATA" --split val --model runs/final.onnx --json > runs/final-val.json
+"$BIN/agedetect" evaluate "$DATA" --split test --model runs/final.onnx --json --min-age 18 --buffer 7 \
+  --report runs/final-report > runs/final-test.json
+"$BIN/agedetect" export runs/final --out src/agedetect/weights/age_model.onnx \
+  --metrics runs/final-test.json --typical-error runs/final-val.json
+
+"$BIN/python" bench/compare_peer.py --data "$DATA" --split test \
+  --model dense=runs/dense.onnx --model cnn=runs/cnn.onnx --model transfer=runs/transfer.onnx \
+  --model final=src/agedetect/weights/age_model.onnx --json runs/compare.json | tee runs/compare.md
+echo "took $(( ($(date +%s) - started) / 60 )) minutes"

@@ -1,0 +1,156 @@
+"""``agedetect train``, ``export``, ``evaluate`` and ``models``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from agedetect.cli import app
+from agedetect.cli.common import console, print_json, user_errors
+
+
+def _need_training_extra() -> None:
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError:
+        console.print("[bold red]error:[/] training needs PyTorch: pip install 'agedetect[train]'")
+        raise typer.Exit(2) from None
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the registered model architectures."""
+    _need_training_extra()
+    from agedetect import models
+
+    for name in models.list_models():
+        doc = (models._REGISTRY[name].__doc__ or "").strip().splitlines()[0]
+        typer.echo(f"{name:10s} {doc}")
+
+
+@app.command("train")
+def train_command(
+    model: str = typer.Option(..., "--model", help="Architecture; `agedetect models` lists them."),
+    data: Path = typer.Option(..., "--data", help="A folder made by `agedetect data prepare`."),
+    out: Path = typer.Option(..., "--out", help="Run folder; an existing one is resumed."),
+    epochs: int = typer.Option(10, min=1),
+    batch_size: int = typer.Option(128, min=1),
+    lr: float = typer.Option(1e-3, help="Peak learning rate of the new head (pretrained layers get a tenth)."),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    input_size: Optional[int] = typer.Option(None, help="Chip side in pixels (default: the model's)."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N chips of each split (smoke tests)."),
+) -> None:
+    """Train an age model on prepared chips, with checkpoints (resumable)."""
+    _need_training_extra()
+    from agedetect.models import list_models
+    from agedetect.train import TrainConfig, train
+
+    with user_errors():
+        if model not in list_models():
+            raise typer.BadParameter(f"unknown model {model!r}; choose one of: {', '.join(list_models())}")
+        config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
+                             lr=lr, seed=seed, device=device, input_size=input_size, limit=limit)
+        best = train(config)
+        console.print(f"best checkpoint: {best}")
+
+
+@app.command("export")
+def export_command(
+    run: Path = typer.Argument(..., help="A run folder (its best.pt) or a checkpoint file."),
+    out: Path = typer.Option(..., "--out", help="Where to write FILE.onnx (and FILE.json beside it)."),
+    metrics: Optional[Path] = typer.Option(
+        None, help="`evaluate --json` output on the test split, stored with the model (model card figures)."),
+    typical_error: Optional[Path] = typer.Option(
+        None, help="`evaluate --json` output on the validation split: its error per age band becomes the "
+                   "model's typical error (used by `agedetect gap`)."),
+) -> None:
+    """Export a checkpoint to ONNX with its metadata, and check PyTorch and ONNX agree."""
+    _need_training_extra()
+    import numpy as np
+
+    from agedetect.export import check_parity, export_onnx
+
+    with user_errors():
+        extra = {}
+        if metrics:
+            extra["metrics"] = _read_json(metrics)
+        if typical_error:
+            extra["typical_error"] = _read_json(typical_error)["mae_by_age_band"]
+        meta = export_onnx(run, out, extra)
+        rng = np.random.default_rng(0)
+        chips = rng.integers(0, 256, (4, meta["input_size"], meta["input_size"], 3), dtype=np.uint8)
+        gap = check_parity(run, out, chips)
+        console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); max |PyTorch - ONNX| = {gap:.2e}")
+
+
+def _read_json(path: Path) -> dict:
+    from agedetect.errors import DataError
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: not a readable JSON file ({error})") from None
+
+
+@app.command("evaluate")
+def evaluate_command(
+    data: Optional[Path] = typer.Argument(None, help="Folder of UTKFace-named images, or a prepared folder."),
+    model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="A CSV with path,age[,gender,race] columns."),
+    split: str = typer.Option("test", help="Split of a prepared folder to score."),
+    aligned: bool = typer.Option(False, "--aligned", help="--labels images are aligned chips: skip detection."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write PNG plots and index.html here."),
+    min_age: Optional[int] = typer.Option(None, "--min-age", help="Also score an age-check policy: legal age."),
+    buffer: int = typer.Option(7, "--buffer", help="Years above --min-age an estimate must reach to pass."),
+) -> None:
+    """Score a model on labelled faces: MAE, CS@5, group accuracy, error by band/gender/group."""
+    from rich.progress import Progress
+
+    from agedetect import evaluate as ev
+    from agedetect.inference import AgeEstimator
+
+    with user_errors():
+        if labels is not None:
+            samples = ev.samples_from_csv(labels, aligned=aligned)
+        elif data is None:
+            raise typer.BadParameter("give a DATA folder or --labels CSV")
+        elif (data / "manifest.csv").exists():
+            samples = ev.samples_from_prepared(data, split)
+        else:
+            samples = ev.samples_from_folder(data)
+        estimator = AgeEstimator(model)
+        with Progress(console=console, transient=True, disable=json_out and not console.is_terminal) as bar:
+            task = bar.add_task("evaluating", total=len(samples))
+            scored = ev.score_samples(samples, estimator, progress=lambda k: bar.advance(task, k))
+        groups = estimator.groups
+        metrics = ev.metrics_for(scored, groups)
+        if min_age is not None:
+            from agedetect.uses import screening_metrics
+
+            ages = [s.age for s in scored.samples]
+            metrics["screening"] = screening_metrics(ages, scored.probabilities, groups, min_age, buffer)
+        if report is not None:
+            page = ev.write_report(scored, metrics, groups, report)
+            console.print(f"report: {page}")
+        if json_out:
+            print_json(metrics)
+        else:
+            _print_summary(metrics)
+
+
+def _print_summary(metrics: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="evaluation", show_header=False)
+    for key in ("n", "mae", "cs5", "group_accuracy", "interval_coverage", "failed"):
+        table.add_row(key, str(metrics.get(key)))
+    console.print(table)
+    bands = Table("age band", "n", "MAE", title="error by age band")
+    for band, value in metrics["mae_by_age_band"].items():
+        bands.add_row(band, str(value["n"]), f"{value['mae']:.2f}")
+    console.print(bands)

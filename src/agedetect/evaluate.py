@@ -1,0 +1,319 @@
+"""Evaluation: score a model on labelled faces and audit its error by band, gender, group.
+
+Inputs are a folder of UTKFace-named images (aligned chips are used as they are; whole
+photos go through detection and alignment), a prepared dataset split, or any CSV with
+``path,age`` columns (optional ``gender``, ``race``). Every input is counted: scored or
+failed, with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from agedetect.ages import decode_ages
+from agedetect.errors import AgeDetectError, DataError, NoFaceError, UnreadableImageError
+from agedetect.labels import GENDERS, RACES, AgeGroups, LabelError, parse_utkface_name
+
+#: Age bands for the error audit (the issue's; finer where decisions are made: 13-17, 18-24).
+AGE_BANDS: tuple[tuple[int, int], ...] = ((0, 12), (13, 17), (18, 24), (25, 35), (36, 50), (51, 70), (71, 200))
+
+
+def band_label(lo: int, hi: int) -> str:
+    return f"{lo}+" if hi >= 200 else f"{lo}-{hi}"
+
+
+@dataclass
+class Sample:
+    """One labelled input: where it is and what it is."""
+
+    path: Path
+    age: int | None = None
+    gender: int | None = None
+    race: int | None = None
+    aligned: bool = False  # an aligned UTKFace-framed chip: no detection needed
+    error: str | None = None  # a reason it cannot be scored (bad label, ...)
+
+
+@dataclass
+class Scored:
+    """What evaluation produced: per-face arrays and the failures."""
+
+    samples: list[Sample] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
+    failed: Counter = field(default_factory=Counter)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def samples_from_folder(folder: Path) -> list[Sample]:
+    """UTKFace-named images under ``folder`` (recursive); bad names become failures."""
+    from agedetect.files import find_images
+
+    samples = []
+    for path in find_images([folder]):
+        try:
+            label = parse_utkface_name(path.name)
+        except LabelError as error:
+            samples.append(Sample(path, error=error.reason))
+            continue
+        samples.append(Sample(path, label.age, label.gender, label.race, aligned=label.is_chip))
+    return samples
+
+
+def samples_from_prepared(folder: Path, split: str) -> list[Sample]:
+    from agedetect.data import load_manifest
+
+    return [Sample(row.path, row.age, row.gender, row.race, aligned=True) for row in load_manifest(folder, split=split)]
+
+
+def samples_from_csv(csv_path: Path, aligned: bool = False) -> list[Sample]:
+    """Rows of a ``path,age[,gender,race]`` CSV; paths are relative to the CSV's folder."""
+    try:
+        with open(csv_path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"path", "age"} <= set(reader.fieldnames):
+                raise DataError(f"{csv_path}: needs columns 'path' and 'age', has {reader.fieldnames}")
+            rows = list(reader)
+    except OSError as error:
+        raise DataError(f"{csv_path}: cannot read ({error.strerror})") from None
+    samples = []
+    for row in rows:
+        path = (csv_path.parent / row["path"]).resolve()
+        try:
+            age = int(float(row["age"]))
+            if age < 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            samples.append(Sample(path, error="bad_age_label"))
+            continue
+        samples.append(Sample(path, age, _optional_int(row.get("gender")), _optional_int(row.get("race")), aligned))
+    return samples
+
+
+def _optional_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score_samples(samples: list[Sample], estimator, progress: Callable[[int], None] | None = None) -> Scored:
+    """Run ``estimator`` (an :class:`agedetect.AgeEstimator`) over every sample.
+
+    Aligned chips go to the model in batches; whole photos are detected and aligned, and
+    the face scored is the one the label most likely belongs to (the most prominent).
+    """
+    from agedetect.images import load_image
+
+    result = Scored()
+    kept: list[Sample] = []
+    probs: list[np.ndarray] = []
+    chips: list[np.ndarray] = []
+    chip_samples: list[Sample] = []
+
+    def flush() -> None:
+        if chips:
+            probs.append(estimator.chip_probabilities(np.stack(chips)))
+            kept.extend(chip_samples)
+            chips.clear()
+            chip_samples.clear()
+
+    for sample in samples:
+        try:
+            if sample.error:
+                raise DataError(sample.error)
+            if sample.aligned:
+                chips.append(estimator.load_chip(sample.path))
+                chip_samples.append(sample)
+                if len(chips) >= 256:
+                    flush()
+            else:
+                image = load_image(sample.path)
+                probs.append(estimator.main_face_probabilities(image)[None, :])
+                kept.append(sample)
+        except NoFaceError:
+            _fail(result, sample, "no_face_found")
+        except UnreadableImageError:
+            _fail(result, sample, "unreadable_image")
+        except DataError as error:
+            _fail(result, sample, sample.error or str(error))
+        except AgeDetectError as error:
+            _fail(result, sample, type(error).__name__)
+        if progress:
+            progress(1)
+    flush()
+    result.samples = kept
+    result.probabilities = np.concatenate(probs) if probs else np.zeros((0, 101))
+    return result
+
+
+def _fail(result: Scored, sample: Sample, reason: str) -> None:
+    result.failed[reason] += 1
+    result.failures.append((str(sample.path), reason))
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def compute_metrics(
+    ages: np.ndarray,
+    probabilities: np.ndarray,
+    groups: AgeGroups,
+    genders: Iterable[int | None] | None = None,
+    races: Iterable[int | None] | None = None,
+    failed: dict[str, int] | None = None,
+) -> dict:
+    """Every figure `agedetect evaluate` reports, from true ages and predicted distributions.
+
+    >>> p = np.zeros((2, 101)); p[0, 20] = 1; p[1, 40] = 1
+    >>> m = compute_metrics(np.array([22, 50]), p, AgeGroups.default())
+    >>> m["mae"], m["cs5"], m["group_accuracy"]
+    (6.0, 0.5, 0.5)
+    """
+    from sklearn.metrics import confusion_matrix, mean_absolute_error
+
+    ages = np.asarray(ages, dtype=np.float64)
+    decoded = decode_ages(probabilities, groups)
+    errors = np.abs(decoded.age - ages)
+    true_group = groups.index_of(ages)
+    n = len(ages)
+    failed = dict(failed or {})
+    metrics: dict = {
+        "n": n,
+        "mae": round(float(mean_absolute_error(ages, decoded.age)), 4) if n else None,
+        "cs5": round(float((errors <= 5).mean()), 4) if n else None,
+        "group_accuracy": round(float((decoded.group_index == true_group).mean()), 4) if n else None,
+        "interval_coverage": round(float(((ages >= decoded.low) & (ages <= decoded.high)).mean()), 4) if n else None,
+        "mean_interval_width": round(float((decoded.high - decoded.low).mean()), 2) if n else None,
+        "failed": sum(failed.values()),
+        "failed_reasons": failed,
+        "groups": list(groups.labels),
+        "confusion_matrix": confusion_matrix(true_group, decoded.group_index, labels=range(len(groups))).tolist(),
+        "mae_by_age_band": _mae_by(errors, [_band_of(a) for a in ages], [band_label(*b) for b in AGE_BANDS]),
+    }
+    if genders is not None:
+        metrics["mae_by_gender"] = _mae_by(errors, [GENDERS.get(g, "unknown") if g is not None else "unknown" for g in genders], list(GENDERS.values()))
+    if races is not None:
+        metrics["mae_by_race_label"] = _mae_by(errors, [RACES.get(r, "unknown") if r is not None else "unknown" for r in races], list(RACES.values()))
+    return metrics
+
+
+def _band_of(age: float) -> str:
+    for lo, hi in AGE_BANDS:
+        if lo <= age <= hi:
+            return band_label(lo, hi)
+    return band_label(*AGE_BANDS[-1])
+
+
+def _mae_by(errors: np.ndarray, keys: list[str], order: list[str]) -> dict:
+    out = {}
+    keys_array = np.array(keys, dtype=object)
+    for key in order + sorted(set(keys) - set(order)):
+        mask = keys_array == key
+        if mask.any():
+            out[key] = {"n": int(mask.sum()), "mae": round(float(errors[mask].mean()), 3),
+                        "p90_error": round(float(np.percentile(errors[mask], 90)), 3)}
+    return out
+
+
+def metrics_for(scored: Scored, groups: AgeGroups) -> dict:
+    ages = np.array([s.age for s in scored.samples], dtype=np.float64)
+    return compute_metrics(
+        ages, scored.probabilities, groups,
+        genders=[s.gender for s in scored.samples], races=[s.race for s in scored.samples],
+        failed=dict(scored.failed),
+    ) | {"seen": len(scored.samples) + sum(scored.failed.values())}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def write_report(scored: Scored, metrics: dict, groups: AgeGroups, out: Path, title: str = "agedetect evaluation") -> Path:
+    """PNG plots and one HTML page that shows them with the figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    ages = np.array([s.age for s in scored.samples], dtype=np.float64)
+    decoded = decode_ages(scored.probabilities, groups)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    cm = np.array(metrics["confusion_matrix"], dtype=np.float64)
+    shares = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(cm)):
+        for j in range(len(cm)):
+            ax.text(j, i, f"{int(cm[i, j])}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(groups)), groups.labels)
+    ax.set_yticks(range(len(groups)), groups.labels)
+    ax.set_xlabel("predicted group")
+    ax.set_ylabel("true group")
+    ax.set_title(f"Age groups: accuracy {metrics['group_accuracy']:.1%}")
+    fig.tight_layout()
+    fig.savefig(out / "confusion_matrix.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(ages, decoded.age, s=4, alpha=0.3)
+    top = max(100.0, float(ages.max(initial=0)))
+    ax.plot([0, top], [0, top], color="black", linewidth=1)
+    ax.set_xlabel("true age")
+    ax.set_ylabel("predicted age")
+    ax.set_title(f"Predicted vs true age: MAE {metrics['mae']:.2f} years")
+    fig.tight_layout()
+    fig.savefig(out / "predicted_vs_true.png", dpi=110)
+    plt.close(fig)
+
+    panels = [("mae_by_age_band", "age band"), ("mae_by_gender", "gender"), ("mae_by_race_label", "race label (audit)")]
+    panels = [(key, name) for key, name in panels if metrics.get(key)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    for ax, (key, name) in zip(axes[0], panels):
+        labels = list(metrics[key])
+        values = [metrics[key][k]["mae"] for k in labels]
+        ax.bar(labels, values, color="#4c78a8")
+        for x, (value, label) in enumerate(zip(values, labels)):
+            ax.text(x, value, f"{value:.1f}\nn={metrics[key][label]['n']}", ha="center", va="bottom", fontsize=7)
+        ax.set_title(f"MAE by {name}")
+        ax.set_ylabel("years")
+        ax.tick_params(axis="x", rotation=45)
+        ax.set_ylim(0, max(values) * 1.3 if values else 1)
+    fig.tight_layout()
+    fig.savefig(out / "error_by_group.png", dpi=110)
+    plt.close(fig)
+
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with open(out / "failures.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "reason"])
+        writer.writerows(scored.failures)
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(metrics[k]))}</td></tr>"
+        for k in ("n", "mae", "cs5", "group_accuracy", "interval_coverage", "mean_interval_width", "failed")
+    )
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}th,td{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}
+img{{max-width:100%;margin:1em 0}}</style></head><body>
+<h1>{html.escape(title)}</h1><table>{rows}</table>
+<p>Failed inputs are listed in <a href="failures.csv">failures.csv</a>; all figures in <a href="metrics.json">metrics.json</a>.
+Race labels are used only to audit error; agedetect never predicts race.</p>
+<img src="confusion_matrix.png" alt="confusion matrix"><img src="predicted_vs_true.png" alt="predicted vs true age">
+<img src="error_by_group.png" alt="error by age band, gender and race label"></body></html>"""
+    (out / "index.html").write_text(page)
+    return out / "index.html"

