@@ -28,8 +28,10 @@ def load_image(source: ImageInput, *, max_pixels: int = MAX_PIXELS) -> np.ndarra
     """Load an image as an ``(H, W, 3)`` RGB ``uint8`` array, upright as the camera saw it.
 
     Accepts a path, encoded bytes, a PIL image or a NumPy array (``HxW`` gray, ``HxWx3``
-    RGB or ``HxWx4`` RGBA; float arrays are taken as 0..1). EXIF orientation is applied;
-    gray, palette, CMYK, 16-bit and alpha images are converted to RGB (alpha over white).
+    RGB or ``HxWx4`` RGBA; float arrays are taken as 0..1, ``uint16`` as 0..65535, other
+    integers as 0..255, bools as black/white). EXIF orientation is applied; gray, palette,
+    CMYK, 16-bit, float and alpha images are converted to RGB (alpha over white; 16-bit and
+    float images are scaled to the range they use).
 
     Raises:
         UnreadableImageError: the file is missing, unreadable, or not a decodable image.
@@ -42,7 +44,12 @@ def load_image(source: ImageInput, *, max_pixels: int = MAX_PIXELS) -> np.ndarra
         return _from_array(source, max_pixels)
     if isinstance(source, Image.Image):
         _check_pixels(source.size, max_pixels, "image")
-        return _to_rgb(source)
+        try:  # an opened, not yet loaded image decodes here
+            return _to_rgb(source)
+        except (OSError, ValueError, SyntaxError, EOFError, IndexError) as error:
+            raise UnreadableImageError(
+                f"image: corrupt, truncated or unconvertible ({error})"
+            ) from None
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _decode(io.BytesIO(bytes(source)), "uploaded image", max_pixels)
     if isinstance(source, (str, os.PathLike)):
@@ -106,8 +113,13 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         gray = np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if image.mode == "F":
-        return _from_array(np.asarray(image), None)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Float images carry no fixed range: 0..1 if that is all they use, else like 16-bit.
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        top = values.max() if values.size else 1.0
+        top = 1.0 if top <= 1.0 else max(top, 255.0)
+        gray = np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
@@ -119,12 +131,22 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> np.ndarray:
         raise UnreadableImageError(
             f"array of shape {array.shape} is not an image (expected HxW, HxWx3 or HxWx4)"
         )
+    kind = array.dtype.kind
+    if kind not in "biuf":  # bool, signed, unsigned, float
+        raise UnreadableImageError(
+            f"array of dtype {array.dtype} is not an image (expected integers, floats or bools)"
+        )
     if max_pixels is not None:
         _check_pixels((array.shape[1], array.shape[0]), max_pixels, "array")
-    if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating):
-            array = np.clip(np.nan_to_num(array) * 255.0, 0, 255)
-        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint16:
+        # 16-bit data (as scientific and raw-camera tools give it): 0..65535 -> 0..255.
+        array = ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating):  # floats are 0..1
+            array = np.nan_to_num(array.astype(np.float64)) * 255.0
+        array = np.clip(array, 0, 255).astype(np.uint8)  # other integers are 0..255
     if array.ndim == 2:
         array = array[:, :, None]
     if array.shape[2] == 1:
