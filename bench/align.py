@@ -71,7 +71,8 @@ def likeness(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """(mean absolute difference, Pearson correlation of gray levels)."""
     a, b = a.astype(np.float64), b.astype(np.float64)
     ga, gb = a.mean(axis=2).ravel(), b.mean(axis=2).ravel()
-    correlation = float(np.corrcoef(ga, gb)[0, 1]) if ga.std() > 0 and gb.std() > 0 else float("nan")
+    flat = ga.std() == 0 or gb.std() == 0
+    correlation = float("nan") if flat else float(np.corrcoef(ga, gb)[0, 1])
     return float(np.abs(a - b).mean()), correlation
 
 
@@ -119,10 +120,13 @@ def check(paths: list[Path]) -> int:
     print(f"  |scale - 1|:                 {q(np.abs(np.array(scales) - 1))}")
     print(f"  |rotation| (degrees):        {q(np.abs(angles))}")
     print(f"  centre shift (px):           {q(shifts)}")
-    print(f"  re-aligned vs original, whole chip:   MAD {q(mad_all)};  correlation median {np.median(cor_all):.3f}")
-    print(f"  re-aligned vs original, central 120:  MAD {q(mad_in)};  correlation median {np.median(cor_in):.3f}")
+    print(f"  re-aligned vs original, whole chip:   MAD {q(mad_all)};  "
+          f"correlation median {np.median(cor_all):.3f}")
+    print(f"  re-aligned vs original, central 120:  MAD {q(mad_in)};  "
+          f"correlation median {np.median(cor_in):.3f}")
     for px, (mads, cors) in base.items():
-        print(f"  (original vs itself moved {px} px, central 120: MAD median {np.median(mads):.2f}, correlation {np.median(cors):.3f})")
+        print(f"  (original vs itself moved {px} px, central 120: "
+              f"MAD median {np.median(mads):.2f}, correlation {np.median(cors):.3f})")
     return 0
 
 
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chips", type=Path, default=CHIPS, help="UTKFace chip folder")
     parser.add_argument("-n", type=int, default=500, help="chips to re-align (default 500)")
-    parser.add_argument("--derive", type=int, metavar="N", help="derive the template from N chips instead")
+    parser.add_argument("--derive", type=int, metavar="N", help="derive the template from N chips")
     args = parser.parse_args(argv)
     if not args.chips.is_dir():
         print(f"{args.chips}: no such folder of UTKFace chips", file=sys.stderr)

@@ -50,7 +50,8 @@ def group() -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     canvas = Image.fromarray(rng.integers(90, 160, size=(600, 900, 3), dtype=np.uint8))
     placed = [(40, 60, 200), (330, 300, 140), (560, 40, 100), (720, 380, 160)]
     for index, (x, y, side) in enumerate(placed):
-        canvas.paste(Image.fromarray(chip(index)).resize((side, side), Image.Resampling.BILINEAR), (x, y))
+        pasted = Image.fromarray(chip(index)).resize((side, side), Image.Resampling.BILINEAR)
+        canvas.paste(pasted, (x, y))
     return np.asarray(canvas), placed
 
 
@@ -66,7 +67,7 @@ def test_couple_has_two_faces_with_landmarks_inside_their_boxes() -> None:
         assert (x2 - x1) > 300 and (y2 - y1) > 300  # both are close-ups in a 2280x1588 photo
         points = np.array(face.landmarks)
         assert points.shape == (5, 2)
-        assert np.all((points[:, 0] > x1) & (points[:, 0] < x2) & (points[:, 1] > y1) & (points[:, 1] < y2))
+        assert np.all((points > [x1, y1]) & (points < [x2, y2]))
         eye_left, eye_right, nose, mouth_left, mouth_right = points
         assert eye_left[0] < eye_right[0] and mouth_left[0] < mouth_right[0]  # image's left first
         assert max(eye_left[1], eye_right[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
@@ -97,9 +98,8 @@ def test_boxes_map_back_to_the_original_pixels_of_a_large_image(group) -> None:
     image, _ = group
     small = detect_faces(image)
     factor = 5000 / image.shape[1]
-    big = np.asarray(
-        Image.fromarray(image).resize((5000, round(image.shape[0] * factor)), Image.Resampling.BILINEAR)
-    )
+    size = (5000, round(image.shape[0] * factor))
+    big = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
     large = detect_faces(big)  # detected at max_side=1280, reported in 5000-px pixels
     assert len(large) == len(small)
     for a, b in zip(small, large):
@@ -159,7 +159,9 @@ def test_align_scales_to_the_requested_size_and_from_a_large_photo(group) -> Non
     # A face 10x larger in the photo gives (nearly) the same chip: the photo is box-reduced first.
     big = np.asarray(Image.fromarray(image).resize((9000, 6000), Image.Resampling.BILINEAR))
     big_face = Face(
-        tuple(v * 10 for v in face.box), tuple((x * 10, y * 10) for x, y in face.landmarks), face.score
+        tuple(v * 10 for v in face.box),
+        tuple((x * 10, y * 10) for x, y in face.landmarks),
+        face.score,
     )
     assert np.abs(align(big, big_face).astype(int) - align(image, face)).mean() < 6
 
@@ -214,7 +216,9 @@ def test_align_rejects_bad_sizes(size) -> None:
 
 def test_importing_faces_loads_no_onnx_runtime() -> None:
     code = "import agedetect.faces, sys; print('onnxruntime' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
 
 

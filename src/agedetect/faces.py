@@ -235,7 +235,9 @@ def _networks() -> dict[str, onnxruntime.InferenceSession]:
                         str(path), options, providers=["CPUExecutionProvider"]
                     )
                 except Exception as error:  # ORT raises its own types for corrupt files
-                    raise ModelError(f"{path}: cannot load face detector network ({error})") from None
+                    raise ModelError(
+                        f"{path}: cannot load face detector network ({error})"
+                    ) from None
             _sessions.update(loaded)
     return _sessions
 
@@ -282,7 +284,9 @@ def _pyramid_scales(width: int, height: int, min_face_size: float, factor: float
     return scales
 
 
-def _stage_pnet(picture: _Reductions, min_face_size: float, factor: float, threshold: float) -> np.ndarray:
+def _stage_pnet(
+    picture: _Reductions, min_face_size: float, factor: float, threshold: float
+) -> np.ndarray:
     width, height = picture.size
     found = []
     for scale in _pyramid_scales(width, height, min_face_size, factor):
@@ -322,7 +326,8 @@ def _stage_onet(
     regression, points, probability = _run("onet", _normalise(_crops(picture, boxes, 48)))
     scores = probability[:, 1]
     passed = scores >= threshold
-    boxes, scores, regression, points = boxes[passed], scores[passed], regression[passed], points[passed]
+    boxes, scores = boxes[passed], scores[passed]
+    regression, points = regression[passed], points[passed]
     # Landmarks are fractions of the box ONet saw: x in columns 0-4, y in 5-9.
     sides = boxes[:, 2:4] - boxes[:, 0:2]
     landmarks = np.stack(
