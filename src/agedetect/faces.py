@@ -433,6 +433,8 @@ def align(image: ImageInput, face: Face, size: int = UTKFACE_CHIP_SIZE) -> np.nd
     A similarity transform (rotation, uniform scale, shift; least squares over the five
     landmarks, Umeyama 1991) takes the face's landmarks onto :data:`UTKFACE_TEMPLATE`
     scaled to ``size``. Parts of the chip outside the photo are black, as in UTKFace.
+    ``image`` is anything :func:`agedetect.load_image` accepts; pass the decoded array that
+    :func:`detect_faces` was given to avoid decoding a file once per face.
 
     Raises:
         ValueError: ``size`` is not an integer >= 16.
