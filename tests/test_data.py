@@ -150,6 +150,15 @@ def test_assign_splits_is_deterministic_grouped_and_stratified():
             assert abs(shares[split] - fraction * len(in_stratum)) <= 6, (stratum, split, shares)
 
 
+def test_assign_splits_moves_few_photos_when_one_is_removed():
+    photos = [f"p{index:04d}" for index in range(2000)]
+    strata = [index % 5 for index in range(2000)]
+    before = dict(zip(photos, assign_splits(photos, strata, seed=0)))
+    after = dict(zip(photos[1:], assign_splits(photos[1:], strata[1:], seed=0)))
+    moved = sum(before[photo] != after[photo] for photo in after)
+    assert moved <= 2  # at most the photos at the stratum's two boundaries
+
+
 def test_assign_splits_keeps_a_photo_whose_faces_differ_in_group_together():
     splits = assign_splits(["a", "a", "a", "b"], [0, 4, 4, 0], seed=0)
     assert len(set(splits[:3])) == 1

@@ -535,9 +535,9 @@ def assign_splits(
 
     Rows sharing a ``photo_id`` (UTKFace's datetime field) form one photo; a photo's
     stratum is its rows' most common one (the lowest on a tie). Within each stratum the
-    photos are shuffled with ``seed`` and laid end to end, and a photo goes to the split
-    whose share of the stratum's rows its middle row falls in, so every split gets its
-    fraction of every stratum to within one photo.
+    photos are put in the order of a hash of ``seed`` and the photo id and laid end to
+    end, and a photo goes to the split whose share of the stratum's rows its middle row
+    falls in, so every split gets its fraction of every stratum to within one photo.
 
     >>> assign_splits(["a", "b", "b", "c"], [0, 0, 0, 0], (0.5, 0.25, 0.25), seed=1)
     ['train', 'val', 'val', 'test']
@@ -553,14 +553,19 @@ def assign_splits(
         photo: int(np.bincount([int(strata[r]) for r in rows_of[photo]]).argmax()) for photo in photos
     }
     bounds = np.cumsum(fractions)[:-1]  # train | val | test boundaries within a stratum
-    rng = np.random.default_rng(seed)
+
+    def shuffled(photo: str) -> str:
+        # A hash, not a random permutation: adding or removing a photo moves only the
+        # photos near a boundary to another split, instead of reshuffling everything.
+        return hashlib.sha256(f"{seed}:{photo}".encode()).hexdigest()
+
     result = [""] * len(photo_ids)
     for stratum in sorted(set(stratum_of.values())):
-        members = [photo for photo in photos if stratum_of[photo] == stratum]
+        members = sorted((photo for photo in photos if stratum_of[photo] == stratum), key=shuffled)
         total = sum(len(rows_of[photo]) for photo in members)
         placed = 0
-        for position in rng.permutation(len(members)):
-            rows = rows_of[members[position]]
+        for photo in members:
+            rows = rows_of[photo]
             middle = (placed + len(rows) / 2) / total
             name = SPLITS[int(np.searchsorted(bounds, middle, side="right"))]
             placed += len(rows)
