@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from agedetect.errors import DataError
 from agedetect.models import ExportWrapper
 from agedetect.train import load_checkpoint
 
@@ -33,34 +36,47 @@ def sidecar_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, extra: dict | None = None) -> dict:
+def export_onnx(checkpoints: str | Path | Sequence[str | Path], out: str | Path, extra: dict | None = None) -> dict:
     """Write ``out`` (ONNX) and its sidecar; returns the sidecar's content.
 
-    ``extra`` adds fields to the sidecar only (evaluation metrics, typical errors).
+    Several checkpoints (trained on the same chip size) export as one graph that averages
+    their probabilities: an ensemble costs one call. ``extra`` adds fields to the sidecar
+    only (evaluation metrics, typical errors).
     """
     import onnx
 
-    model, state = load_checkpoint(checkpoint)
-    spec = model.spec
+    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    loaded = [load_checkpoint(path) for path in paths]
+    models = [model for model, _ in loaded]
+    sizes = {model.spec.input_size for model in models}
+    if len(sizes) != 1:
+        raise DataError(f"ensemble members must share one input size, got {sorted(sizes)}")
+    spec = models[0].spec
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = ExportWrapper(model).eval()
+    wrapper = ExportWrapper(*models).eval()
     example = torch.zeros(2, spec.input_size, spec.input_size, 3, dtype=torch.uint8)
-    torch.onnx.export(
-        wrapper, (example,), str(out), input_names=["chips"], output_names=["probabilities"],
-        dynamic_axes={"chips": {0: "faces"}, "probabilities": {0: "faces"}},
-        opset_version=OPSET, dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # Shapes are fixed per export (one chip size), so traced shape arithmetic is exact.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            wrapper, (example,), str(out), input_names=["chips"], output_names=["probabilities"],
+            dynamic_axes={"chips": {0: "faces"}, "probabilities": {0: "faces"}},
+            opset_version=OPSET, dynamo=False,
+        )
+    members = [
+        {"name": model.spec.name, "crop": model.spec.crop, "options": model.spec.options,
+         "config": state["config"], "epochs": state["epoch"], "val": state["val"]}
+        for model, state in loaded
+    ]
     meta = {
         "format": "agedetect-age-model/1",
         "name": spec.name,
         "input_size": spec.input_size,
         "framing": "utkface",
-        "crop": spec.crop,
         "age_bins": int(wrapper(example).shape[1]),
         "age_groups": spec.groups,
-        "temperature": spec.options.get("temperature", 1.0),
-        "trained": {"config": state["config"], "epochs": state["epoch"], "val": state["val"]},
+        "members": members,
     }
     graph = onnx.load(str(out))
     del graph.metadata_props[:]
@@ -82,13 +98,14 @@ def add_to_sidecar(onnx_path: str | Path, fields: dict) -> dict:
     return meta
 
 
-def check_parity(checkpoint: str | Path, onnx_path: str | Path, chips: np.ndarray) -> float:
+def check_parity(checkpoints: str | Path | Sequence[str | Path], onnx_path: str | Path, chips: np.ndarray) -> float:
     """Largest absolute difference between PyTorch and ONNX Runtime probabilities."""
     import onnxruntime as ort
 
-    model, _ = load_checkpoint(checkpoint)
+    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    wrapper = ExportWrapper(*(load_checkpoint(path)[0] for path in paths)).eval()
     with torch.no_grad():
-        expected = ExportWrapper(model)(torch.from_numpy(chips)).numpy()
+        expected = wrapper(torch.from_numpy(chips)).numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     actual = session.run(None, {"chips": chips})[0]
     return float(np.abs(expected - actual).max())

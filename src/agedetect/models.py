@@ -102,14 +102,15 @@ class AgeModel(nn.Module):
 
 
 class ExportWrapper(nn.Module):
-    """What goes into ONNX: chips in, probabilities out."""
+    """What goes into ONNX: chips in, probabilities out; several models are averaged."""
 
-    def __init__(self, model: AgeModel) -> None:
+    def __init__(self, *models: AgeModel) -> None:
         super().__init__()
-        self.model = model
+        self.members = nn.ModuleList(models)
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
-        return self.model.probabilities(chips)
+        probs = [member.probabilities(chips) for member in self.members]
+        return probs[0] if len(probs) == 1 else torch.stack(probs).mean(dim=0)
 
 
 # --------------------------------------------------------------------------- registry

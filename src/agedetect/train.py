@@ -50,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     input_size: int | None = None  # None: the model's default
+    crop: float | None = None  # share of the chip the network sees; None: the model's default
     label_sigma: float = 2.0
     l1_weight: float = 0.05
     limit: int | None = None  # train on the first N chips only (smoke tests)
@@ -231,7 +232,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     seed_everything(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
-    kwargs = {"input_size": config.input_size} if config.input_size else {}
+    kwargs = {key: value for key in ("input_size", "crop") if (value := getattr(config, key))}
     model = create_model(config.model, **kwargs).to(device)
     spec = model.spec
     groups = AgeGroups.from_dict(spec.groups)

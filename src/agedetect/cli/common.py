@@ -13,7 +13,7 @@ from rich.console import Console
 from agedetect.errors import AgeDetectError
 
 #: Human-facing messages and progress go to stderr so stdout stays clean for --json.
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager

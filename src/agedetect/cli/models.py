@@ -42,6 +42,7 @@ def train_command(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     input_size: Optional[int] = typer.Option(None, help="Chip side in pixels (default: the model's)."),
+    crop: Optional[float] = typer.Option(None, min=0.3, max=1.0, help="Share of the chip the network sees, centred (default: the model's)."),
     limit: Optional[int] = typer.Option(None, help="Use only the first N chips of each split (smoke tests)."),
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
@@ -53,14 +54,14 @@ def train_command(
         if model not in list_models():
             raise typer.BadParameter(f"unknown model {model!r}; choose one of: {', '.join(list_models())}")
         config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
-                             lr=lr, seed=seed, device=device, input_size=input_size, limit=limit)
+                             lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit)
         best = train(config)
         console.print(f"best checkpoint: {best}")
 
 
 @app.command("export")
 def export_command(
-    run: Path = typer.Argument(..., help="A run folder (its best.pt) or a checkpoint file."),
+    runs: list[Path] = typer.Argument(..., help="Run folders (their best.pt) or checkpoint files; several are exported as one averaging ensemble."),
     out: Path = typer.Option(..., "--out", help="Where to write FILE.onnx (and FILE.json beside it)."),
     metrics: Optional[Path] = typer.Option(
         None, help="`evaluate --json` output on the test split, stored with the model (model card figures)."),
@@ -80,10 +81,10 @@ def export_command(
             extra["metrics"] = _read_json(metrics)
         if typical_error:
             extra["typical_error"] = _read_json(typical_error)["mae_by_age_band"]
-        meta = export_onnx(run, out, extra)
+        meta = export_onnx(runs, out, extra)
         rng = np.random.default_rng(0)
         chips = rng.integers(0, 256, (4, meta["input_size"], meta["input_size"], 3), dtype=np.uint8)
-        gap = check_parity(run, out, chips)
+        gap = check_parity(runs, out, chips)
         console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); max |PyTorch - ONNX| = {gap:.2e}")
 
 
