@@ -164,7 +164,8 @@ def dense(input_size: int = 64, crop: float = 1.0, pretrained: bool = False, sid
     spec = ModelSpec("dense", input_size, crop, mean=(127.5,) * 3, std=(127.5,) * 3, options={"side": side, **options})
     groups = AgeGroups.from_dict(spec.groups)
     network = nn.Sequential(
-        nn.AdaptiveAvgPool2d(side),  # downsample to side x side
+        # Resize to side x side (adaptive pooling would not export for every input size).
+        nn.Upsample(size=(side, side), mode="bilinear", align_corners=False),
         nn.Flatten(),
         nn.Linear(3 * side * side, 512), nn.ReLU(),
         nn.Linear(512, 256), nn.ReLU(),
