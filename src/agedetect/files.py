@@ -1,0 +1,119 @@
+"""Find the image files a bulk command was pointed at, and fan work out over the cores.
+
+Every bulk command (``predict``, ``evaluate``, ``audience``) takes the same arguments —
+files, folders (searched recursively) and glob patterns — and goes through
+:func:`find_images`, so they all see the same inputs in the same order. An argument that
+names nothing is kept (as its own path) instead of dropped, so the command reports it as
+a failed input and its counts still add up: seen = processed + failed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+#: File name endings searched for inside folders (a file named directly is always taken).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+_GLOB_CHARACTERS = frozenset("*?[")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def find_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files, folders and globs into a sorted, de-duplicated list of image paths.
+
+    - a file is taken whatever its name (the loader says if it is not an image);
+    - a folder contributes every image file under it (by extension, recursively, hidden
+      files and folders skipped, symbolic links to folders not followed);
+    - a pattern with ``*``, ``?`` or ``[`` is expanded (``**`` matches any depth) and each
+      match is treated as above;
+    - anything that matches nothing is kept as given, so the caller reports it as missing.
+
+    Order: inputs in the order given, each folder's files sorted by path.
+
+    >>> find_images(["/no/such/photo.jpg"])
+    [PosixPath('/no/such/photo.jpg')]
+    """
+    found: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        key = Path(os.path.abspath(path))
+        if key not in seen:
+            seen.add(key)
+            found.append(path)
+
+    for raw in inputs:
+        text = os.fspath(raw)
+        matches = sorted(glob.glob(text, recursive=True)) if _GLOB_CHARACTERS & set(text) else [text]
+        if not matches:
+            add(Path(text))
+            continue
+        for match in matches:
+            path = Path(match)
+            if path.is_dir():
+                for image in _images_in(path):
+                    add(image)
+            else:
+                add(path)  # a file, or a missing path the caller will report
+    return found
+
+
+def is_image_name(path: str | os.PathLike) -> bool:
+    """Whether a file name ends like an image agedetect reads (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _images_in(folder: Path) -> list[Path]:
+    images = []
+    unreadable: list[Path] = []
+    for root, dirs, files in os.walk(folder, onerror=lambda error: unreadable.append(Path(error.filename))):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        images.extend(Path(root) / name for name in files if not name.startswith(".") and is_image_name(name))
+    # A folder we may not list is reported (as a path that fails to load), not skipped.
+    return sorted(images) + unreadable
+
+
+def parallel_map(
+    function: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    workers: int = 1,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+) -> Iterator[R]:
+    """``map(function, items)`` over ``workers`` processes, results in the order of ``items``.
+
+    Each worker runs ``initializer(*initargs)`` once (load a model there, not per item).
+    ``workers=1`` runs in this process with no pool, so a single image starts fast.
+    ``function`` should catch its own per-item errors and return them, so one bad item
+    never stops the batch.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, not {workers!r}")
+    workers = min(workers, max(1, len(items)))
+    if workers == 1:
+        if initializer is not None:
+            initializer(*initargs)
+        yield from map(function, items)
+        return
+    # "spawn" gives each worker a clean interpreter: no ONNX Runtime threads inherited
+    # through fork, and the same behaviour on every platform.
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=initializer, initargs=initargs
+    ) as pool:
+        yield from pool.map(function, items)
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
