@@ -7,7 +7,7 @@ EXTRAS ?= dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test bench clean
+.PHONY: install serve test bench clean model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+
+# Retrain the shipped model and its baselines, then regenerate docs/MODEL_CARD.md.
+# Takes about an hour on a 2-core CPU; CI never runs it.
+model: install
+	@start=$$(date +%s); bash scripts/train_models.sh; \
+	$(BIN)/python scripts/model_card.py --minutes $$(( ($$(date +%s) - start) / 60 ))
