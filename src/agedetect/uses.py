@@ -1,0 +1,728 @@
+"""What an age estimate is for: screening minors, the age gap, audience analytics.
+
+The brief names the reasons anyone estimates age from a face; each is one job here, built
+on :class:`agedetect.AgeEstimator` and free of any CLI or web framework:
+
+- **Screening** (alcohol, tobacco): a :class:`ScreeningPolicy` of a legal age plus a
+  buffer, as retailers' "Challenge 25" (18 + 7). A face whose estimate is at or above
+  ``min_age + buffer`` passes; anything else is referred to a person who checks ID. No
+  face is referred too. :func:`screen` decides for a photo, :func:`screening_metrics`
+  scores a policy on labelled faces.
+- **Age gap** ("how old do I look", "is this profile photo recent?"): :func:`age_gap`
+  compares the estimate with a stated age and calls the gap ``unusual`` only when it is
+  larger than the model's own error at that age usually is.
+- **Audience** (which age groups appear across many photos): :class:`Audience` tallies
+  faces per group; :func:`write_audience_report` writes the CSVs, a chart and a page.
+
+Nothing here diagnoses anything: a face that looks older or younger than stated says
+something about a photo and a model, not about a person's health.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+
+from agedetect.ages import decode_ages
+from agedetect.errors import AgeDetectError, ImageTooLargeError, ModelError, NoFaceError, UnreadableImageError
+from agedetect.labels import AgeGroups
+
+if TYPE_CHECKING:
+    from agedetect.images import ImageInput
+    from agedetect.inference import AgeEstimator, FacePrediction
+
+# ============================================================================ screening
+
+#: What a screening decision can be based on.
+#: ``estimate``: the expected age (the model's point estimate) — the policy as retailers
+#: state it. ``interval_low``: the low end of the 80% interval, so a face passes only when
+#: the model is fairly sure it is old enough; stricter (fewer minors pass, more adults
+#: are asked for ID), see docs/img/screening_tradeoff.png.
+SCREENING_BASES = ("estimate", "interval_low")
+
+#: The ages counted as teens in :func:`screening_metrics`, whatever the legal age.
+TEEN_AGES = (13, 17)
+
+
+@dataclass(frozen=True)
+class ScreeningPolicy:
+    """A legal age and a buffer: estimates at or above ``min_age + buffer`` pass.
+
+    >>> policy = ScreeningPolicy(18, 7)          # "Challenge 25"
+    >>> policy.threshold, policy.passes(25.0, 20.0), policy.passes(24.99, 20.0)
+    (25, True, False)
+    >>> ScreeningPolicy(18, 7, basis="interval_low").passes(30.0, 24.0)
+    False
+    """
+
+    min_age: int = 18
+    buffer: int = 7
+    basis: str = "estimate"
+
+    def __post_init__(self) -> None:
+        for name in ("min_age", "buffer"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+                raise ValueError(f"{name} must be a whole number of years in 0..100, not {value!r}")
+        if self.min_age + self.buffer > 100:
+            raise ValueError(f"min_age + buffer must be at most 100 (the model's oldest age), not {self.threshold}")
+        if self.basis not in SCREENING_BASES:
+            raise ValueError(f"unknown screening basis {self.basis!r}; choose one of {', '.join(SCREENING_BASES)}")
+
+    @property
+    def threshold(self) -> int:
+        """The age an estimate must reach to pass."""
+        return self.min_age + self.buffer
+
+    def passes(self, age: float, interval_low: float) -> bool:
+        """Whether a face with this estimate (and 80% interval low end) passes."""
+        value = age if self.basis == "estimate" else interval_low
+        return bool(value >= self.threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_age": self.min_age, "buffer": self.buffer, "threshold": self.threshold, "basis": self.basis}
+
+
+@dataclass(frozen=True)
+class FaceDecision:
+    """The screening decision for one face.
+
+    Attributes:
+        face: index of the face in the photo (0 = the largest).
+        box: ``(x1, y1, x2, y2)`` in pixels.
+        age, age_interval: the estimate and its 80% interval.
+        decision: ``"pass"`` or ``"refer"`` (a person checks ID).
+    """
+
+    face: int
+    box: tuple[float, float, float, float]
+    age: float
+    age_interval: tuple[float, float]
+    decision: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "face": self.face,
+            "box": [round(float(v), 1) for v in self.box],
+            "age": round(self.age, 2),
+            "age_interval": [round(v, 2) for v in self.age_interval],
+            "decision": self.decision,
+        }
+
+
+@dataclass(frozen=True)
+class ScreeningResult:
+    """The decision for a photo: ``"refer"`` if no face was found or any face is referred.
+
+    A photo taken at a till normally shows one customer; a second face that looks young
+    is itself worth an ID check (someone buying for a minor), so one referred face refers
+    the photo.
+    """
+
+    decision: str
+    message: str
+    policy: ScreeningPolicy
+    faces: tuple[FaceDecision, ...]
+
+    @property
+    def passed(self) -> bool:
+        return self.decision == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "message": self.message,
+            "policy": self.policy.to_dict(),
+            "faces": [face.to_dict() for face in self.faces],
+        }
+
+
+def decide_screening(predictions: Sequence["FacePrediction"], policy: ScreeningPolicy) -> ScreeningResult:
+    """Apply ``policy`` to the faces of one photo (as :meth:`AgeEstimator.predict` returns them).
+
+    >>> from agedetect.inference import FacePrediction
+    >>> face = lambda age: FacePrediction((0, 0, 9, 9), ((0, 0),) * 5, 1.0, age, (age - 5, age + 5), "", {})
+    >>> [decide_screening(faces, ScreeningPolicy(18, 7)).decision
+    ...  for faces in ([face(25.0)], [face(24.99)], [], [face(40.0), face(20.0)])]
+    ['pass', 'refer', 'refer', 'refer']
+    """
+    decisions = tuple(
+        FaceDecision(
+            index, p.box, p.age, p.age_interval,
+            "pass" if policy.passes(p.age, p.age_interval[0]) else "refer",
+        )
+        for index, p in enumerate(predictions)
+    )
+    threshold = policy.threshold
+    what = "estimated age" if policy.basis == "estimate" else "low end of the age range"
+    if not decisions:
+        return ScreeningResult("refer", "No face found: check ID.", policy, decisions)
+    referred = [d for d in decisions if d.decision == "refer"]
+    if not referred:
+        many = "every face looks" if len(decisions) > 1 else "looks"
+        return ScreeningResult("pass", f"Pass: {many} {threshold} or over ({what}).", policy, decisions)
+    youngest = min(referred, key=lambda d: d.age if policy.basis == "estimate" else d.age_interval[0])
+    value = youngest.age if policy.basis == "estimate" else youngest.age_interval[0]
+    who = "" if len(decisions) == 1 else f"face {youngest.face + 1} of {len(decisions)}: "
+    return ScreeningResult(
+        "refer",
+        f"Check ID: {who}{what} {value:.0f} is under {threshold} "
+        f"(policy: legal age {policy.min_age} + {policy.buffer} years' buffer).",
+        policy,
+        decisions,
+    )
+
+
+def screen(
+    image: "ImageInput", policy: ScreeningPolicy | None = None, *, estimator: "AgeEstimator | None" = None
+) -> ScreeningResult:
+    """Screen a photo: ``pass`` if every face looks ``min_age + buffer`` or over, else ``refer``.
+
+    Raises:
+        UnreadableImageError, ImageTooLargeError: the image cannot be used (an unusable
+            photo is an error to fix, not a decision).
+    """
+    estimator = estimator or default_estimator()
+    return decide_screening(estimator.predict(image), policy or ScreeningPolicy())
+
+
+def screening_metrics(
+    ages: Sequence[float] | np.ndarray,
+    probabilities: np.ndarray,
+    groups: AgeGroups,
+    min_age: int,
+    buffer: int,
+    *,
+    basis: str = "estimate",
+    unscored_ages: Sequence[float] = (),
+) -> dict[str, Any]:
+    """How a screening policy does on labelled faces.
+
+    ``ages`` are the true ages of the faces whose age distributions are ``probabilities``
+    ``(N, 101)``; ``unscored_ages`` are true ages of inputs where no face was found,
+    which the policy refers.
+
+    Returns ``minors_passed`` (share of true age < ``min_age`` that pass: the error that
+    matters), ``teens_passed`` (the same for ages 13-17), ``adults_referred`` (share of
+    true age >= ``min_age + buffer`` referred: the cost), with the counts behind each
+    share (a share is ``None`` when its count is 0).
+
+    >>> p = np.zeros((4, 101)); p[0, 16] = p[1, 30] = p[2, 20] = p[3, 40] = 1
+    >>> m = screening_metrics([15, 16, 30, 26], p, AgeGroups.default(), 18, 7)
+    >>> m["minors_passed"], m["teens_passed"], m["adults_referred"], m["n_adults"]
+    (0.5, 0.5, 0.5, 2)
+    """
+    policy = ScreeningPolicy(int(min_age), int(buffer), basis)
+    ages = np.asarray(ages, dtype=np.float64)
+    if len(ages) != len(probabilities):
+        raise ValueError(f"{len(ages)} true ages but {len(probabilities)} age distributions")
+    unscored = np.asarray(unscored_ages, dtype=np.float64)
+    if len(ages):
+        decoded = decode_ages(np.asarray(probabilities, dtype=np.float64), groups)
+        value = decoded.age if basis == "estimate" else decoded.low
+        passed = value >= policy.threshold
+    else:
+        passed = np.zeros(0, bool)
+    # Inputs with no face are referred: they join every count as "not passed".
+    all_ages = np.concatenate([ages, unscored])
+    all_passed = np.concatenate([passed, np.zeros(len(unscored), bool)])
+    minors = all_ages < policy.min_age
+    teens = (all_ages >= TEEN_AGES[0]) & (all_ages <= TEEN_AGES[1])
+    adults = all_ages >= policy.threshold
+
+    def share(values: np.ndarray) -> float | None:
+        return round(float(values.mean()), 4) if len(values) else None
+
+    return {
+        "minors_passed": share(all_passed[minors]),
+        "teens_passed": share(all_passed[teens]),
+        "adults_referred": share(~all_passed[adults]),
+        "n_minors": int(minors.sum()),
+        "n_teens": int(teens.sum()),
+        "n_adults": int(adults.sum()),
+        "policy": policy.to_dict(),
+    }
+
+
+# ============================================================================ age gap
+
+#: How a gap is phrased: ``self`` ("how old do I look") or ``profile`` (is a profile
+#: photo recent?). The comparison is the same; only the words differ.
+GAP_CONTEXTS = ("self", "profile")
+
+_NOT_A_DIAGNOSIS = (
+    "An estimate from one photo, not a measure of health: light, expression, make-up, "
+    "the camera and the model's own error all move it."
+)
+
+
+@dataclass(frozen=True)
+class TypicalError:
+    """The shipped model's measured error for one band of true ages (validation split).
+
+    Attributes:
+        band: the band's label, e.g. ``"25-35"``.
+        n: faces measured in the band.
+        mae: mean absolute error, years (reported as the typical error).
+        p90_error: 90% of errors in the band were at most this (the ``unusual`` threshold).
+    """
+
+    band: str
+    n: int
+    mae: float
+    p90_error: float
+
+
+_BAND = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)|(\+))\s*$")
+
+
+def typical_error(metadata: dict[str, Any], age: float) -> TypicalError:
+    """The model's typical error at ``age``, from its sidecar's ``typical_error`` bands.
+
+    >>> meta = {"typical_error": {"18-24": {"n": 9, "mae": 4.0, "p90_error": 8.5},
+    ...                           "71+": {"n": 3, "mae": 9.0, "p90_error": 20.0}}}
+    >>> typical_error(meta, 24.5).band, typical_error(meta, 90).p90_error
+    ('18-24', 20.0)
+
+    Raises:
+        ModelError: the model carries no typical error, or none for this age.
+    """
+    bands = metadata.get("typical_error")
+    if not isinstance(bands, dict) or not bands:
+        raise ModelError(
+            f"model {metadata.get('name', '?')!r} carries no typical_error in its sidecar JSON, so the "
+            "age gap cannot be judged; use a model exported with its evaluation (agedetect export)"
+        )
+    whole = math.floor(age)
+    for label, entry in bands.items():
+        match = _BAND.match(str(label))
+        if not match:
+            continue
+        low, high = int(match.group(1)), (math.inf if match.group(3) else int(match.group(2)))
+        if low <= whole <= high:
+            try:
+                return TypicalError(str(label), int(entry["n"]), float(entry["mae"]), float(entry["p90_error"]))
+            except (TypeError, KeyError, ValueError):
+                raise ModelError(
+                    f"model sidecar typical_error[{label!r}] should be {{'n', 'mae', 'p90_error'}}, not {entry!r}"
+                ) from None
+    raise ModelError(f"the model's typical_error has no band for age {age:g} (bands: {', '.join(bands)})")
+
+
+@dataclass(frozen=True)
+class AgeGap:
+    """An estimated age beside a stated one.
+
+    Attributes:
+        stated_age: the age given.
+        estimated_age, age_interval, box: the estimate for the photo's main (largest) face.
+        gap: ``estimated_age - stated_age``: positive when the face looks older.
+        typical_error: the model's mean absolute error for people of the stated age.
+        unusual_above: a gap beyond this (the band's 90th-percentile error) is ``unusual``.
+        unusual: ``|gap| > unusual_above``: more than the model's own error usually explains.
+        looks: ``"older"``, ``"younger"`` or ``"about as stated"`` (only ``older``/``younger``
+            when unusual).
+        message: the result in words, never a diagnosis.
+        faces: how many faces the photo has (the largest is used).
+    """
+
+    stated_age: int
+    estimated_age: float
+    age_interval: tuple[float, float]
+    box: tuple[float, float, float, float]
+    gap: float
+    typical_error: float
+    unusual_above: float
+    band: str
+    unusual: bool
+    looks: str
+    message: str
+    context: str
+    faces: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stated_age": self.stated_age,
+            "estimated_age": round(self.estimated_age, 2),
+            "age_interval": [round(v, 2) for v in self.age_interval],
+            "gap": round(self.gap, 2),
+            "typical_error": round(self.typical_error, 2),
+            "unusual_above": round(self.unusual_above, 2),
+            "typical_error_band": self.band,
+            "unusual": self.unusual,
+            "looks": self.looks,
+            "message": self.message,
+            "note": _NOT_A_DIAGNOSIS,
+            "context": self.context,
+            "box": [round(float(v), 1) for v in self.box],
+            "faces": self.faces,
+        }
+
+
+def check_stated_age(age: Any) -> int:
+    """A stated age as a whole number of years, 0..120, or ``ValueError``."""
+    if isinstance(age, bool) or not isinstance(age, (int, np.integer)) or not 0 <= age <= 120:
+        raise ValueError(f"a stated age is a whole number of years in 0..120, not {age!r}")
+    return int(age)
+
+
+def compare_age(
+    prediction: "FacePrediction", stated_age: int, error: TypicalError, *, context: str = "self", faces: int = 1
+) -> AgeGap:
+    """The gap between one face's estimate and ``stated_age``, judged against ``error``.
+
+    >>> from agedetect.inference import FacePrediction
+    >>> face = FacePrediction((0, 0, 9, 9), ((0, 0),) * 5, 1.0, 41.0, (35.0, 48.0), "36-50", {})
+    >>> gap = compare_age(face, 30, TypicalError("25-35", 100, 5.0, 10.0))
+    >>> gap.gap, gap.unusual, gap.looks
+    (11.0, True, 'older')
+    >>> compare_age(face, 31, TypicalError("25-35", 100, 5.0, 10.0)).unusual  # exactly p90: not unusual
+    False
+    """
+    stated_age = check_stated_age(stated_age)
+    if context not in GAP_CONTEXTS:
+        raise ValueError(f"unknown context {context!r}; choose one of {', '.join(GAP_CONTEXTS)}")
+    gap = prediction.age - stated_age
+    unusual = abs(gap) > error.p90_error
+    looks = ("older" if gap > 0 else "younger") if unusual else "about as stated"
+    return AgeGap(
+        stated_age=stated_age,
+        estimated_age=prediction.age,
+        age_interval=prediction.age_interval,
+        box=prediction.box,
+        gap=gap,
+        typical_error=error.mae,
+        unusual_above=error.p90_error,
+        band=error.band,
+        unusual=unusual,
+        looks=looks,
+        message=_gap_message(gap, unusual, stated_age, error, context),
+        context=context,
+        faces=faces,
+    )
+
+
+def _gap_message(gap: float, unusual: bool, stated: int, error: TypicalError, context: str) -> str:
+    how = f"{abs(gap):.1f} years {'older' if gap > 0 else 'younger'} than {stated}"
+    errs = (
+        f"for people aged {error.band} the model is off by {error.mae:.1f} years on average, "
+        f"and by more than {error.p90_error:.1f} years for only 1 in 10"
+    )
+    if not unusual:
+        if context == "profile":
+            return f"Consistent with the stated age: the photo looks {how}, within what the model usually errs ({errs})."
+        return f"Looks about as old as stated: {how}, within what the model usually errs ({errs})."
+    if context == "profile":
+        if gap < 0:
+            return (
+                f"The face looks {how}, more than the model usually errs ({errs}): the photo may be "
+                "older than it seems. Worth a person's look before relying on it."
+            )
+        return (
+            f"The face looks {how}, more than the model usually errs ({errs}): worth a person's "
+            "look at the stated age."
+        )
+    return f"Looks {'older' if gap > 0 else 'younger'} than stated by more than the model usually errs: {how} ({errs})."
+
+
+def age_gap(
+    image: "ImageInput", stated_age: int, *, context: str = "self", estimator: "AgeEstimator | None" = None
+) -> AgeGap:
+    """Compare the estimated age of the photo's main (largest) face with ``stated_age``.
+
+    Raises:
+        ValueError: ``stated_age`` is not a whole number in 0..120, or ``context`` unknown.
+        NoFaceError: no face was found.
+        UnreadableImageError, ImageTooLargeError: the image cannot be used.
+        ModelError: the model carries no typical error to judge the gap by.
+    """
+    stated_age = check_stated_age(stated_age)
+    estimator = estimator or default_estimator()
+    error = typical_error(estimator.metadata, stated_age)  # before the work: a model without it fails fast
+    predictions = estimator.predict(image)
+    if not predictions:
+        name = str(image) if isinstance(image, (str, Path)) else "image"
+        raise NoFaceError(f"{name}: no face found, so there is no age to compare")
+    return compare_age(predictions[0], stated_age, error, context=context, faces=len(predictions))
+
+
+# ============================================================================ audience
+
+
+@dataclass(frozen=True)
+class AudienceFace:
+    """One face counted by :class:`Audience`."""
+
+    file: str
+    face: int
+    box: tuple[float, float, float, float]
+    age: float
+    age_interval: tuple[float, float]
+    age_group: str
+    group_probabilities: dict[str, float]
+
+
+@dataclass
+class Audience:
+    """Faces per age group over many photos; every input is counted.
+
+    ``images`` (seen) = ``processed`` + ``failed``; a photo with no face is processed and
+    counted in ``no_face_images``. Two views of the group mix:
+
+    - ``counts()``: faces by their most likely group (integers; they match faces.csv);
+    - ``shares()``: each group's share estimated by summing every face's group
+      probabilities. Counting the most likely group pulls faces near a group's edge into
+      the group of their expected age; summing probabilities keeps the model's doubt, and
+      on held-back UTKFace faces it comes closer to the true mix (bench/audience.py).
+
+    >>> a = Audience(AgeGroups.parse("30"))
+    >>> from agedetect.inference import FacePrediction
+    >>> p = FacePrediction((0, 0, 9, 9), ((0, 0),) * 5, 1.0, 25.0, (20.0, 31.0), "0-29", {"0-29": 0.6, "30+": 0.4})
+    >>> a.add("a.jpg", [p, p]); a.add("b.jpg", []); a.add("c.jpg", UnreadableImageError("c.jpg: corrupt"))
+    >>> a.to_dict()["groups"], a.to_dict()["shares"], a.images, a.failed_reasons()
+    ({'0-29': 2, '30+': 0}, {'0-29': 0.6, '30+': 0.4}, 3, {'unreadable_image': 1})
+    """
+
+    groups: AgeGroups
+    faces: list[AudienceFace] = field(default_factory=list)
+    processed: int = 0
+    no_face_images: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (file, reason, detail)
+
+    def add(self, file: str | Path, result: Sequence["FacePrediction"] | BaseException) -> None:
+        """Count one input: its faces, or the error that stopped it."""
+        if isinstance(result, BaseException):
+            self.failures.append((str(file), failure_reason(result), str(result)))
+            return
+        self.processed += 1
+        if not result:
+            self.no_face_images += 1
+        for index, p in enumerate(result):
+            self.faces.append(
+                AudienceFace(str(file), index, p.box, p.age, p.age_interval, p.age_group, dict(p.group_probabilities))
+            )
+
+    @property
+    def images(self) -> int:
+        return self.processed + len(self.failures)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def failed_reasons(self) -> dict[str, int]:
+        return dict(Counter(reason for _, reason, _ in self.failures))
+
+    def counts(self) -> dict[str, int]:
+        """Faces per group (most likely group), in age order."""
+        tally = Counter(face.age_group for face in self.faces)
+        return {label: tally.get(label, 0) for label in self.groups.labels}
+
+    def probabilities(self) -> np.ndarray:
+        """``(faces, groups)`` group probabilities, columns in age order."""
+        labels = self.groups.labels
+        return np.array([[f.group_probabilities.get(g, 0.0) for g in labels] for f in self.faces]).reshape(-1, len(labels))
+
+    def shares(self) -> dict[str, float] | None:
+        """Each group's estimated share of the faces (summed probabilities); ``None`` if no faces."""
+        if not self.faces:
+            return None
+        return dict(zip(self.groups.labels, (round(float(v), 4) for v in group_shares(self.probabilities()))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "processed": self.processed,
+            "no_face_images": self.no_face_images,
+            "faces": len(self.faces),
+            "groups": self.counts(),
+            "shares": self.shares(),
+            "failed": self.failed,
+            "failed_reasons": self.failed_reasons(),
+        }
+
+
+def failure_reason(error: BaseException) -> str:
+    """A short, stable reason code for a failed input."""
+    if isinstance(error, ImageTooLargeError):
+        return "image_too_large"
+    if isinstance(error, UnreadableImageError):
+        return "unreadable_image"
+    if isinstance(error, AgeDetectError):
+        return type(error).__name__
+    return f"error:{type(error).__name__}"
+
+
+def group_shares(group_probabilities: np.ndarray) -> np.ndarray:
+    """Estimated share of each group: the mean of the faces' group probabilities.
+
+    >>> group_shares(np.array([[0.5, 0.5], [1.0, 0.0]])).tolist()
+    [0.75, 0.25]
+    """
+    probs = np.asarray(group_probabilities, dtype=np.float64)
+    if probs.ndim != 2 or not len(probs):
+        raise ValueError(f"need (faces, groups) probabilities for at least one face, got shape {probs.shape}")
+    return probs.mean(axis=0)
+
+
+def total_variation(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
+    """Total variation distance between two distributions over the same groups: half the
+    summed absolute difference (0 = identical, 1 = disjoint).
+
+    >>> total_variation([0.5, 0.5, 0.0], [0.25, 0.5, 0.25])
+    0.25
+    """
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    if p.shape != q.shape:
+        raise ValueError(f"distributions over different groups: {p.shape} vs {q.shape}")
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def write_audience_report(audience: Audience, out: str | Path) -> Path:
+    """Write ``faces.csv``, ``failures.csv``, ``groups.png`` and ``index.html`` into ``out``;
+    returns the page's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = audience.groups.labels
+    with open(out / "faces.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "face", "x1", "y1", "x2", "y2", "age", "age_low", "age_high", "age_group",
+                         *(f"p_{label}" for label in labels)])
+        for f in audience.faces:
+            writer.writerow([f.file, f.face, *(round(float(v), 1) for v in f.box), round(f.age, 2),
+                             *(round(v, 2) for v in f.age_interval), f.age_group,
+                             *(round(f.group_probabilities.get(label, 0.0), 4) for label in labels)])
+    with open(out / "failures.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "reason", "detail"])
+        writer.writerows(audience.failures)
+    _plot_groups(audience, out / "groups.png")
+    page = out / "index.html"
+    page.write_text(_audience_html(audience))
+    return page
+
+
+def _plot_groups(audience: Audience, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(audience.groups.labels)
+    counts = list(audience.counts().values())
+    shares = audience.shares()
+    expected = [shares[g] * len(audience.faces) for g in labels] if shares else [0.0] * len(labels)
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    bars = ax.bar(x - 0.2, counts, 0.4, label="faces (most likely group)", color="#4c72b0")
+    ax.bar(x + 0.2, expected, 0.4, label="expected faces (summed probabilities)", color="#dd8452")
+    ax.bar_label(bars, padding=2, fontsize=8)
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("age group")
+    ax.set_ylabel("faces")
+    ax.set_title(f"{len(audience.faces)} faces in {audience.processed} photos")
+    ax.legend(fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _audience_html(audience: Audience) -> str:
+    e = html.escape
+    summary = audience.to_dict()
+    shares = summary["shares"] or {}
+    rows = "".join(
+        f"<tr><td>{e(g)}</td><td>{n}</td><td>{shares.get(g, 0) * 100:.1f}%</td></tr>"
+        for g, n in summary["groups"].items()
+    )
+    reasons = "".join(f"<li>{e(r)}: {n}</li>" for r, n in summary["failed_reasons"].items()) or "<li>none</li>"
+    failures = "".join(f"<tr><td>{e(f)}</td><td>{e(r)}</td></tr>" for f, r, _ in audience.failures[:100])
+    more = f"<p>… and {audience.failed - 100} more in failures.csv</p>" if audience.failed > 100 else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>agedetect audience</title>
+<style>body{{font:15px/1.45 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}}
+table{{border-collapse:collapse}}td,th{{padding:.25rem .8rem;border-bottom:1px solid #ddd;text-align:left}}
+.note{{color:#555;font-size:.9em}}</style></head><body>
+<h1>Audience by age group</h1>
+<p><b>{summary['faces']}</b> faces in <b>{summary['processed']}</b> of <b>{summary['images']}</b> images
+({summary['no_face_images']} with no face, {summary['failed']} could not be read).</p>
+<img src="groups.png" alt="faces per age group" width="650">
+<table><tr><th>age group</th><th>faces (most likely group)</th><th>estimated share</th></tr>{rows}</table>
+<p class="note">Faces are counted by the group their estimated age falls in. The estimated share sums
+each face's probability of being in each group, which keeps the model's doubt about faces near a
+group's edge and comes closer to the true mix on held-back faces. Ages are estimates from photos
+(typical error about 5 years), good for the mix of a crowd, not for any one person.</p>
+<h2>Inputs that failed</h2><ul>{reasons}</ul>
+<table>{failures}</table>{more}
+<p class="note">Per face: faces.csv. Per failure: failures.csv.</p>
+</body></html>
+"""
+
+
+def check_plotting() -> None:
+    """Fail before a long run, not after it, when the chart cannot be drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise AgeDetectError(
+            "the audience chart needs matplotlib: pip install 'agedetect[report]'"
+        ) from None
+
+
+# ============================================================================ the model
+
+
+@lru_cache(maxsize=1)
+def default_estimator() -> "AgeEstimator":
+    """The shipped model, loaded once per process on first use."""
+    from agedetect.inference import AgeEstimator
+
+    return AgeEstimator()
+
+
+def predict_file(estimator: "AgeEstimator", path: str | Path) -> list["FacePrediction"] | AgeDetectError:
+    """The faces in one file, or the error that stopped it (so one bad file never stops a batch)."""
+    try:
+        return estimator.predict(path)
+    except AgeDetectError as error:
+        return error
+    except OSError as error:  # a file that vanished or changed mid-read
+        return UnreadableImageError(f"{path}: cannot read ({error.strerror or error})")
+
+
+_worker_estimator: "AgeEstimator | None" = None
+
+
+def _init_worker(model: str | None, threads: int | None) -> None:
+    global _worker_estimator
+    from agedetect.inference import AgeEstimator
+
+    _worker_estimator = AgeEstimator(model, threads=threads).load()
+
+
+def _predict_in_worker(path: str) -> tuple[str, list["FacePrediction"] | AgeDetectError]:
+    return path, predict_file(_worker_estimator, path)  # type: ignore[arg-type]
+
+
+def iter_audience(
+    paths: Sequence[str | Path], *, model: str | Path | None = None, workers: int = 1
+) -> Iterable[tuple[str, list["FacePrediction"] | AgeDetectError]]:
+    """``(path, faces or error)`` for each path, in order, over ``workers`` processes."""
+    from agedetect.files import parallel_map
+
+    # One ONNX Runtime thread per worker when there are several: the processes use the cores.
+    threads = 1 if workers > 1 else None
+    return parallel_map(
+        _predict_in_worker, [str(p) for p in paths], workers=workers,
+        initializer=_init_worker, initargs=(str(model) if model else None, threads),
+    )
