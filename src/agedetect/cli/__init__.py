@@ -18,5 +18,6 @@ app = typer.Typer(
 # Each module registers its commands on `app`.
 from agedetect.cli import data as _data  # noqa: E402
 from agedetect.cli import models as _models  # noqa: E402
+from agedetect.cli import uses as _uses  # noqa: E402
 
 __all__ = ["app"]

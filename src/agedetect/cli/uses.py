@@ -1,0 +1,145 @@
+"""``agedetect screen``, ``gap`` and ``audience``: the uses of an age estimate (agedetect.uses)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from agedetect.cli import app
+from agedetect.cli.common import console, print_json, user_errors
+
+
+class Basis(str, Enum):
+    estimate = "estimate"
+    interval_low = "interval_low"
+
+
+class Context(str, Enum):
+    self = "self"
+    profile = "profile"
+
+
+def _estimator(model: Optional[Path]):
+    from agedetect.inference import AgeEstimator
+
+    return AgeEstimator(model)
+
+
+@app.command("screen")
+def screen_command(
+    photo: Path = typer.Argument(..., help="A photo of the customer."),
+    min_age: int = typer.Option(18, "--min-age", min=0, max=100, help="The legal age."),
+    buffer: int = typer.Option(
+        7, "--buffer", min=0, max=100, help="Years above --min-age a face must look to pass (18 + 7: Challenge 25)."
+    ),
+    basis: Basis = typer.Option(
+        Basis.estimate, "--basis",
+        help="Decide on the estimated age, or (stricter) on the low end of its 80% range.",
+    ),
+    model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Age check: pass if every face looks MIN_AGE + BUFFER or over; otherwise refer to a person
+    to check ID. No face is referred."""
+    from agedetect.uses import ScreeningPolicy, screen
+
+    with user_errors():
+        try:
+            policy = ScreeningPolicy(min_age, buffer, basis.value)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+        result = screen(photo, policy, estimator=_estimator(model))
+    if json_out:
+        print_json({"file": str(photo)} | result.to_dict())
+        return
+    from rich.table import Table
+
+    if result.faces:
+        table = Table("face", "box", "age", "80% range", "decision")
+        for face in result.faces:
+            colour = "green" if face.decision == "pass" else "yellow"
+            table.add_row(
+                str(face.face + 1), " ".join(f"{v:.0f}" for v in face.box), f"{face.age:.1f}",
+                f"{face.age_interval[0]:.0f}-{face.age_interval[1]:.0f}", f"[{colour}]{face.decision}[/]",
+            )
+        console.print(table)
+    colour = "green" if result.passed else "yellow"
+    console.print(f"[bold {colour}]{result.decision.upper()}[/] {result.message}", highlight=False)
+
+
+@app.command("gap")
+def gap_command(
+    photo: Path = typer.Argument(..., help="A photo of the person (the largest face is used)."),
+    age: int = typer.Option(..., "--age", min=0, max=120, help="The stated age, in whole years."),
+    context: Context = typer.Option(
+        Context.self, "--context",
+        help="self: how old do I look; profile: is this profile photo consistent with the stated age?",
+    ),
+    model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Compare the estimated age with a stated one; `unusual` when the gap is more than the
+    model's own error at that age usually is. Not a health measure."""
+    from agedetect.uses import age_gap
+
+    with user_errors():
+        gap = age_gap(photo, age, context=context.value, estimator=_estimator(model))
+    if json_out:
+        print_json({"file": str(photo)} | gap.to_dict())
+        return
+    console.print(
+        f"estimated age [bold]{gap.estimated_age:.1f}[/] (80% range {gap.age_interval[0]:.0f}-"
+        f"{gap.age_interval[1]:.0f}), stated {gap.stated_age}: gap {gap.gap:+.1f} years; "
+        f"the model's typical error at {gap.band} is {gap.typical_error:.1f} years",
+        highlight=False,
+    )
+    console.print(("[yellow]" if gap.unusual else "[green]") + gap.message + "[/]", highlight=False)
+    if gap.faces > 1:
+        console.print(f"[dim]{gap.faces} faces found; the largest was used.[/]")
+
+
+@app.command("audience")
+def audience_command(
+    paths: List[str] = typer.Argument(..., metavar="PATH...", help="Photos, folders (recursive) and globs."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for faces.csv, failures.csv, groups.png, index.html."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes (default: one per CPU)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the counts as one JSON object on stdout."),
+) -> None:
+    """Count faces per age group over many photos; write a CSV per face, a chart and a page."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from agedetect.files import default_workers, find_images
+    from agedetect.inference import AgeEstimator
+    from agedetect.uses import Audience, check_plotting, iter_audience, write_audience_report
+
+    with user_errors():
+        check_plotting()
+        groups = AgeEstimator(model).groups  # loads (and verifies) the model once, before the work
+        images = find_images(paths)
+        audience = Audience(groups)
+        columns = (TextColumn("audience"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True, disable=len(images) < 2) as bar:
+            task = bar.add_task("audience", total=len(images))
+            for path, result in iter_audience(images, model=model, workers=workers or default_workers()):
+                audience.add(path, result)
+                bar.advance(task)
+        page = write_audience_report(audience, out)
+    summary = audience.to_dict()
+    if json_out:
+        print_json(summary | {"report": str(page)})
+        return
+    from rich.table import Table
+
+    table = Table("age group", "faces", "estimated share", title=f"{summary['faces']} faces in {summary['processed']} images")
+    for group, count in summary["groups"].items():
+        share = (summary["shares"] or {}).get(group)
+        table.add_row(group, str(count), "-" if share is None else f"{share:.1%}")
+    console.print(table)
+    if summary["failed"]:
+        reasons = ", ".join(f"{r}: {n}" for r, n in summary["failed_reasons"].items())
+        console.print(f"[yellow]{summary['failed']} of {summary['images']} images failed[/] ({reasons}); see failures.csv")
+    console.print(f"report: {page}")

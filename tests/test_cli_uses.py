@@ -1,0 +1,166 @@
+"""`agedetect screen`, `gap` and `audience` through Typer's CLI runner, on real photos,
+UTKFace chips pasted on a canvas, a photo without a face and a corrupt file."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from agedetect.cli import app
+from uses_support import (
+    CHILD,
+    CHIPS,
+    COUPLE,
+    NO_FACE,
+    OLD,
+    ONE_FACE,
+    PHOTOS,
+    corrupt_jpeg,
+    model_with_typical_error,
+    model_without_typical_error,
+    save_pasted,
+)
+
+pytestmark = pytest.mark.skipif(not (PHOTOS.is_dir() and CHIPS.is_dir()), reason="../shared data not present")
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("uses")
+    return {
+        "model": model_with_typical_error(folder / "model"),
+        "child": save_pasted(folder / "child.jpg", CHILD),
+        "old": save_pasted(folder / "old.jpg", OLD),
+        "both": save_pasted(folder / "both.jpg", CHILD, OLD),
+        "corrupt": corrupt_jpeg(folder / "corrupt.jpg"),
+    }
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+# ============================================================================ screen
+
+
+@pytest.mark.parametrize("photo, decision", [("child", "refer"), ("old", "pass"), ("both", "refer")])
+def test_screen_json_on_pasted_faces_of_known_age(files: dict, photo: str, decision: str) -> None:
+    code, out, _ = run("screen", files[photo], "--min-age", 18, "--buffer", 7, "--json")
+    assert code == 0
+    body = json.loads(out)
+    assert set(body) == {"file", "decision", "message", "policy", "faces"}
+    assert body["decision"] == decision and body["file"] == str(files[photo])
+    assert body["policy"] == {"min_age": 18, "buffer": 7, "threshold": 25, "basis": "estimate"}
+    for face in body["faces"]:
+        assert set(face) == {"face", "box", "age", "age_interval", "decision"}
+        assert face["decision"] == ("pass" if face["age"] >= 25 else "refer")
+
+
+def test_screen_table_and_strict_basis(files: dict) -> None:
+    code, _, err = run("screen", COUPLE)
+    assert code == 0 and ("PASS" in err or "REFER" in err) and "80% range" in err
+    code, out, _ = run("screen", COUPLE, "--buffer", 70, "--basis", "interval_low", "--json")
+    assert code == 0 and json.loads(out)["decision"] == "refer"
+
+
+def test_screen_no_face_refers_and_bad_input_is_one_line(files: dict) -> None:
+    code, out, _ = run("screen", NO_FACE, "--json")
+    assert code == 0 and json.loads(out)["decision"] == "refer" and json.loads(out)["faces"] == []
+    code, out, err = run("screen", files["corrupt"])
+    assert code == 2 and out == "" and "corrupt or truncated" in err and "Traceback" not in err
+    code, _, err = run("screen", files["old"], "--basis", "median")
+    assert code == 2 and "median" in err
+    code, _, err = run("screen", files["old"], "--min-age", 60, "--buffer", 50)
+    assert code == 2 and "at most 100" in err
+
+
+# ============================================================================ gap
+
+
+def test_gap_json(files: dict) -> None:
+    code, out, _ = run("gap", files["old"], "--age", 72, "--model", files["model"], "--json")
+    assert code == 0
+    body = json.loads(out)
+    for key in ("file", "estimated_age", "gap", "typical_error", "unusual", "message", "stated_age", "unusual_above"):
+        assert key in body
+    assert body["stated_age"] == 72 and body["typical_error_band"] == "71+"
+    assert body["gap"] == pytest.approx(body["estimated_age"] - 72, abs=0.02)
+    assert body["unusual"] == (abs(body["gap"]) > body["unusual_above"])
+
+    code, out, _ = run("gap", files["child"], "--age", 45, "--model", files["model"], "--json", "--context", "profile")
+    body = json.loads(out)
+    assert code == 0 and body["unusual"] is True and body["looks"] == "younger" and "photo" in body["message"]
+
+
+def test_gap_text_and_failures(files: dict, tmp_path: Path) -> None:
+    code, _, err = run("gap", COUPLE, "--age", 40, "--model", files["model"])
+    assert code == 0 and "stated 40" in err and "2 faces found; the largest was used" in err
+    code, out, err = run("gap", NO_FACE, "--age", 30, "--model", files["model"])
+    assert code == 2 and out == "" and "no face found" in err
+    code, _, err = run("gap", files["corrupt"], "--age", 30, "--model", files["model"])
+    assert code == 2 and "corrupt or truncated" in err
+    code, _, err = run("gap", ONE_FACE, "--age", 30, "--model", model_without_typical_error(tmp_path / "bare"))
+    assert code == 2 and "no typical_error" in err
+    code, _, err = run("gap", ONE_FACE, "--age", 200)
+    assert code == 2 and "--age" in err
+    code, _, err = run("gap", ONE_FACE)
+    assert code == 2 and "--age" in err
+
+
+# ============================================================================ audience
+
+
+@pytest.fixture(scope="module")
+def audience_run(files: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("child", "old", "both", "corrupt"):
+        (folder / files[name].name).write_bytes(files[name].read_bytes())
+    (folder / "scene.jpg").write_bytes(NO_FACE.read_bytes())
+    out = tmp_path_factory.mktemp("audience")
+    code, stdout, stderr = run(
+        "audience", folder, COUPLE, folder / "missing.jpg", "--out", out, "--json", "--workers", 2
+    )
+    assert code == 0, stderr
+    return json.loads(stdout), out
+
+
+def test_audience_json_accounts_for_every_input(audience_run: tuple[dict, Path]) -> None:
+    body, _ = audience_run
+    # both(2) + child(1) + old(1) + couple(2) faces; corrupt and missing fail; the scene has none.
+    assert (body["images"], body["processed"], body["failed"]) == (7, 5, 2)
+    assert body["faces"] == 6 and body["no_face_images"] == 1
+    assert body["failed_reasons"] == {"unreadable_image": 2}
+    assert list(body["groups"]) == ["0-20", "21-26", "27-35", "36-50", "51+"]
+    assert sum(body["groups"].values()) == 6 and body["groups"]["0-20"] >= 2  # the two pasted children
+    assert sum(body["shares"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_audience_writes_csvs_chart_and_page(audience_run: tuple[dict, Path]) -> None:
+    body, out = audience_run
+    with open(out / "faces.csv", newline="") as handle:
+        faces = list(csv.DictReader(handle))
+    assert len(faces) == body["faces"]
+    assert {"file", "face", "x1", "y1", "x2", "y2", "age", "age_low", "age_high", "age_group"} <= set(faces[0])
+    assert sum(row["age_group"] == "0-20" for row in faces) == body["groups"]["0-20"]
+    assert all(float(r["age_low"]) <= float(r["age"]) <= float(r["age_high"]) for r in faces)
+    with open(out / "failures.csv", newline="") as handle:
+        failures = list(csv.DictReader(handle))
+    assert sorted(Path(r["file"]).name for r in failures) == ["corrupt.jpg", "missing.jpg"]
+    with Image.open(out / "groups.png") as chart:
+        assert chart.format == "PNG" and chart.width > 300
+    page = (out / "index.html").read_text()
+    assert f"<b>{body['faces']}</b> faces" in page and 'src="groups.png"' in page and "missing.jpg" in page
+
+
+def test_audience_table_on_one_worker(files: dict, tmp_path: Path) -> None:
+    code, out, err = run("audience", files["old"], files["corrupt"], "--out", tmp_path, "--workers", 1)
+    assert code == 0 and out == ""
+    assert "1 faces in 1 images" in err and "1 of 2 images failed" in err and "index.html" in err
