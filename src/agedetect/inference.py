@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,12 @@ from agedetect.labels import AgeGroups
 
 if TYPE_CHECKING:  # onnxruntime is imported when the model loads, not on import
     import onnxruntime
+
+# ONNX Runtime 1.30's Linux build records usage events from the moment it is imported: a
+# SQLite queue under ~/.cache/Microsoft and session files in $TMPDIR, meant for upload to
+# Microsoft. A tool that promises photos touch no disk opts out (a user may opt back in by
+# setting the variable to 0). Set before anything here imports onnxruntime.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 #: The model ``agedetect`` ships: ``weights/age_model.onnx`` and its sidecar ``age_model.json``.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "age_model.onnx"
@@ -233,6 +240,7 @@ class AgeEstimator:
 
     def predict_image(self, rgb: np.ndarray) -> list[FacePrediction]:
         """:meth:`predict` for an ``(H, W, 3)`` RGB ``uint8`` array already loaded."""
+        self.load()  # a bad model fails on every image, not only on those with a face
         faces = self.detect(rgb)
         if not faces:
             return []

@@ -1,0 +1,150 @@
+"""The app factory: ``create_app()`` builds the FastAPI app; the model loads once, in its lifespan.
+
+Privacy by construction: an upload is read into memory, decoded, and dropped with the
+request. Nothing writes it to disk (Starlette's multipart parser would spool files over
+1 MB to a temporary file; its threshold is raised above our body limit), nothing logs it
+or its file name, and every answer says ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+import anyio
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartParser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agedetect import __version__
+from agedetect.errors import AgeDetectError
+from agedetect.files import default_workers
+from agedetect.inference import AgeEstimator
+from agedetect.web.errors import handle_error
+from agedetect.web.routes import STATIC, router
+from agedetect.web.service import PredictionService
+
+#: Room for the multipart framing around the file (boundaries, headers, a file name).
+_MULTIPART_OVERHEAD = 64 * 1024
+
+_PRIVACY_HEADERS = {
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The server's limits.
+
+    Attributes:
+        max_upload_bytes: largest accepted upload (413 above it).
+        max_pixels: largest accepted image, width x height (413 above it); bounds the
+            memory one decode takes (3 bytes a pixel).
+        max_concurrency: photos processed at once; more requests wait their turn.
+    """
+
+    max_upload_bytes: int = 10_000_000
+    max_pixels: int = 40_000_000
+    max_concurrency: int = default_workers()
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_bytes", "max_pixels", "max_concurrency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+
+
+def create_app(
+    estimator: AgeEstimator | None = None,
+    *,
+    model: str | Path | None = None,
+    settings: ServeSettings | None = None,
+) -> FastAPI:
+    """The web app. ``estimator`` (or a new one on ``model``, default the shipped model)
+    is loaded and warmed up in the lifespan, before the first request is accepted."""
+    settings = settings or ServeSettings()
+    if estimator is None:
+        estimator = AgeEstimator(model, threads=1)
+
+    # Keep every upload that passes the body limit in memory (see the module docstring).
+    body_limit = settings.max_upload_bytes + _MULTIPART_OVERHEAD
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, body_limit)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(estimator.warm_up)
+        app.state.service = PredictionService(
+            estimator,
+            max_upload_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_pixels,
+            max_concurrency=settings.max_concurrency,
+        )
+        yield
+
+    app = FastAPI(
+        title="agedetect",
+        version=__version__,
+        summary="Estimate the age of every face in a photo, with an 80% interval.",
+        description=(
+            "Photos are processed in memory and never stored or logged. Errors answer "
+            '`{"error": {"code", "message"}}` with 413 (too large), 415 (not an image), '
+            "or 422 (no face found, or no `image` field)."
+        ),
+        lifespan=lifespan,
+    )
+    for kind in (AgeDetectError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(kind, handle_error)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(PrivacyMiddleware, max_body_bytes=body_limit)
+    return app
+
+
+class PrivacyMiddleware:
+    """Adds no-store and related headers to every answer, and refuses request bodies
+    over ``max_body_bytes`` (413) before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        declared = Headers(scope=scope).get("content-length")
+        received = 0
+
+        def too_large() -> HTTPException:
+            return HTTPException(413, f"upload is over the limit of {limit / 1e6:.0f} MB; send a smaller photo")
+
+        async def limited_receive() -> Message:
+            # Raised while the endpoint reads its body, so the app's one error handler
+            # answers it (FastAPI passes HTTPExceptions from body parsing through).
+            nonlocal received
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                raise too_large()
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:  # a chunked body with no declared length
+                    raise too_large()
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _PRIVACY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, limited_receive, send_with_headers)
