@@ -19,5 +19,7 @@ app = typer.Typer(
 from agedetect.cli import data as _data  # noqa: E402
 from agedetect.cli import models as _models  # noqa: E402
 from agedetect.cli import uses as _uses  # noqa: E402
+from agedetect.cli import predict as _predict  # noqa: E402
+from agedetect.cli import serve as _serve  # noqa: E402
 
 __all__ = ["app"]

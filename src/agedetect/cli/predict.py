@@ -1,0 +1,276 @@
+"""``agedetect predict``: ages of every face in many photos, as a table, JSON or CSV.
+
+One row per face; an image with no face, or one that cannot be read, gets one row with
+``error`` set, so every input is accounted for and one bad file never stops a batch.
+Images are spread over worker processes that each load the model once.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from agedetect.cli import app
+from agedetect.cli.common import console, print_json, user_errors
+from agedetect.files import default_workers, find_images, parallel_map
+
+#: Aligned chips go to a worker in groups this large, so the model sees whole batches.
+CHIPS_PER_TASK = 64
+
+COLUMNS = ("file", "face", "box", "age", "age_interval", "age_group", "error")
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command("predict")
+def predict_command(
+    paths: list[str] = typer.Argument(..., help="Image files, folders (searched recursively) or glob patterns."),
+    output: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="How to print the rows."),
+    annotate: Optional[Path] = typer.Option(
+        None, "--annotate", help="Write a copy of each image with boxes and ages drawn into this folder."
+    ),
+    workers: int = typer.Option(default_workers(), "--workers", "-w", min=1, help="Processes (default: one per core)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
+    aligned: bool = typer.Option(
+        False, "--aligned", help="Inputs are aligned UTKFace-framed face chips: skip detection (much faster)."
+    ),
+) -> None:
+    """Estimate the age of every face in the given images: one row per face."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from agedetect.inference import AgeEstimator
+
+    with user_errors():
+        images = find_images(paths)
+        if not images:
+            raise typer.BadParameter("no images given")
+        # Load (and verify) the model once here: a bad model is one clear error, not one per worker.
+        AgeEstimator(model).load()
+        targets = _annotation_targets(images, annotate) if annotate else [None] * len(images)
+        if annotate:
+            annotate.mkdir(parents=True, exist_ok=True)
+        if aligned:
+            tasks: list[Any] = [
+                _Task(tuple(images[i : i + CHIPS_PER_TASK]), tuple(targets[i : i + CHIPS_PER_TASK]))
+                for i in range(0, len(images), CHIPS_PER_TASK)
+            ]
+        else:
+            tasks = [_Task((image,), (target,)) for image, target in zip(images, targets)]
+
+        rows: list[dict] = []
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True, disable=len(images) < 2) as progress:
+            bar = progress.add_task("predicting", total=len(images))
+            for task, task_rows in zip(
+                tasks,
+                parallel_map(_run_task, tasks, workers=workers, initializer=_start_worker, initargs=(model, aligned)),
+            ):
+                rows.extend(task_rows)
+                progress.advance(bar, len(task.images))
+
+    _print_rows(rows, output)
+    _print_summary(rows, len(images), annotate)
+
+
+# ---------------------------------------------------------------------- workers
+
+
+@dataclass(frozen=True)
+class _Task:
+    images: tuple[Path, ...]
+    targets: tuple[Optional[Path], ...]  # where to write each annotated copy, if asked
+
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(model: Optional[Path], aligned: bool) -> None:
+    from agedetect.inference import AgeEstimator
+
+    # One thread each: parallelism comes from the processes, one per core.
+    _worker["estimator"] = AgeEstimator(model, threads=1).load()
+    _worker["aligned"] = aligned
+
+
+def _run_task(task: _Task) -> list[dict]:
+    """Rows for one task's images; every image gives at least one row, errors included."""
+    if _worker["aligned"]:
+        return _run_chips(task)
+    return _run_photo(task.images[0], task.targets[0])
+
+
+def _run_photo(path: Path, target: Optional[Path]) -> list[dict]:
+    from agedetect.errors import AgeDetectError
+
+    estimator = _worker["estimator"]
+    try:
+        rgb = estimator.load_image(path)
+        predictions = estimator.predict_image(rgb)
+    except AgeDetectError as error:
+        return [_error_row(path, error)]
+    except Exception as error:  # noqa: BLE001  a bug must not cost the rest of the batch its rows
+        return [_error_row(path, f"processing error ({type(error).__name__}: {error})")]
+    if not predictions:
+        return [_error_row(path, "no face found")]
+    problem = _save(draw_predictions(rgb, predictions), target) if target is not None else None
+    return [_face_row(path, i, p, problem) for i, p in enumerate(predictions)]
+
+
+def _run_chips(task: _Task) -> list[dict]:
+    import numpy as np
+
+    from agedetect.errors import AgeDetectError
+    from agedetect.inference import FacePrediction
+
+    estimator = _worker["estimator"]
+    rows: list[Optional[dict]] = [None] * len(task.images)
+    loaded = []  # (index, upright image, model input)
+    for index, path in enumerate(task.images):
+        try:
+            rgb = estimator.load_image(path)
+            loaded.append((index, rgb, estimator.load_chip(rgb)))
+        except AgeDetectError as error:
+            rows[index] = _error_row(path, error)
+    if loaded:
+        estimates = estimator.estimate_chips(np.stack([chip for _, _, chip in loaded]))
+        for (index, rgb, _), estimate in zip(loaded, estimates):
+            path, target = task.images[index], task.targets[index]
+            side = float(rgb.shape[0])
+            # The chip is the face: its box is the whole image.
+            prediction = FacePrediction((0.0, 0.0, side, side), (), 1.0, estimate.age, estimate.age_interval,
+                                        estimate.age_group, estimate.group_probabilities)
+            rows[index] = _face_row(path, 0, prediction)
+            if target is not None:
+                rows[index]["error"] = _save(draw_predictions(rgb, [prediction]), target)
+    return [row for row in rows if row is not None]
+
+
+def _save(picture: Any, target: Path) -> Optional[str]:
+    try:
+        picture.save(target)
+        return None
+    except (OSError, ValueError) as error:
+        return f"annotated copy not written ({error})"
+
+
+# ---------------------------------------------------------------------- rows
+
+
+def _face_row(path: Path, index: int, prediction: Any, error: Optional[str] = None) -> dict:
+    data = prediction.to_dict()
+    return {
+        "file": str(path),
+        "face": index,
+        "box": data["box"],
+        "age": data["age"],
+        "age_interval": data["age_interval"],
+        "age_group": data["age_group"],
+        "error": error,
+    }
+
+
+def _error_row(path: Path, error: Exception | str) -> dict:
+    message = str(error)
+    # Errors name their input ("path: problem", or "image: ..." for one already loaded);
+    # the row already says which file.
+    for prefix in (f"{path}: ", "image: "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    return dict.fromkeys(COLUMNS) | {"file": str(path), "error": message}
+
+
+def _print_rows(rows: list[dict], output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        print_json(rows)
+    elif output is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["file", "face", "x1", "y1", "x2", "y2", "age", "age_low", "age_high", "age_group", "error"])
+        for row in rows:
+            box = row["box"] or [None] * 4
+            interval = row["age_interval"] or [None, None]
+            writer.writerow(
+                ["" if v is None else v for v in
+                 [row["file"], row["face"], *box, row["age"], *interval, row["age_group"], row["error"]]]
+            )
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("file", "face", "box", "age", "80% interval", "group", "error", show_edge=False)
+        for row in rows:
+            if row["error"] and row["age"] is None:
+                table.add_row(row["file"], "", "", "", "", "", f"[red]{row['error']}[/]")
+                continue
+            box = " ".join(f"{v:.0f}" for v in row["box"]) if row["box"] else ""
+            low, high = row["age_interval"]
+            table.add_row(row["file"], str(row["face"]), box, f"{row['age']:.1f}", f"{low:.0f}-{high:.0f}",
+                          row["age_group"], row["error"] or "")
+        out = Console()
+        if not out.is_terminal:  # piped into a file: don't squeeze the table to 80 columns
+            out = Console(width=200)
+        out.print(table)
+
+
+def _print_summary(rows: list[dict], images: int, annotate: Optional[Path]) -> None:
+    failed = {row["file"] for row in rows if row["age"] is None}
+    faces = sum(1 for row in rows if row["age"] is not None)
+    line = (f"{images} image{'s' * (images != 1)}: {images - len(failed)} with faces ({faces} "
+            f"face{'s' * (faces != 1)}), {len(failed)} without (no face found or unreadable)")
+    if annotate:
+        line += f"; annotated copies in {annotate}"
+    console.print(line, highlight=False)
+
+
+# ---------------------------------------------------------------------- annotation
+
+
+def _annotation_targets(images: list[Path], folder: Path) -> list[Path]:
+    """One output path per image in ``folder``: the image's own name, made unique, and
+    never the input itself."""
+    taken: set[str] = set()
+    targets = []
+    for image in images:
+        stem, suffix = image.stem, image.suffix.lower()
+        if suffix not in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"):
+            suffix = ".png"
+        name, n = f"{stem}{suffix}", 1
+        while name in taken or (folder / name).resolve() == image.resolve():
+            n += 1
+            name = f"{stem}-{n}{suffix}"
+        taken.add(name)
+        targets.append(folder / name)
+    return targets
+
+
+def draw_predictions(rgb: Any, predictions: list) -> Any:
+    """A copy of ``rgb`` (an RGB array) with each face's box and age drawn: a PIL image.
+
+    Drawn after predicting, on a copy, so the model never sees the drawing.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    picture = Image.fromarray(rgb).copy()
+    draw = ImageDraw.Draw(picture)
+    unit = max(picture.size) / 100
+    for index, prediction in enumerate(predictions):
+        x1, y1, x2, y2 = prediction.box
+        low, high = prediction.age_interval
+        width = max(2, round(unit * 0.4))
+        draw.rectangle((x1, y1, x2, y2), outline=(228, 87, 46), width=width)
+        size = max(12, round(min(unit * 3, (x2 - x1) * 0.3)))
+        font = ImageFont.load_default(size=size)
+        label = f"{prediction.age:.0f} ({low:.0f}-{high:.0f})"
+        top = max(0, y1 - size * 1.3)
+        draw.text((x1, top), label, fill=(255, 255, 255), font=font, stroke_width=max(1, size // 8),
+                  stroke_fill=(228, 87, 46))
+    return picture
