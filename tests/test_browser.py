@@ -1,0 +1,112 @@
+"""The page in a real headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+Uploads a photo with two faces and checks that both estimated ages appear; an image
+with no face and a text file get their messages. Saves ``docs/img/web.png`` (the page
+with the couple photo) for the README.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PEOPLE = SHARED / "data" / "photos" / "people"
+NO_FACES = SHARED / "data" / "photos" / "no-faces"
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "web.png"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)"),
+    pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    import uvicorn
+
+    from agedetect.web import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(base_url: str):
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(base_url)
+        page.errors = errors  # type: ignore[attr-defined]
+        yield page
+        browser.close()
+
+
+def js_round(x: float) -> int:
+    """Math.round: halves go up (Python's round() goes to even)."""
+    return math.floor(x + 0.5)
+
+
+def upload(page, path: Path):
+    with page.expect_response("**/api/v1/predict") as answer:
+        page.set_input_files("[data-testid=file]", str(path))
+    return answer.value
+
+
+def test_two_faces_show_both_ages(page) -> None:
+    response = upload(page, PEOPLE / "couple.jpg")
+    assert response.status == 200
+    faces = response.json()["faces"]
+    assert len(faces) == 2
+    page.wait_for_selector("[data-testid=face] >> nth=1")
+    shown = page.locator("[data-testid=age]").all_inner_texts()
+    assert shown == [str(js_round(face["age"])) for face in faces]
+    # One box and one label per face over the photo, and five group bars per face.
+    assert page.locator("#overlay rect").count() == 2
+    labels = page.locator("#overlay text").all_text_contents()
+    assert labels == [f"{i + 1}: {js_round(f['age'])}" for i, f in enumerate(faces)]
+    assert page.locator(".groups tr").count() == 10
+    assert "2 faces found" in page.inner_text("[data-testid=message]")
+    page.wait_for_function("document.getElementById('photo').complete && document.getElementById('photo').naturalWidth > 0")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert SCREENSHOT.stat().st_size > 50_000
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_no_face_and_not_an_image_get_messages(page, tmp_path: Path) -> None:
+    assert upload(page, NO_FACES / "114740.jpg").status == 422
+    page.wait_for_selector("[data-testid=message].error")
+    assert "No face found" in page.inner_text("[data-testid=message]")
+    assert page.locator("[data-testid=result]").is_hidden()
+
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    assert upload(page, text).status == 415
+    page.wait_for_function("document.querySelector('[data-testid=message]').textContent.includes('not an image')")
