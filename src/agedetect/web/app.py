@@ -29,6 +29,7 @@ from agedetect.inference import AgeEstimator
 from agedetect.web.errors import handle_error
 from agedetect.web.routes import STATIC, router
 from agedetect.web.service import PredictionService
+from agedetect.web.uses_routes import router as uses_router
 
 #: Room for the multipart framing around the file (boundaries, headers, a file name).
 _MULTIPART_OVERHEAD = 64 * 1024
@@ -103,6 +104,7 @@ def create_app(
     for kind in (AgeDetectError, RequestValidationError, HTTPException, Exception):
         app.add_exception_handler(kind, handle_error)
     app.include_router(router)
+    app.include_router(uses_router)  # /api/v1/screen, /api/v1/gap
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(PrivacyMiddleware, max_body_bytes=body_limit)
     return app
