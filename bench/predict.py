@@ -62,7 +62,7 @@ def main() -> None:
                 (folder / name).symlink_to(CHIPS / name)
             mode = "aligned" if aligned else "detect"
             for workers in (1, 2):
-                wall, scored, failed = run(folder, workers, aligned, args.model)
+                wall, _, failed = run(folder, workers, aligned, args.model)
                 figures[f"{mode}_{workers}_worker{'s' * (workers > 1)}_images_per_s"] = round(count / wall, 1)
                 figures[f"{mode}_{workers}_worker{'s' * (workers > 1)}_no_age"] = failed
                 figures[f"{mode}_images"] = count

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -106,9 +107,18 @@ def parallel_map(
     # "spawn" gives each worker a clean interpreter: no ONNX Runtime threads inherited
     # through fork, and the same behaviour on every platform.
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context("spawn"), initializer=initializer, initargs=initargs
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_start_worker,
+        initargs=(initializer, initargs),
     ) as pool:
         yield from pool.map(function, items)
+
+
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    # Ctrl+C reaches the whole process group; the parent alone handles it (and stops the
+    # pool), instead of every worker printing its own KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def default_workers() -> int:
