@@ -30,6 +30,7 @@ pytestmark = [
     pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present"),
 ]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+expect = playwright_api.expect
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,11 @@ def base_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def page(base_url: str):
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+        # A fake camera (Chromium's test pattern) stands in for a webcam, permission granted.
+        args = ["--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1,
+                                      permissions=["camera"])
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
@@ -71,6 +75,15 @@ def page(base_url: str):
 def js_round(x: float) -> int:
     """Math.round: halves go up (Python's round() goes to even)."""
     return math.floor(x + 0.5)
+
+
+def wait_until(page, selector: str, function: str, timeout: float = 20.0) -> None:
+    """Poll ``function(element)`` until true. (page.wait_for_function evaluates a string,
+    which the page's Content-Security-Policy rightly forbids.)"""
+    deadline = time.monotonic() + timeout
+    while not page.locator(selector).evaluate(function):
+        assert time.monotonic() < deadline, f"timed out waiting for {function} on {selector}"
+        time.sleep(0.05)
 
 
 def upload(page, path: Path):
@@ -93,7 +106,7 @@ def test_two_faces_show_both_ages(page) -> None:
     assert labels == [f"{i + 1}: {js_round(f['age'])}" for i, f in enumerate(faces)]
     assert page.locator(".groups tr").count() == 10
     assert "2 faces found" in page.inner_text("[data-testid=message]")
-    page.wait_for_function("document.getElementById('photo').complete && document.getElementById('photo').naturalWidth > 0")
+    wait_until(page, "#photo", "img => img.complete && img.naturalWidth > 0")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 50_000
@@ -102,11 +115,23 @@ def test_two_faces_show_both_ages(page) -> None:
 
 def test_no_face_and_not_an_image_get_messages(page, tmp_path: Path) -> None:
     assert upload(page, NO_FACES / "114740.jpg").status == 422
-    page.wait_for_selector("[data-testid=message].error")
-    assert "No face found" in page.inner_text("[data-testid=message]")
+    expect(page.locator("[data-testid=message]")).to_contain_text("No face found")
     assert page.locator("[data-testid=result]").is_hidden()
 
     text = tmp_path / "notes.jpg"
     text.write_text("not a photo")
     assert upload(page, text).status == 415
-    page.wait_for_function("document.querySelector('[data-testid=message]').textContent.includes('not an image')")
+    expect(page.locator("[data-testid=message]")).to_contain_text("not an image")
+
+
+def test_camera_capture_is_sent(page) -> None:
+    """Open the camera, capture a frame, and the frame is uploaded (the fake camera's test
+    pattern holds no face, so the answer is the no-face message)."""
+    page.click("#camera-open")
+    wait_until(page, "#video", "video => video.videoWidth > 0")
+    with page.expect_response("**/api/v1/predict") as answer:
+        page.click("#camera-shoot")
+    assert answer.value.status == 422  # the test pattern has no face
+    assert answer.value.request.headers["content-type"].startswith("multipart/form-data")
+    assert page.locator("#camera").is_hidden()
+    expect(page.locator("[data-testid=message]")).to_contain_text("No face found")
