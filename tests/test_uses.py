@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -416,3 +417,69 @@ def test_gap_endpoint_errors(server: str, image: str, fields: dict, status: int,
     answer = post(server, "/api/v1/gap", data, **fields)
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]["code"] == code
+
+
+# ============================================================================ the page
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    from playwright import sync_api
+except ImportError:  # the browser test skips; the rest of this file still runs
+    sync_api = None
+
+
+@pytest.fixture(scope="module")
+def page(server: str):
+    """The page in a real headless Chromium (Debian's, driven by Playwright)."""
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    if sync_api is None:
+        pytest.skip("playwright is not installed (pip install -e .[dev])")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(server)
+        page.errors = errors  # type: ignore[attr-defined]
+        yield page
+        browser.close()
+
+
+def upload_and_wait(page, path: Path, last: str):
+    with page.expect_response(f"**/api/v1/{last}") as answer:
+        page.set_input_files("[data-testid=file]", str(path))
+    return answer.value.json()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@needs_data
+def test_page_shows_the_age_check_and_your_age(page, estimator: AgeEstimator, tmp_path: Path) -> None:
+    estimate = estimator.predict(ONE_FACE)[0].age
+    page.fill("[data-testid=your-age]", "3")
+    gap = upload_and_wait(page, ONE_FACE, "gap")
+    page.wait_for_selector("[data-testid=gap]:not([hidden])")
+    screening = page.inner_text("[data-testid=screening]")
+    assert screening.startswith("PASS" if estimate >= 25 else "REFER") and "25" in screening
+    text = page.inner_text("[data-testid=gap]")
+    assert f"Estimated {math.floor(estimate + 0.5)}, stated 3" in text and gap["message"] in text
+    assert gap["unusual"] and "more than the model usually errs" in text and not DIAGNOSTIC.search(gap["message"])
+
+    # A stricter policy re-runs the check on the same photo: nobody looks 90.
+    with page.expect_response("**/api/v1/screen"):
+        page.fill("#buffer", "72")
+        page.dispatch_event("#buffer", "change")
+    sync_api.expect(page.locator("[data-testid=screening]")).to_have_text(re.compile("^REFER"))
+    assert page.inner_text("#threshold") == "90"
+
+    # No face: the predict answer is an error, the age check still refers; no age to compare.
+    upload_and_wait(page, NO_FACE, "gap")
+    sync_api.expect(page.locator("[data-testid=screening]")).to_contain_text("No face found")
+    assert "no face found" in page.inner_text("[data-testid=gap]").lower()
+
+    # Not an image: neither check runs.
+    with page.expect_response("**/api/v1/predict"):
+        page.set_input_files("[data-testid=file]", str(corrupt_jpeg(tmp_path / "corrupt.jpg")))
+    page.wait_for_selector("[data-testid=screening]", state="hidden")
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -168,8 +168,8 @@ def decide_screening(predictions: Sequence["FacePrediction"], policy: ScreeningP
         return ScreeningResult("refer", "No face found: check ID.", policy, decisions)
     referred = [d for d in decisions if d.decision == "refer"]
     if not referred:
-        many = "every face looks" if len(decisions) > 1 else "looks"
-        return ScreeningResult("pass", f"Pass: {many} {threshold} or over ({what}).", policy, decisions)
+        many = "Every face looks" if len(decisions) > 1 else "Looks"
+        return ScreeningResult("pass", f"{many} {threshold} or over ({what}).", policy, decisions)
     youngest = min(referred, key=lambda d: d.age if policy.basis == "estimate" else d.age_interval[0])
     value = youngest.age if policy.basis == "estimate" else youngest.age_interval[0]
     who = "" if len(decisions) == 1 else f"face {youngest.face + 1} of {len(decisions)}: "

@@ -62,6 +62,8 @@ async function send(file) {
       hideResult();
       showMessage(code === "too_large" ? `${MESSAGES.too_large} ${detail}` : (MESSAGES[code] || detail), "error");
     }
+    // uses.js runs the age check and age gap on every photo the server could read.
+    document.dispatchEvent(new CustomEvent("agedetect:photo", { detail: { file, readable: answer.ok || (body && body.error && body.error.code === "no_face") } }));
   } catch (_) {
     showMessage("Could not reach the server. Is it still running?", "error");
   } finally {
