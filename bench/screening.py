@@ -1,0 +1,106 @@
+"""The screening trade-off: how many minors pass and how many adults are asked for ID, by buffer.
+
+    python bench/screening.py --data /tmp/utk --split test [--model path.onnx] [--min-age 18]
+
+Scores the prepared split's aligned chips once (agedetect.evaluate), then sweeps the
+buffer 0..12 for both decision bases (the estimate, and the stricter low end of the 80%
+interval) through :func:`agedetect.uses.screening_metrics`. Prints a Markdown table and
+writes docs/img/screening_tradeoff.png. Targets (issue 5, held-back faces): minors_passed
+<= 0.03, teens_passed <= 0.10, adults_referred <= 0.15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from agedetect.evaluate import samples_from_prepared, score_samples
+from agedetect.inference import AgeEstimator
+from agedetect.uses import SCREENING_BASES, screening_metrics
+
+TARGETS = {"minors_passed": 0.03, "teens_passed": 0.10, "adults_referred": 0.15}
+BUFFERS = range(0, 13)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sweep(ages: np.ndarray, probabilities: np.ndarray, estimator: AgeEstimator, min_age: int) -> list[dict]:
+    return [
+        {"basis": basis, "buffer": buffer}
+        | screening_metrics(ages, probabilities, estimator.groups, min_age, buffer, basis=basis)
+        for basis in SCREENING_BASES
+        for buffer in BUFFERS
+    ]
+
+
+def meets(row: dict) -> bool:
+    return all(row[key] is not None and row[key] <= limit for key, limit in TARGETS.items())
+
+
+def plot(rows: list[dict], min_age: int, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"minors_passed": "#c44e52", "teens_passed": "#dd8452", "adults_referred": "#4c72b0"}
+    styles = {"estimate": "-", "interval_low": "--"}
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    for basis in SCREENING_BASES:
+        part = [r for r in rows if r["basis"] == basis]
+        for key, colour in colours.items():
+            ax.plot([r["buffer"] for r in part], [r[key] for r in part], styles[basis], color=colour, marker="o",
+                    markersize=3, label=f"{key.replace('_', ' ')} ({basis.replace('_', ' ')})")
+    for key, limit in TARGETS.items():
+        ax.axhline(limit, color=colours[key], linewidth=0.8, linestyle=":")
+    ax.set_xlabel(f"buffer (years above the legal age {min_age} an estimate must reach to pass)")
+    ax.set_ylabel("share")
+    ax.set_ylim(0, min(1.0, max(max(r[k] for k in TARGETS) for r in rows) + 0.08))
+    ax.axvline(7, color="grey", linewidth=0.8)
+    ax.text(7.1, ax.get_ylim()[1] * 0.98, f"Challenge {min_age + 7}", color="grey", fontsize=8, va="top")
+    ax.set_xticks(list(BUFFERS))
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2, frameon=False, loc="upper right", handlelength=3.5)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="a folder made by `agedetect data prepare`")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--model", type=Path, default=None, help="an exported .onnx (default: the shipped model)")
+    parser.add_argument("--min-age", type=int, default=18)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "screening_tradeoff.png")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    args = parser.parse_args()
+
+    estimator = AgeEstimator(args.model)
+    scored = score_samples(samples_from_prepared(args.data, args.split), estimator)
+    if scored.failed:
+        print(f"failed: {dict(scored.failed)}")
+    ages = np.array([s.age for s in scored.samples], dtype=np.float64)
+    rows = sweep(ages, scored.probabilities, estimator, args.min_age)
+    name = estimator.metadata.get("name", "age_model")
+    title = (f"{name} ({estimator.metadata['sha256'][:8]}) on {len(ages)} {args.split} faces of "
+             f"{args.data.name}: {rows[0]['n_minors']} under {args.min_age}, {rows[0]['n_teens']} aged 13-17")
+    plot(rows, args.min_age, title, args.out)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(title)
+    print("\n| basis | buffer | threshold | minors passed | teens passed | adults referred | n adults | meets targets |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['basis']} | {r['buffer']} | {r['policy']['threshold']} | {r['minors_passed']:.3f} | "
+              f"{r['teens_passed']:.3f} | {r['adults_referred']:.3f} | {r['n_adults']} | {'yes' if meets(r) else ''} |")
+    print(f"\ntargets: {TARGETS}; plot: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
