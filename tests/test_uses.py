@@ -12,18 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agedetect.errors import ModelError, NoFaceError, UnreadableImageError
+from agedetect.errors import ImageTooLargeError, ModelError, NoFaceError, UnreadableImageError
 from agedetect.inference import AgeEstimator, FacePrediction
 from agedetect.labels import AgeGroups
 from agedetect.uses import (
     GAP_CONTEXTS,
     SCREENING_BASES,
     Audience,
+    ProcessingError,
     ScreeningPolicy,
     TypicalError,
     age_gap,
     compare_age,
     decide_screening,
+    failure_reason,
     screen,
     screening_metrics,
     total_variation,
@@ -237,6 +239,19 @@ def test_audience_counts_every_input_and_estimates_shares() -> None:
     # The two estimates of the mix differ by the doubt on faces near a group's edge.
     counted = np.array(list(summary["groups"].values())) / summary["faces"]
     assert total_variation(counted, list(summary["shares"].values())) == pytest.approx(7 / 30, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (UnreadableImageError("a.jpg: corrupt"), "unreadable_image"),
+        (ImageTooLargeError("a.jpg: too many pixels"), "image_too_large"),
+        (ProcessingError("a.jpg: processing error (KeyError: 'x')"), "processing_error"),
+        (ModelError("model: missing"), "ModelError"),
+    ],
+)
+def test_failure_reasons_are_short_stable_codes(error: Exception, reason: str) -> None:
+    assert failure_reason(error) == reason
 
 
 def test_total_variation_is_half_the_l1_distance() -> None:

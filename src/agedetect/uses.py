@@ -557,6 +557,8 @@ def failure_reason(error: BaseException) -> str:
         return "image_too_large"
     if isinstance(error, UnreadableImageError):
         return "unreadable_image"
+    if isinstance(error, ProcessingError):
+        return "processing_error"
     if isinstance(error, AgeDetectError):
         return type(error).__name__
     return f"error:{type(error).__name__}"
@@ -660,8 +662,8 @@ table{{border-collapse:collapse}}td,th{{padding:.25rem .8rem;border-bottom:1px s
 <table><tr><th>age group</th><th>faces (most likely group)</th><th>estimated share</th></tr>{rows}</table>
 <p class="note">Faces are counted by the group their estimated age falls in. The estimated share sums
 each face's probability of being in each group, which keeps the model's doubt about faces near a
-group's edge and comes closer to the true mix on held-back faces. Ages are estimates from photos
-(typical error about 5 years), good for the mix of a crowd, not for any one person.</p>
+group's edge and comes closer to the true mix on held-back faces. Ages are estimates from photos,
+with an error of several years each: good for the mix of a crowd, not for any one person.</p>
 <h2>Inputs that failed</h2><ul>{reasons}</ul>
 <table>{failures}</table>{more}
 <p class="note">Per face: faces.csv. Per failure: failures.csv.</p>
@@ -698,6 +700,12 @@ def predict_file(estimator: "AgeEstimator", path: str | Path) -> list["FacePredi
         return error
     except OSError as error:  # a file that vanished or changed mid-read
         return UnreadableImageError(f"{path}: cannot read ({error.strerror or error})")
+    except Exception as error:  # noqa: BLE001  a bug on one file must not cost the batch its other files
+        return ProcessingError(f"{path}: processing error ({type(error).__name__}: {error})")
+
+
+class ProcessingError(AgeDetectError):
+    """An unexpected failure on one input of a batch (a bug, reported instead of raised)."""
 
 
 _worker_estimator: "AgeEstimator | None" = None
