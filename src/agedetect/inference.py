@@ -244,7 +244,7 @@ class AgeEstimator:
         faces = self.detect(rgb)
         if not faces:
             return []
-        estimates = self.estimate_chips(np.stack([self.chip(rgb, face) for face in faces]))
+        estimates = self.predict_chips(np.stack([self.chip(rgb, face) for face in faces]))
         return [FacePrediction.of(face, estimate) for face, estimate in zip(faces, estimates)]
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
@@ -295,9 +295,6 @@ class AgeEstimator:
     def predict_chips(self, chips: np.ndarray | Sequence[np.ndarray]) -> list[AgeEstimate]:
         """The age of each already aligned chip (no detection): ``(N, H, W, 3)`` uint8 or
         a list of ``(H, W, 3)`` arrays, any square size (resized to the model's)."""
-        return self.estimate_chips(chips)
-
-    def estimate_chips(self, chips: np.ndarray | Sequence[np.ndarray]) -> list[AgeEstimate]:
         return self.decode(self.chip_probabilities(chips))
 
     def chip_probabilities(self, chips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:

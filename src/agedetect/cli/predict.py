@@ -142,7 +142,7 @@ def _run_chips(task: _Task) -> list[dict]:
         except AgeDetectError as error:
             rows[index] = _error_row(path, error)
     if loaded:
-        estimates = estimator.estimate_chips(np.stack([chip for _, _, chip in loaded]))
+        estimates = estimator.predict_chips(np.stack([chip for _, _, chip in loaded]))
         for (index, rgb, _), estimate in zip(loaded, estimates):
             path, target = task.images[index], task.targets[index]
             side = float(rgb.shape[0])
