@@ -42,8 +42,9 @@ def screen_command(
     model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
-    """Age check: pass if every face looks MIN_AGE + BUFFER or over; otherwise refer to a person
-    to check ID. No face is referred."""
+    """Age check: pass if every face looks MIN_AGE + BUFFER or over, else refer to a person to check ID.
+
+    A photo with no face is referred; an unreadable one is an error (exit 2)."""
     from agedetect.uses import ScreeningPolicy, screen
 
     with user_errors():
@@ -81,8 +82,10 @@ def gap_command(
     model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
-    """Compare the estimated age with a stated one; `unusual` when the gap is more than the
-    model's own error at that age usually is. Not a health measure."""
+    """Compare the estimated age with a stated one: unusual when beyond the model's usual error.
+
+    The threshold is the 90th-percentile error of the shipped model for people of the stated
+    age (its sidecar's typical_error). Not a health measure."""
     from agedetect.uses import age_gap
 
     with user_errors():
