@@ -11,7 +11,13 @@ ONNX Runtime.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# ONNX Runtime (1.30) records usage telemetry from import on: files in $TMPDIR and a queue
+# under ~/.cache. agedetect handles people's photos and promises to write nothing, so it
+# is switched off before any submodule imports onnxruntime (users may still opt back in).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
 
