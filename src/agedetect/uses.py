@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from agedetect.ages import decode_ages
-from agedetect.errors import AgeDetectError, ImageTooLargeError, ModelError, NoFaceError, UnreadableImageError
+from agedetect.batch import ProcessingError, failure_reason, predict_files  # noqa: F401  (ProcessingError: re-exported)
+from agedetect.errors import AgeDetectError, ModelError, NoFaceError, UnreadableImageError  # noqa: F401  (UnreadableImageError: doctest)
 from agedetect.labels import AgeGroups
 
 if TYPE_CHECKING:
@@ -551,19 +552,6 @@ class Audience:
         }
 
 
-def failure_reason(error: BaseException) -> str:
-    """A short, stable reason code for a failed input."""
-    if isinstance(error, ImageTooLargeError):
-        return "image_too_large"
-    if isinstance(error, UnreadableImageError):
-        return "unreadable_image"
-    if isinstance(error, ProcessingError):
-        return "processing_error"
-    if isinstance(error, AgeDetectError):
-        return type(error).__name__
-    return f"error:{type(error).__name__}"
-
-
 def group_shares(group_probabilities: np.ndarray) -> np.ndarray:
     """Estimated share of each group: the mean of the faces' group probabilities.
 
@@ -692,22 +680,6 @@ def default_estimator() -> "AgeEstimator":
     return AgeEstimator()
 
 
-def predict_file(estimator: "AgeEstimator", path: str | Path) -> list["FacePrediction"] | AgeDetectError:
-    """The faces in one file, or the error that stopped it (so one bad file never stops a batch)."""
-    try:
-        return estimator.predict(path)
-    except AgeDetectError as error:
-        return error
-    except OSError as error:  # a file that vanished or changed mid-read
-        return UnreadableImageError(f"{path}: cannot read ({error.strerror or error})")
-    except Exception as error:  # noqa: BLE001  a bug on one file must not cost the batch its other files
-        return ProcessingError(f"{path}: processing error ({type(error).__name__}: {error})")
-
-
-class ProcessingError(AgeDetectError):
-    """An unexpected failure on one input of a batch (a bug, reported instead of raised)."""
-
-
 _worker_estimator: "AgeEstimator | None" = None
 
 
@@ -719,7 +691,10 @@ def _init_worker(model: str | None, threads: int | None) -> None:
 
 
 def _predict_in_worker(path: str) -> tuple[str, list["FacePrediction"] | AgeDetectError]:
-    return path, predict_file(_worker_estimator, path)  # type: ignore[arg-type]
+    # The per-file work every engine shares (agedetect.batch), so audience counts the same
+    # faces as predict, locally or on Ray.
+    result = predict_files([path], _worker_estimator)[0]  # type: ignore[arg-type]
+    return path, result.error if result.error is not None else list(result.faces)
 
 
 def iter_audience(

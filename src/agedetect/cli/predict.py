@@ -16,14 +16,13 @@ from typing import Any, Optional
 
 import typer
 
+from agedetect.batch import CSV_COLUMNS, flat_row
 from agedetect.cli import app
 from agedetect.cli.common import console, print_json, user_errors
 from agedetect.files import default_workers, find_images, parallel_map
 
 #: Aligned chips go to a worker in groups this large, so the model sees whole batches.
 CHIPS_PER_TASK = 64
-
-COLUMNS = ("file", "face", "box", "age", "age_interval", "age_group", "error")
 
 
 class OutputFormat(str, enum.Enum):
@@ -104,55 +103,32 @@ def _start_worker(model: Optional[Path], aligned: bool) -> None:
 
 def _run_task(task: _Task) -> list[dict]:
     """Rows for one task's images; every image gives at least one row, errors included."""
-    if _worker["aligned"]:
-        return _run_chips(task)
-    return _run_photo(task.images[0], task.targets[0])
-
-
-def _run_photo(path: Path, target: Optional[Path]) -> list[dict]:
-    from agedetect.errors import AgeDetectError
+    from agedetect.batch import predict_files
 
     estimator = _worker["estimator"]
+    rows: list[dict] = []
+    for result, target in zip(predict_files(task.images, estimator, aligned=_worker["aligned"]), task.targets):
+        file_rows = result.rows()
+        if target is not None and result.faces:
+            problem = _annotate(estimator, result, target)
+            for row in file_rows:
+                row["error"] = problem
+        rows.extend(file_rows)
+    return rows
+
+
+def _annotate(estimator: Any, result: Any, target: Path) -> Optional[str]:
+    """Draw ``result``'s faces on a copy of its image; the problem, if it was not written.
+
+    The image is loaded a second time here so that the shared batch function
+    (agedetect.batch.predict_files) returns rows only, the same for every engine."""
+    from agedetect.errors import AgeDetectError
+
     try:
-        rgb = estimator.load_image(path)
-        predictions = estimator.predict_image(rgb)
-    except AgeDetectError as error:
-        return [_error_row(path, error)]
-    except Exception as error:  # noqa: BLE001  a bug must not cost the rest of the batch its rows
-        return [_error_row(path, f"processing error ({type(error).__name__}: {error})")]
-    if not predictions:
-        return [_error_row(path, "no face found")]
-    problem = _save(draw_predictions(rgb, predictions), target) if target is not None else None
-    return [_face_row(path, i, p, problem) for i, p in enumerate(predictions)]
-
-
-def _run_chips(task: _Task) -> list[dict]:
-    import numpy as np
-
-    from agedetect.errors import AgeDetectError
-    from agedetect.inference import FacePrediction
-
-    estimator = _worker["estimator"]
-    rows: list[Optional[dict]] = [None] * len(task.images)
-    loaded = []  # (index, upright image, model input)
-    for index, path in enumerate(task.images):
-        try:
-            rgb = estimator.load_image(path)
-            loaded.append((index, rgb, estimator.load_chip(rgb)))
-        except AgeDetectError as error:
-            rows[index] = _error_row(path, error)
-    if loaded:
-        estimates = estimator.predict_chips(np.stack([chip for _, _, chip in loaded]))
-        for (index, rgb, _), estimate in zip(loaded, estimates):
-            path, target = task.images[index], task.targets[index]
-            side = float(rgb.shape[0])
-            # The chip is the face: its box is the whole image.
-            prediction = FacePrediction((0.0, 0.0, side, side), (), 1.0, estimate.age, estimate.age_interval,
-                                        estimate.age_group, estimate.group_probabilities)
-            rows[index] = _face_row(path, 0, prediction)
-            if target is not None:
-                rows[index]["error"] = _save(draw_predictions(rgb, [prediction]), target)
-    return [row for row in rows if row is not None]
+        rgb = estimator.load_image(Path(result.file))
+    except AgeDetectError as error:  # changed on disk since it was predicted
+        return f"annotated copy not written ({error})"
+    return _save(draw_predictions(rgb, list(result.faces)), target)
 
 
 def _save(picture: Any, target: Path) -> Optional[str]:
@@ -166,42 +142,14 @@ def _save(picture: Any, target: Path) -> Optional[str]:
 # ---------------------------------------------------------------------- rows
 
 
-def _face_row(path: Path, index: int, prediction: Any, error: Optional[str] = None) -> dict:
-    data = prediction.to_dict()
-    return {
-        "file": str(path),
-        "face": index,
-        "box": data["box"],
-        "age": data["age"],
-        "age_interval": data["age_interval"],
-        "age_group": data["age_group"],
-        "error": error,
-    }
-
-
-def _error_row(path: Path, error: Exception | str) -> dict:
-    message = str(error)
-    # Errors name their input ("path: problem", or "image: ..." for one already loaded);
-    # the row already says which file.
-    for prefix in (f"{path}: ", "image: "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    return dict.fromkeys(COLUMNS) | {"file": str(path), "error": message}
-
-
 def _print_rows(rows: list[dict], output: OutputFormat) -> None:
     if output is OutputFormat.json:
         print_json(rows)
     elif output is OutputFormat.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["file", "face", "x1", "y1", "x2", "y2", "age", "age_low", "age_high", "age_group", "error"])
+        writer.writerow(CSV_COLUMNS)
         for row in rows:
-            box = row["box"] or [None] * 4
-            interval = row["age_interval"] or [None, None]
-            writer.writerow(
-                ["" if v is None else v for v in
-                 [row["file"], row["face"], *box, row["age"], *interval, row["age_group"], row["error"]]]
-            )
+            writer.writerow(["" if v is None else v for v in flat_row(row).values()])
     else:
         from rich.console import Console
         from rich.table import Table
