@@ -50,6 +50,7 @@ _HTTP_CODES = {
 
 #: For the OpenAPI docs of endpoints that take an upload.
 UPLOAD_ERROR_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorResponse, "description": "A malformed multipart/form-data body"},
     413: {"model": ErrorResponse, "description": "Upload over the byte limit or image over the pixel limit"},
     415: {"model": ErrorResponse, "description": "Not an image format agedetect reads, empty, or corrupt"},
     422: {"model": ErrorResponse, "description": "No face found (code no_face), or no `image` file field"},
