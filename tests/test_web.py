@@ -6,11 +6,8 @@ import concurrent.futures
 import io
 import logging
 import os
-import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -18,12 +15,11 @@ from typing import Iterator
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from agedetect.web import ServeSettings, create_app
+from servers import AGEDETECT, ThreadedServer, free_port
 
-AGEDETECT = str(Path(sys.executable).with_name("agedetect"))  # the installed command
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PEOPLE = SHARED / "data" / "photos" / "people"
 NO_FACES = SHARED / "data" / "photos" / "no-faces"
@@ -31,40 +27,6 @@ needs_photos = pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not pre
 
 MAX_UPLOAD = 3_000_000  # small, so the over-the-limit tests send little
 MAX_PIXELS = 20_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ThreadedServer:
-    """uvicorn serving ``app`` on a free loopback port from a background thread."""
-
-    def __init__(self, app) -> None:
-        self.port = free_port()
-        # log_config=None: uvicorn's records reach the root logger, where caplog sees them.
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=True)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> "ThreadedServer":
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
