@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agedetect.errors import AgeDetectError
 
@@ -22,7 +23,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except AgeDetectError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        # escape: a message is text, not markup ("pip install 'agedetect[ray]'" keeps its brackets)
+        console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
