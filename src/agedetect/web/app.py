@@ -17,6 +17,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartParser
@@ -90,7 +91,9 @@ def create_app(
         )
         yield
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from files shipped in the
+    # package instead of a CDN, so they work offline and tell no third party who reads them.
+    app = FastAPIOffline(
         title="agedetect",
         version=__version__,
         summary="Estimate the age of every face in a photo, with an 80% interval.",
