@@ -55,15 +55,18 @@ class ThreadedServer:
 class ServeProcess:
     """``agedetect serve ARGS`` on a free loopback port, stdout and stderr captured.
 
-    ``cwd`` and ``env`` (merged over this process's) let a test choose where the server
-    runs and which ``TMPDIR`` it sees. Waits for ``/healthz`` on enter; terminates on exit.
+    ``cwd`` and ``env`` (merged over this process's; ``None`` removes a variable) let a
+    test choose where the server runs and which ``TMPDIR`` it sees. Waits for
+    ``/healthz`` on enter; terminates on exit.
     """
 
-    def __init__(self, *args: str, cwd: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, cwd: str | os.PathLike | None = None,
+                 env: dict[str, str | None] | None = None) -> None:
         self.port = free_port()
         self.command = [AGEDETECT, "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
         self.cwd = cwd
-        self.env = {**os.environ, **(env or {})}
+        merged = {**os.environ, **(env or {})}
+        self.env = {key: value for key, value in merged.items() if value is not None}
         self.process: subprocess.Popen | None = None
         self._output: list[bytes] = []
         self._reader: threading.Thread | None = None
@@ -90,9 +93,13 @@ class ServeProcess:
         return fields
 
     @property
-    def output(self) -> str:
+    def raw_output(self) -> bytes:
         """Everything the server printed so far (stdout and stderr, interleaved)."""
-        return b"".join(self._output).decode(errors="replace")
+        return b"".join(self._output)
+
+    @property
+    def output(self) -> str:
+        return self.raw_output.decode(errors="replace")
 
     def __enter__(self) -> "ServeProcess":
         self.process = subprocess.Popen(
