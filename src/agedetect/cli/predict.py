@@ -19,7 +19,10 @@ import typer
 from agedetect.batch import CSV_COLUMNS, flat_row
 from agedetect.cli import app
 from agedetect.cli.common import console, print_json, user_errors
-from agedetect.files import default_workers, find_images, parallel_map
+from agedetect.cli.engines import (
+    ACTORS_HELP, ADDRESS_HELP, ENGINE_HELP, LIST_HELP, Engine, check_options, gather_inputs, run_on_ray, summary_line,
+)
+from agedetect.files import default_workers, parallel_map
 
 #: Aligned chips go to a worker in groups this large, so the model sees whole batches.
 CHIPS_PER_TASK = 64
@@ -33,29 +36,48 @@ class OutputFormat(str, enum.Enum):
 
 @app.command("predict")
 def predict_command(
-    paths: list[str] = typer.Argument(..., help="Image files, folders (searched recursively) or glob patterns."),
+    paths: Optional[list[str]] = typer.Argument(None, help="Image files, folders (searched recursively) or glob patterns."),
     output: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="How to print the rows."),
     annotate: Optional[Path] = typer.Option(
         None, "--annotate", help="Write a copy of each image with boxes and ages drawn into this folder."
     ),
-    workers: int = typer.Option(default_workers(), "--workers", "-w", min=1, help="Processes (default: one per core)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Processes (default: one per core)."),
     model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
     aligned: bool = typer.Option(
         False, "--aligned", help="Inputs are aligned UTKFace-framed face chips: skip detection (much faster)."
     ),
+    list_file: Optional[Path] = typer.Option(None, "--list", help=LIST_HELP),
+    engine: Engine = typer.Option(Engine.local, "--engine", help=ENGINE_HELP),
+    address: Optional[str] = typer.Option(None, "--address", help=ADDRESS_HELP),
+    actors: Optional[int] = typer.Option(None, "--actors", min=1, help=ACTORS_HELP),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="--engine ray: folder for faces/ and failures/ (Parquet) and summary.json."
+    ),
 ) -> None:
-    """Estimate the age of every face in the given images: one row per face."""
+    """Estimate the age of every face in the given images: one row per face.
+
+    With --engine ray the rows go to Parquet under --out and the counts are printed
+    (as JSON with --format json)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from agedetect.inference import AgeEstimator
 
+    check_options(engine, address=address, actors=actors, out=out, workers=workers, out_is_ray_only=True)
+    if engine is Engine.ray and annotate is not None:
+        raise typer.BadParameter("--annotate works with the local engine only")
+    if engine is Engine.ray and output is OutputFormat.csv:
+        raise typer.BadParameter("with --engine ray the rows go to --out as Parquet; --format json prints the counts")
     with user_errors():
-        images = find_images(paths)
-        if not images:
-            raise typer.BadParameter("no images given")
+        images = gather_inputs(paths, list_file)
+        if engine is Engine.ray:
+            summary = run_on_ray(images, out, address=address, actors=actors, model=model, aligned=aligned)
+            if output is OutputFormat.json:
+                print_json(summary.to_dict())
+            console.print(summary_line(summary), markup=False, highlight=False)
+            return
         # Load (and verify) the model once here: a bad model is one clear error, not one per worker.
         AgeEstimator(model).load()
-        targets = _annotation_targets(images, annotate) if annotate else [None] * len(images)
+        targets = _annotation_targets([Path(i) for i in images], annotate) if annotate else [None] * len(images)
         if annotate:
             annotate.mkdir(parents=True, exist_ok=True)
         if aligned:
@@ -72,7 +94,8 @@ def predict_command(
             bar = progress.add_task("predicting", total=len(images))
             for task, task_rows in zip(
                 tasks,
-                parallel_map(_run_task, tasks, workers=workers, initializer=_start_worker, initargs=(model, aligned)),
+                parallel_map(_run_task, tasks, workers=workers or default_workers(), initializer=_start_worker,
+                             initargs=(model, aligned)),
             ):
                 rows.extend(task_rows)
                 progress.advance(bar, len(task.images))
@@ -86,7 +109,7 @@ def predict_command(
 
 @dataclass(frozen=True)
 class _Task:
-    images: tuple[Path, ...]
+    images: tuple[str, ...]  # paths or file:// URIs
     targets: tuple[Optional[Path], ...]  # where to write each annotated copy, if asked
 
 
@@ -122,10 +145,11 @@ def _annotate(estimator: Any, result: Any, target: Path) -> Optional[str]:
 
     The image is loaded a second time here so that the shared batch function
     (agedetect.batch.predict_files) returns rows only, the same for every engine."""
+    from agedetect.batch import local_path
     from agedetect.errors import AgeDetectError
 
     try:
-        rgb = estimator.load_image(Path(result.file))
+        rgb = estimator.load_image(local_path(result.file))
     except AgeDetectError as error:  # changed on disk since it was predicted
         return f"annotated copy not written ({error})"
     return _save(draw_predictions(rgb, list(result.faces)), target)

@@ -10,6 +10,9 @@ import typer
 
 from agedetect.cli import app
 from agedetect.cli.common import console, print_json, user_errors
+from agedetect.cli.engines import (
+    ACTORS_HELP, ADDRESS_HELP, ENGINE_HELP, LIST_HELP, Engine, check_options, gather_inputs, run_on_ray, summary_line,
+)
 
 
 class Basis(str, Enum):
@@ -106,23 +109,41 @@ def gap_command(
 
 @app.command("audience")
 def audience_command(
-    paths: List[str] = typer.Argument(..., metavar="PATH...", help="Photos, folders (recursive) and globs."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for faces.csv, failures.csv, groups.png, index.html."),
+    paths: Optional[List[str]] = typer.Argument(None, metavar="PATH...", help="Photos, folders (recursive) and globs."),
+    out: Path = typer.Option(
+        ..., "--out", "-o",
+        help="Folder for faces.csv, failures.csv, groups.png, index.html (--engine ray: faces/, failures/, summary.json).",
+    ),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes (default: one per CPU)."),
     model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
     json_out: bool = typer.Option(False, "--json", help="Print the counts as one JSON object on stdout."),
+    list_file: Optional[Path] = typer.Option(None, "--list", help=LIST_HELP),
+    engine: Engine = typer.Option(Engine.local, "--engine", help=ENGINE_HELP),
+    address: Optional[str] = typer.Option(None, "--address", help=ADDRESS_HELP),
+    actors: Optional[int] = typer.Option(None, "--actors", min=1, help=ACTORS_HELP),
 ) -> None:
     """Count faces per age group over many photos; write a CSV per face, a chart and a page."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from agedetect.files import default_workers, find_images
+    from agedetect.files import default_workers
     from agedetect.inference import AgeEstimator
     from agedetect.uses import Audience, check_plotting, iter_audience, write_audience_report
 
+    check_options(engine, address=address, actors=actors, out=out, workers=workers, out_is_ray_only=False)
     with user_errors():
+        if engine is Engine.ray:
+            # Parquet per face and per failure, and the counts: the chart and the page would
+            # need every face on this machine, which a cluster-sized run avoids.
+            run = run_on_ray(gather_inputs(paths, list_file), out, address=address, actors=actors, model=model)
+            if json_out:
+                print_json(run.audience_dict() | {"out": str(out)})
+                return
+            _print_audience(run.audience_dict(), "failures/ (Parquet)")
+            console.print(summary_line(run), markup=False, highlight=False)
+            return
         check_plotting()
         groups = AgeEstimator(model).groups  # loads (and verifies) the model once, before the work
-        images = find_images(paths)
+        images = gather_inputs(paths, list_file)
         audience = Audience(groups)
         columns = (TextColumn("audience"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True, disable=len(images) < 2) as bar:
@@ -135,6 +156,11 @@ def audience_command(
     if json_out:
         print_json(summary | {"report": str(page)})
         return
+    _print_audience(summary, "failures.csv")
+    console.print(f"report: {page}")
+
+
+def _print_audience(summary: dict, failures: str) -> None:
     from rich.table import Table
 
     table = Table("age group", "faces", "estimated share", title=f"{summary['faces']} faces in {summary['processed']} images")
@@ -144,5 +170,4 @@ def audience_command(
     console.print(table)
     if summary["failed"]:
         reasons = ", ".join(f"{r}: {n}" for r, n in summary["failed_reasons"].items())
-        console.print(f"[yellow]{summary['failed']} of {summary['images']} images failed[/] ({reasons}); see failures.csv")
-    console.print(f"report: {page}")
+        console.print(f"[yellow]{summary['failed']} of {summary['images']} images failed[/] ({reasons}); see {failures}")
