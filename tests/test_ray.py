@@ -191,6 +191,24 @@ def test_aligned_chips_on_ray_match_local(inputs: dict, tmp_path: Path, local_ra
     assert sum(r["error"] == "" for r in rows) == 30 and "not square" in [r for r in rows if r["error"]][0]["error"]
 
 
+@pytest.mark.slow
+@needs_ray
+@needs_data
+def test_a_node_with_another_model_stops_the_job_with_one_clear_error(inputs: dict, local_ray: None) -> None:
+    """An actor refuses a model that differs from the driver's (a node with another
+    agedetect version); the user sees that error, not an actor's traceback."""
+    from agedetect import ray_engine
+    from agedetect.errors import ModelError
+
+    labels = ("0-20", "21-26", "27-35", "36-50", "51+")
+    job = ray_engine._predict([str(inputs["folder"] / "couple.jpg")], None, "0" * 64, labels, False, 1, 8)
+    with pytest.raises(ray.exceptions.RayError) as raised:
+        job.materialize()
+    error = ray_engine._job_error(raised.value)
+    assert isinstance(error, ModelError) and "differs from the driver's" in str(error)
+    assert "Traceback" not in str(error) and "\n" not in str(error)
+
+
 def test_without_ray_the_message_names_the_extra(tmp_path: Path) -> None:
     image = tmp_path / "a.png"
     Image.new("RGB", (50, 50)).save(image)

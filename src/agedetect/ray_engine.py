@@ -310,10 +310,21 @@ def _quiet_ray_data() -> None:
 
 
 def _job_error(error: Exception) -> AgeDetectError:
-    """An agedetect error raised inside an actor (say, a node's model is missing) as
-    itself; any other failure of the job as one line."""
+    """An agedetect error raised inside an actor (say, a node's model differs) as itself;
+    any other failure of the job as one line."""
+    import re
+
+    from agedetect import errors
+
     cause = getattr(error, "cause", None)
     if isinstance(cause, AgeDetectError):
         return cause
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    # An actor that died in its constructor reaches the driver as text (its traceback).
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    raised = re.findall(r"agedetect\.errors\.(\w+): (.+)", text)
+    if raised:
+        name, message = raised[-1]
+        kind = getattr(errors, name, AgeDetectError)
+        return (kind if isinstance(kind, type) and issubclass(kind, AgeDetectError) else AgeDetectError)(message)
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return AgeDetectError(f"the Ray job failed: {first}")
