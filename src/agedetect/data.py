@@ -63,7 +63,7 @@ import numpy as np
 from PIL import Image
 
 from agedetect.errors import DataError, ImageTooLargeError, UnreadableImageError
-from agedetect.images import load_image
+from agedetect.images import load_image, open_regular_file
 from agedetect.labels import AgeGroups, LabelError, UTKFaceLabel, parse_utkface_name
 
 if TYPE_CHECKING:  # faces (and ONNX Runtime) load only when a photo needs detecting
@@ -362,11 +362,9 @@ def _check_name(index: int, entry: _Entry) -> _Outcome | UTKFaceLabel:
 
 
 def _read_file(path: str) -> bytes:
-    """A regular file's bytes; special files (FIFOs block forever) and oversized ones refused."""
-    with open(path, "rb") as handle:
+    """A regular file's bytes; special files (a FIFO would block forever) and oversized ones refused."""
+    with open_regular_file(path) as handle:
         info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(0, "not a regular file")
         if info.st_size > MAX_FILE_BYTES:
             raise ImageTooLargeError(f"{info.st_size / 2**20:.0f} MiB, over {MAX_FILE_BYTES // 2**20} MiB")
         return handle.read(MAX_FILE_BYTES + 1)

@@ -6,11 +6,13 @@ EXIF orientation, odd modes and hostile files are handled in one place.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -55,17 +57,47 @@ def load_image(source: ImageInput, *, max_pixels: int = MAX_PIXELS) -> np.ndarra
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
-            data = path.read_bytes()
+            with open_regular_file(path) as handle:
+                data = handle.read()
         except FileNotFoundError:
             raise UnreadableImageError(f"{path}: no such file") from None
         except IsADirectoryError:
             raise UnreadableImageError(f"{path}: is a folder, not an image") from None
         except OSError as error:
-            raise UnreadableImageError(f"{path}: cannot read ({error.strerror})") from None
+            raise UnreadableImageError(f"{path}: cannot read ({error.strerror or error})") from None
         return _decode(io.BytesIO(data), str(path), max_pixels)
     raise TypeError(
         f"load_image takes a path, bytes, a PIL image or a NumPy array, not {type(source).__name__}"
     )
+
+
+def open_regular_file(path: str | os.PathLike) -> BinaryIO:
+    """Open ``path`` to read its bytes, refusing anything but a regular file.
+
+    The file is opened without blocking, so a FIFO or device named like an image is
+    refused at once instead of stopping the reader forever (a plain ``open`` waits for a
+    FIFO's writer); reads are blocking again once it is known to be a regular file.
+
+    Raises:
+        FileNotFoundError: no such file (or a dangling symbolic link).
+        IsADirectoryError: a folder.
+        OSError: anything else that is not a regular file (``strerror`` says what), or
+            cannot be opened.
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file: a FIFO, device or socket", str(path))
+        if nonblocking:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _decode(stream: io.BytesIO, name: str, max_pixels: int) -> np.ndarray:
