@@ -70,7 +70,7 @@ class RunSummary:
     shares: dict[str, float] | None
     failed_reasons: dict[str, int]
     actors: int
-    seconds: float
+    seconds: float  # the job, from Ray being up to the results written
     out: str
     faces_path: str
     failures_path: str
@@ -150,7 +150,6 @@ def run(
     # The model is checked here first: a bad model is one clear error, not one per actor.
     estimator = AgeEstimator(model).load()
     labels = tuple(estimator.groups.labels)
-    began = time.perf_counter()
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -158,6 +157,7 @@ def run(
         ray.init(address=address, num_cpus=local_cpus, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR)
     try:
+        began = time.perf_counter()  # the job, not Ray's start (a cluster is already up)
         _quiet_ray_data()
         if actors is None:
             actors = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -172,11 +172,12 @@ def run(
             tallies = records.map_batches(_tally, batch_format="pyarrow", batch_size=None).take_all()
         except ray.exceptions.RayError as error:
             raise _job_error(error) from None
+        seconds = time.perf_counter() - began
     finally:
         if started_here:
             ray.shutdown()
 
-    summary = _summarize(tallies, labels, files_seen=len(files), actors=actors, seconds=time.perf_counter() - began,
+    summary = _summarize(tallies, labels, files_seen=len(files), actors=actors, seconds=seconds,
                          out=out, faces_path=faces_path, failures_path=failures_path, address=address)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
