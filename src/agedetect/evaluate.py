@@ -201,7 +201,9 @@ def compute_metrics(
         "failed": sum(failed.values()),
         "failed_reasons": failed,
         "groups": list(groups.labels),
-        "confusion_matrix": confusion_matrix(true_group, decoded.group_index, labels=range(len(groups))).tolist(),
+        # sklearn refuses an empty input; with nothing scored every cell is 0 (the failures still count).
+        "confusion_matrix": confusion_matrix(true_group, decoded.group_index, labels=range(len(groups))).tolist()
+        if n else [[0] * len(groups) for _ in groups.labels],
         "mae_by_age_band": _mae_by(errors, [_band_of(a) for a in ages], [band_label(*b) for b in AGE_BANDS]),
     }
     if genders is not None:
@@ -241,6 +243,11 @@ def metrics_for(scored: Scored, groups: AgeGroups) -> dict:
 # --------------------------------------------------------------------------- report
 
 
+def _figure(value: float | None, spec: str) -> str:
+    """A metric for a title; ``n/a`` when nothing was scored."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def write_report(scored: Scored, metrics: dict, groups: AgeGroups, out: Path, title: str = "agedetect evaluation") -> Path:
     """PNG plots and one HTML page that shows them with the figures."""
     import matplotlib
@@ -264,7 +271,7 @@ def write_report(scored: Scored, metrics: dict, groups: AgeGroups, out: Path, ti
     ax.set_yticks(range(len(groups)), groups.labels)
     ax.set_xlabel("predicted group")
     ax.set_ylabel("true group")
-    ax.set_title(f"Age groups: accuracy {metrics['group_accuracy']:.1%}")
+    ax.set_title(f"Age groups: accuracy {_figure(metrics['group_accuracy'], '.1%')}")
     fig.tight_layout()
     fig.savefig(out / "confusion_matrix.png", dpi=110)
     plt.close(fig)
@@ -275,14 +282,17 @@ def write_report(scored: Scored, metrics: dict, groups: AgeGroups, out: Path, ti
     ax.plot([0, top], [0, top], color="black", linewidth=1)
     ax.set_xlabel("true age")
     ax.set_ylabel("predicted age")
-    ax.set_title(f"Predicted vs true age: MAE {metrics['mae']:.2f} years")
+    ax.set_title(f"Predicted vs true age: MAE {_figure(metrics['mae'], '.2f')} years")
     fig.tight_layout()
     fig.savefig(out / "predicted_vs_true.png", dpi=110)
     plt.close(fig)
 
     panels = [("mae_by_age_band", "age band"), ("mae_by_gender", "gender"), ("mae_by_race_label", "race label (audit)")]
     panels = [(key, name) for key, name in panels if metrics.get(key)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.5 * max(1, len(panels)), 4), squeeze=False)
+    if not panels:  # nothing was scored: the page still shows, and says so
+        axes[0][0].text(0.5, 0.5, "no faces scored", ha="center", va="center")
+        axes[0][0].set_axis_off()
     for ax, (key, name) in zip(axes[0], panels):
         labels = list(metrics[key])
         values = [metrics[key][k]["mae"] for k in labels]
