@@ -232,3 +232,30 @@ def test_engine_options_are_checked_before_anything_runs(tmp_path: Path, args: l
     result = runner.invoke(app, ["predict", str(tmp_path / "a.jpg"), *args])
     text = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())  # Typer may wrap it in a box
     assert result.exit_code == 2 and message in text, result.output
+
+
+def test_a_list_file_feeds_the_local_engine_too(tmp_path: Path) -> None:
+    """--list: paths and file:// URIs, blank lines skipped, a missing entry is a row."""
+    image = tmp_path / "a b.png"
+    Image.new("RGB", (64, 64), "gray").save(image)
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"  {image.as_uri()}  \n\n{tmp_path / 'gone.jpg'}\nhttp://example.com/c.jpg\n")
+    result = runner.invoke(app, ["predict", "--list", str(listing), "--format", "json", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    errors = {row["file"]: row["error"] for row in json.loads(result.stdout)}
+    assert errors == {
+        image.as_uri(): "no face found",
+        str(tmp_path / "gone.jpg"): "no such file",
+        "http://example.com/c.jpg": "http:// is not supported (local paths and file:// URIs only; mount the "
+                                    "storage and list its paths)",
+    }
+    nothing = runner.invoke(app, ["predict", "--list", str(tmp_path / "none.txt")])
+    assert nothing.exit_code == 2 and "cannot read the list of inputs" in nothing.stderr
+
+
+@needs_ray
+def test_ray_client_addresses_are_refused_with_the_way_that_works(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.jpg"), "--engine", "ray", "--address",
+                                 "ray://head:10001", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "does not run through Ray Client" in result.stderr
+    assert "ray job submit" in result.stderr and not (tmp_path / "out").exists()

@@ -17,9 +17,11 @@ Every input is accounted for: ``files_seen = files_with_faces + files_without_fa
 files_failed`` (a file with three faces is one file with faces, and three rows).
 
 Without an address Ray starts on this machine, quietly and offline (no dashboard, no
-usage statistics); with one (``auto``, ``host:6379``, ``ray://host:10001``) the job runs
-on that cluster, whose nodes need agedetect[ray] installed and the inputs and ``OUT`` on
-storage they all see. Rows come out in no particular order: sort by ``file``, ``face``.
+usage statistics); with one (``auto`` or ``host:6379``) the job runs on that cluster,
+whose nodes need agedetect[ray] installed and the inputs and ``OUT`` on storage they all
+see. Run it on the cluster (on the head node, or through ``ray job submit``): Ray Data
+does not work through Ray Client (``ray://``). Rows come out in no particular order:
+sort by ``file``, ``face``.
 """
 
 from __future__ import annotations
@@ -126,8 +128,10 @@ def run(
     ``OUT/faces``, ``OUT/failures`` and ``OUT/summary.json``; return the summary.
 
     Uses the Ray instance this process is already connected to, if any (and leaves it
-    running); else connects to ``address``, or starts Ray on this machine with one CPU
-    per core (at least one per actor) and stops it when done.
+    running); else connects to ``address`` (or ``$RAY_ADDRESS``, set inside ``ray job
+    submit``), or starts Ray on this machine with one CPU per core (at least one per
+    actor) and stops it when done. Ray Client addresses (``ray://``) are refused: Ray Data
+    does not run through Ray Client.
 
     Raises:
         RayUnavailableError: Ray is not installed.
@@ -138,6 +142,14 @@ def run(
     for name, value in (("actors", actors), ("batch_size", batch_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    # Inside `ray job submit`, Ray names the cluster in RAY_ADDRESS.
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None and address.startswith("ray://"):
+        raise AgeDetectError(
+            f"{address}: Ray Data does not run through Ray Client (ray://); run agedetect on the cluster: "
+            "`ray job submit --address http://HEAD:8265 -- agedetect ... --engine ray`, or on the head node "
+            "with --address auto"
+        )
     ray = require_ray()
     from agedetect.files import default_workers
     from agedetect.inference import AgeEstimator
@@ -153,9 +165,7 @@ def run(
 
     started_here = not ray.is_initialized()
     if started_here:
-        local_cpus = None if address else max(default_workers(), actors or 1)
-        ray.init(address=address, num_cpus=local_cpus, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR)
+        _connect(ray, address, max(default_workers(), actors or 1))
     try:
         began = time.perf_counter()  # the job, not Ray's start (a cluster is already up)
         _quiet_ray_data()
@@ -182,6 +192,18 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
+
+
+def _connect(ray: Any, address: str | None, local_cpus: int) -> None:
+    """Join the cluster at ``address``, or start Ray here: quiet (no dashboard, workers'
+    output not relayed), offline, with ``local_cpus`` CPUs."""
+    try:
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        else:
+            ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except ConnectionError as error:
+        raise AgeDetectError(f"cannot reach a Ray cluster at {address}: {error}") from None
 
 
 # ---------------------------------------------------------------------- the job

@@ -5,6 +5,7 @@ and the Ray run with its reconciled counts."""
 from __future__ import annotations
 
 import enum
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -16,7 +17,10 @@ if TYPE_CHECKING:
     from agedetect.ray_engine import RunSummary
 
 ENGINE_HELP = "local: processes on this machine; ray: an actor pool on Ray, this machine or a cluster (pip install 'agedetect[ray]')."
-ADDRESS_HELP = "--engine ray: the cluster (auto, HOST:6379 or ray://HOST:10001); default: start Ray on this machine."
+ADDRESS_HELP = (
+    "--engine ray: the cluster to join (auto, or HEAD:6379), from a node of it; default: $RAY_ADDRESS, "
+    "else start Ray on this machine."
+)
 ACTORS_HELP = "--engine ray: actors, each loading the model once (default: one per CPU of the cluster)."
 LIST_HELP = "A text file of more inputs, one path or file:// URI per line."
 
@@ -62,7 +66,8 @@ def run_on_ray(files: list[str], out: Path, *, address: Optional[str], actors: O
     from agedetect import ray_engine
 
     ray_engine.require_ray()  # the install hint before anything starts
-    console.print(f"{len(files)} inputs to Ray ({address or 'a local Ray started here'})...", style="dim", markup=False)
+    where = address or os.environ.get("RAY_ADDRESS") or "a local Ray started here"
+    console.print(f"{len(files)} input{'s' * (len(files) != 1)} to Ray ({where})...", style="dim", markup=False)
     summary = ray_engine.run(files, out, address=address, actors=actors, model=model, aligned=aligned)
     if not summary.reconciled:
         console.print(
