@@ -16,7 +16,8 @@ from agedetect.cli.common import console
 if TYPE_CHECKING:
     from agedetect.ray_engine import RunSummary
 
-ENGINE_HELP = "local: processes on this machine; ray: an actor pool on Ray, this machine or a cluster (pip install 'agedetect[ray]')."
+# Help text is Rich markup: a backslash before [ keeps the brackets of the extra.
+ENGINE_HELP = "local: processes on this machine; ray: an actor pool on Ray, here or on a cluster (pip install 'agedetect\\[ray]')."
 ADDRESS_HELP = (
     "--engine ray: the cluster to join (auto, or HEAD:6379), from a node of it; default: $RAY_ADDRESS, "
     "else start Ray on this machine."

@@ -2,7 +2,8 @@
 
 One row per face; an image with no face, or one that cannot be read, gets one row with
 ``error`` set, so every input is accounted for and one bad file never stops a batch.
-Images are spread over worker processes that each load the model once.
+Images are spread over worker processes that each load the model once; with
+``--engine ray``, over a Ray actor pool instead (agedetect.ray_engine), rows to Parquet.
 """
 
 from __future__ import annotations
