@@ -312,7 +312,13 @@ class AgeEstimator:
             session.run([OUTPUT_NAME], {INPUT_NAME: batch[start : start + BATCH_SIZE]})[0]
             for start in range(0, len(batch), BATCH_SIZE)
         ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        probabilities = np.concatenate(parts)
+        if probabilities.shape != (len(batch), AGE_BINS):  # a graph whose output size is not declared
+            raise ModelError(
+                f"{self.path}: not an agedetect age model (gave {probabilities.shape[1:]} values per face; "
+                f"an age model gives {AGE_BINS} probabilities, ages 0..100)"
+            )
+        return probabilities.astype(np.float32, copy=False)
 
     def decode(self, probabilities: np.ndarray) -> list[AgeEstimate]:
         """Age distributions ``(N, 101)`` -> one :class:`AgeEstimate` each (via
@@ -404,7 +410,7 @@ def _load_model(path: Path, threads: int | None) -> tuple[dict, AgeGroups, "onnx
     except Exception as error:  # ORT raises its own exception types for bad files
         raise ModelError(f"{path}: ONNX Runtime cannot load the model ({error})") from None
     inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name for o in session.get_outputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
     if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
         raise ModelError(
             f"{path}: not an agedetect age model (needs input {INPUT_NAME!r} and output "
@@ -412,6 +418,23 @@ def _load_model(path: Path, threads: int | None) -> tuple[dict, AgeGroups, "onnx
         )
     if inputs[INPUT_NAME].type != "tensor(uint8)":
         raise ModelError(f"{path}: input {INPUT_NAME!r} must be uint8 chips, is {inputs[INPUT_NAME].type}")
+    # Names and types can match by accident; the shapes the graph declares must match too,
+    # or a wrong network would answer every face with an error or with ages that mean nothing.
+    expected_input = [None, size, size, 3]
+    declared_input = list(inputs[INPUT_NAME].shape)
+    if len(declared_input) != 4 or any(
+        isinstance(have, int) and want is not None and have != want for have, want in zip(declared_input, expected_input)
+    ):
+        raise ModelError(
+            f"{path}: not the model its sidecar describes (input {INPUT_NAME!r} is {declared_input}, "
+            f"the sidecar says chips of {size}x{size}x3)"
+        )
+    declared_output = list(outputs[OUTPUT_NAME].shape)
+    if len(declared_output) != 2 or (isinstance(declared_output[1], int) and declared_output[1] != AGE_BINS):
+        raise ModelError(
+            f"{path}: not an agedetect age model (output {OUTPUT_NAME!r} is {declared_output}; an age "
+            f"model gives {AGE_BINS} probabilities per face, ages 0..100)"
+        )
     return metadata, groups, session
 
 
