@@ -130,7 +130,8 @@ def test_screening_metrics_by_hand() -> None:
     assert m["n_minors"] == 4 and m["minors_passed"] == 0.5  # 15 and 17 of 8, 15, 16, 17
     assert m["n_teens"] == 3 and m["teens_passed"] == round(2 / 3, 4)
     assert m["n_adults"] == 4 and m["adults_referred"] == 0.25  # 25 (est. 23) of 25, 30, 40, 70
-    assert m["policy"] == {"min_age": 18, "buffer": 7, "threshold": 25, "basis": "estimate"}
+    assert m["policy"] == {"min_age": 18, "buffer": 7, "threshold": 25, "basis": "estimate",
+                           "max_minor_risk": 0.025}
 
 
 def test_screening_metrics_count_inputs_without_a_face_as_referred() -> None:
@@ -289,8 +290,8 @@ def test_screen_decides_on_the_real_estimate_at_the_threshold(estimator: AgeEsti
     age = estimator.predict(ONE_FACE)[0].age
     assert not age.is_integer()
     below, above = math.floor(age), math.ceil(age)
-    assert screen(ONE_FACE, ScreeningPolicy(below - 5, 5), estimator=estimator).decision == "pass"
-    assert screen(ONE_FACE, ScreeningPolicy(above - 5, 5), estimator=estimator).decision == "refer"
+    assert screen(ONE_FACE, ScreeningPolicy(below - 5, 5, max_minor_risk=None), estimator=estimator).decision == "pass"
+    assert screen(ONE_FACE, ScreeningPolicy(above - 5, 5, max_minor_risk=None), estimator=estimator).decision == "refer"
 
 
 @needs_data
@@ -357,7 +358,8 @@ def test_screen_endpoint(server: str, tmp_path: Path) -> None:
     assert couple.status_code == 200, couple.text
     body = couple.json()
     assert set(body) == {"decision", "message", "policy", "faces", "width", "height"}
-    assert body["policy"] == {"min_age": 18, "buffer": 7, "threshold": 25, "basis": "estimate"}
+    assert body["policy"] == {"min_age": 18, "buffer": 7, "threshold": 25, "basis": "estimate",
+                              "max_minor_risk": 0.025}
     assert len(body["faces"]) == 2
     assert set(body["faces"][0]) == {"face", "box", "age", "age_interval", "decision"}
     expected = "pass" if all(f["decision"] == "pass" for f in body["faces"]) else "refer"
@@ -498,3 +500,20 @@ def test_page_shows_the_age_check_and_your_age(page, estimator: AgeEstimator, tm
         page.set_input_files("[data-testid=file]", str(corrupt_jpeg(tmp_path / "corrupt.jpg")))
     page.wait_for_selector("[data-testid=screening]", state="hidden")
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_risk_cap_refers_an_unsure_face_that_reaches_the_threshold():
+    """A face estimated at 26 passes Challenge 25 on the estimate alone, but when the model
+    puts 10% of its belief under 18 the default cap refers it; without a cap it passes."""
+    distribution = np.zeros(101)
+    distribution[16] = 0.10
+    distribution[29] = 0.90  # expected age 27.7
+    unsure = FacePrediction((0, 0, 9, 9), ((0, 0),) * 5, 0.99, float(distribution @ np.arange(101)),
+                            (16.0, 29.0), "27-35", {}, tuple(distribution))
+    capped = decide_screening([unsure], ScreeningPolicy(18, 7))
+    assert capped.decision == "refer" and "10% chance of being under 18" in capped.message
+    assert decide_screening([unsure], ScreeningPolicy(18, 7, max_minor_risk=None)).decision == "pass"
+    metrics = screening_metrics([16], distribution[None, :], AgeGroups.default(), 18, 7)
+    assert metrics["minors_passed"] == 0.0
+    assert screening_metrics([16], distribution[None, :], AgeGroups.default(), 18, 7,
+                             max_minor_risk=None)["minors_passed"] == 1.0

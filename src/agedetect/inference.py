@@ -19,7 +19,7 @@ import json
 import numbers
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -75,6 +75,8 @@ class AgeEstimate:
     age_interval: tuple[float, float]
     age_group: str
     group_probabilities: dict[str, float]
+    #: The model's probability of each whole age 0..100 (empty when not kept).
+    age_distribution: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,11 +106,26 @@ class FacePrediction:
     age_interval: tuple[float, float]
     age_group: str
     group_probabilities: dict[str, float]
+    #: The model's probability of each whole age 0..100 (empty when not kept).
+    age_distribution: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def of(cls, face: Face, estimate: AgeEstimate) -> "FacePrediction":
         return cls(face.box, face.landmarks, face.score, estimate.age, estimate.age_interval,
-                   estimate.age_group, estimate.group_probabilities)
+                   estimate.age_group, estimate.group_probabilities, estimate.age_distribution)
+
+    def probability_under(self, age: int) -> float | None:
+        """The model's probability that this person is younger than ``age`` (``None``
+        when the distribution was not kept).
+
+        >>> p = FacePrediction((0, 0, 1, 1), (), 1.0, 20.0, (18.0, 22.0), "0-20", {},
+        ...                    tuple([0.0] * 17 + [0.25, 0.75] + [0.0] * 82))
+        >>> p.probability_under(18), p.probability_under(19)
+        (0.25, 1.0)
+        """
+        if not self.age_distribution:
+            return None
+        return float(sum(self.age_distribution[: max(0, int(age))]))
 
     @property
     def face(self) -> Face:
@@ -333,6 +350,7 @@ class AgeEstimator:
                 group_probabilities={
                     label: float(p) for label, p in zip(groups.labels, decoded.group_probabilities[i])
                 },
+                age_distribution=tuple(float(v) for v in probabilities[i]),
             )
             for i in range(len(probabilities))
         ]

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 #: are asked for ID), see docs/img/screening_tradeoff.png.
 SCREENING_BASES = ("estimate", "interval_low")
 
+#: Default cap on the model's probability that a passing face is under the legal age.
+DEFAULT_MAX_MINOR_RISK = 0.025
+
 #: The ages counted as teens in :func:`screening_metrics`, whatever the legal age.
 TEEN_AGES = (13, 17)
 
@@ -68,6 +71,11 @@ class ScreeningPolicy:
     min_age: int = 18
     buffer: int = 7
     basis: str = "estimate"
+    #: Also refer a face when the model gives it more than this probability of being
+    #: under ``min_age`` (``None``: no cap). Faces the model is unsure about are the ones
+    #: an estimate alone lets through; the default was chosen on the validation split so
+    #: Challenge 25 meets its targets (docs/MODEL_CARD.md, bench/screening.py).
+    max_minor_risk: float | None = DEFAULT_MAX_MINOR_RISK
 
     def __post_init__(self) -> None:
         for name in ("min_age", "buffer"):
@@ -76,6 +84,8 @@ class ScreeningPolicy:
                 raise ValueError(f"{name} must be a whole number of years in 0..100, not {value!r}")
         if self.min_age + self.buffer > 100:
             raise ValueError(f"min_age + buffer must be at most 100 (the model's oldest age), not {self.threshold}")
+        if self.max_minor_risk is not None and not 0.0 <= self.max_minor_risk <= 1.0:
+            raise ValueError(f"max_minor_risk must be a probability in 0..1 or None, not {self.max_minor_risk!r}")
         if self.basis not in SCREENING_BASES:
             raise ValueError(f"unknown screening basis {self.basis!r}; choose one of {', '.join(SCREENING_BASES)}")
 
@@ -84,13 +94,17 @@ class ScreeningPolicy:
         """The age an estimate must reach to pass."""
         return self.min_age + self.buffer
 
-    def passes(self, age: float, interval_low: float) -> bool:
-        """Whether a face with this estimate (and 80% interval low end) passes."""
+    def passes(self, age: float, interval_low: float, minor_risk: float | None = None) -> bool:
+        """Whether a face with this estimate (80% interval low end, and probability of
+        being under ``min_age``, when known) passes."""
         value = age if self.basis == "estimate" else interval_low
+        if self.max_minor_risk is not None and minor_risk is not None and minor_risk > self.max_minor_risk:
+            return False
         return bool(value >= self.threshold)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"min_age": self.min_age, "buffer": self.buffer, "threshold": self.threshold, "basis": self.basis}
+        return {"min_age": self.min_age, "buffer": self.buffer, "threshold": self.threshold, "basis": self.basis,
+                "max_minor_risk": self.max_minor_risk}
 
 
 @dataclass(frozen=True)
@@ -159,7 +173,7 @@ def decide_screening(predictions: Sequence["FacePrediction"], policy: ScreeningP
     decisions = tuple(
         FaceDecision(
             index, p.box, p.age, p.age_interval,
-            "pass" if policy.passes(p.age, p.age_interval[0]) else "refer",
+            "pass" if policy.passes(p.age, p.age_interval[0], p.probability_under(policy.min_age)) else "refer",
         )
         for index, p in enumerate(predictions)
     )
@@ -174,10 +188,15 @@ def decide_screening(predictions: Sequence["FacePrediction"], policy: ScreeningP
     youngest = min(referred, key=lambda d: d.age if policy.basis == "estimate" else d.age_interval[0])
     value = youngest.age if policy.basis == "estimate" else youngest.age_interval[0]
     who = "" if len(decisions) == 1 else f"face {youngest.face + 1} of {len(decisions)}: "
+    if value >= threshold:  # referred by the risk cap, not the threshold
+        risk = predictions[youngest.face].probability_under(policy.min_age) or 0.0
+        reason = (f"{what} {value:.0f} reaches {threshold}, but the model gives a {risk:.0%} chance "
+                  f"of being under {policy.min_age}")
+    else:
+        reason = f"{what} {value:.0f} is under {threshold}"
     return ScreeningResult(
         "refer",
-        f"Check ID: {who}{what} {value:.0f} is under {threshold} "
-        f"(policy: legal age {policy.min_age} + {policy.buffer} years' buffer).",
+        f"Check ID: {who}{reason} (policy: legal age {policy.min_age} + {policy.buffer} years' buffer).",
         policy,
         decisions,
     )
@@ -204,6 +223,7 @@ def screening_metrics(
     buffer: int,
     *,
     basis: str = "estimate",
+    max_minor_risk: float | None = DEFAULT_MAX_MINOR_RISK,
     unscored_ages: Sequence[float] = (),
 ) -> dict[str, Any]:
     """How a screening policy does on labelled faces.
@@ -222,7 +242,7 @@ def screening_metrics(
     >>> m["minors_passed"], m["teens_passed"], m["adults_referred"], m["n_adults"]
     (0.5, 0.5, 0.5, 2)
     """
-    policy = ScreeningPolicy(int(min_age), int(buffer), basis)
+    policy = ScreeningPolicy(int(min_age), int(buffer), basis, max_minor_risk)
     ages = np.asarray(ages, dtype=np.float64)
     if len(ages) != len(probabilities):
         raise ValueError(f"{len(ages)} true ages but {len(probabilities)} age distributions")
@@ -231,6 +251,9 @@ def screening_metrics(
         decoded = decode_ages(np.asarray(probabilities, dtype=np.float64), groups)
         value = decoded.age if basis == "estimate" else decoded.low
         passed = value >= policy.threshold
+        if max_minor_risk is not None:
+            minor_risk = np.asarray(probabilities, dtype=np.float64)[:, : policy.min_age].sum(axis=1)
+            passed &= minor_risk <= max_minor_risk
     else:
         passed = np.zeros(0, bool)
     # Inputs with no face are referred: they join every count as "not passed".

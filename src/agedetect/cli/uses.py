@@ -42,6 +42,10 @@ def screen_command(
         Basis.estimate, "--basis",
         help="Decide on the estimated age, or (stricter) on the low end of its 80% range.",
     ),
+    max_risk: float = typer.Option(
+        0.025, "--max-risk", min=0.0, max=1.0,
+        help="Also refer a face the model gives more than this probability of being under --min-age (1: no cap).",
+    ),
     model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
@@ -52,7 +56,7 @@ def screen_command(
 
     with user_errors():
         try:
-            policy = ScreeningPolicy(min_age, buffer, basis.value)
+            policy = ScreeningPolicy(min_age, buffer, basis.value, None if max_risk >= 1.0 else max_risk)
         except ValueError as error:
             raise typer.BadParameter(str(error)) from None
         result = screen(photo, policy, estimator=_estimator(model))

@@ -32,6 +32,8 @@ class Policy(BaseModel):
     buffer: int = Field(description="years above the legal age a face must look to pass")
     threshold: int = Field(description="min_age + buffer: the age an estimate must reach")
     basis: Basis = Field(description="estimate (the expected age) or interval_low (low end of the 80% interval)")
+    max_minor_risk: float | None = Field(
+        description="faces the model gives more than this probability of being under min_age are referred")
 
 
 class ScreenedFace(BaseModel):
@@ -85,12 +87,14 @@ async def screen(
     min_age: Annotated[int, Form(ge=0, le=100, description="The legal age.")] = 18,
     buffer: Annotated[int, Form(ge=0, le=100, description="Years above min_age to pass (18 + 7: Challenge 25).")] = 7,
     basis: Annotated[Basis, Form(description="Decide on the estimate, or (stricter) the interval's low end.")] = "estimate",
+    max_risk: Annotated[float, Form(ge=0.0, le=1.0, description=(
+        "Also refer a face the model gives more than this probability of being under min_age (1: no cap)."))] = 0.025,
 ) -> ScreenResponse:
     """Age check on a photo: ``pass`` if every face's estimated age is at least
     ``min_age + buffer``; anything else, including no face, is ``refer``: a person
     checks ID. The photo is processed in memory and forgotten."""
     try:
-        policy = ScreeningPolicy(min_age, buffer, basis)
+        policy = ScreeningPolicy(min_age, buffer, basis, None if max_risk >= 1.0 else max_risk)
     except ValueError as error:
         raise HTTPException(422, str(error)) from None
     analysis = await service.analyse(await service.read_upload(image))
