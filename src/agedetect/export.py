@@ -36,12 +36,15 @@ def sidecar_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
-def export_onnx(checkpoints: str | Path | Sequence[str | Path], out: str | Path, extra: dict | None = None) -> dict:
+def export_onnx(
+    checkpoints: str | Path | Sequence[str | Path], out: str | Path, extra: dict | None = None, half_weights: bool = True
+) -> dict:
     """Write ``out`` (ONNX) and its sidecar; returns the sidecar's content.
 
     Several checkpoints (trained on the same chip size) export as one graph that averages
     their probabilities: an ensemble costs one call. ``extra`` adds fields to the sidecar
-    only (evaluation metrics, typical errors).
+    only (evaluation metrics, typical errors). ``half_weights`` stores weights as float16
+    (half the file; computation stays float32).
     """
     import onnx
 
@@ -79,6 +82,8 @@ def export_onnx(checkpoints: str | Path | Sequence[str | Path], out: str | Path,
         "members": members,
     }
     graph = onnx.load(str(out))
+    if half_weights:
+        _store_weights_as_float16(graph)
     del graph.metadata_props[:]
     entry = graph.metadata_props.add()
     entry.key, entry.value = "agedetect", json.dumps(meta)
@@ -96,6 +101,30 @@ def add_to_sidecar(onnx_path: str | Path, fields: dict) -> dict:
     meta = json.loads(path.read_text()) | fields
     path.write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def _store_weights_as_float16(model) -> None:
+    """Store large float32 initializers as float16, each behind a Cast back to float32.
+
+    ONNX Runtime folds the casts once at load, so inference runs in float32 as before;
+    the file (what users download and the package ships) is half the size.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    casts, keep = [], []
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and int(np.prod(init.dims)) >= 1024:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
+            keep.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+        else:
+            keep.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def check_parity(checkpoints: str | Path | Sequence[str | Path], onnx_path: str | Path, chips: np.ndarray) -> float:
