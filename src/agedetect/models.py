@@ -188,7 +188,7 @@ def _conv_block(cin: int, cout: int) -> nn.Sequential:
 
 
 @register_model
-def cnn(input_size: int = 64, crop: float = 1.0, pretrained: bool = False, width: int = 32, **options) -> AgeModel:
+def cnn(input_size: int = 64, crop: float = 1.0, pretrained: bool = False, width: int = 16, **options) -> AgeModel:
     """A VGG-style convolutional network trained from scratch."""
     spec = ModelSpec("cnn", input_size, crop, mean=(127.5,) * 3, std=(127.5,) * 3, options={"width": width, **options})
     w = width
