@@ -3,7 +3,8 @@
     python bench/screening.py --data /tmp/utk --split test [--model path.onnx] [--min-age 18]
 
 Scores the prepared split's aligned chips once (agedetect.evaluate), then sweeps the
-buffer 0..12 for both decision bases (the estimate, and the stricter low end of the 80%
+buffer 0..12 for three decision rules (the estimate alone; the estimate with the default
+cap on the model's probability that the face is a minor; the low end of the 80%
 interval) through :func:`agedetect.uses.screening_metrics`. Prints a Markdown table and
 writes docs/img/screening_tradeoff.png. Targets (issue 5, held-back faces): minors_passed
 <= 0.03, teens_passed <= 0.10, adults_referred <= 0.15.
@@ -19,18 +20,27 @@ import numpy as np
 
 from agedetect.evaluate import samples_from_prepared, score_samples
 from agedetect.inference import AgeEstimator
-from agedetect.uses import SCREENING_BASES, screening_metrics
+from agedetect.uses import DEFAULT_MAX_MINOR_RISK, screening_metrics
 
 TARGETS = {"minors_passed": 0.03, "teens_passed": 0.10, "adults_referred": 0.15}
 BUFFERS = range(0, 13)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: Decision rules compared: (label, basis, cap on the probability of being a minor).
+RULES = (
+    ("estimate", "estimate", None),
+    (f"estimate, risk cap {DEFAULT_MAX_MINOR_RISK:.1%} (default)", "estimate", DEFAULT_MAX_MINOR_RISK),
+    ("interval low end", "interval_low", None),
+)
+STYLES = ("-", "-.", "--")
+
+
 def sweep(ages: np.ndarray, probabilities: np.ndarray, estimator: AgeEstimator, min_age: int) -> list[dict]:
     return [
-        {"basis": basis, "buffer": buffer}
-        | screening_metrics(ages, probabilities, estimator.groups, min_age, buffer, basis=basis)
-        for basis in SCREENING_BASES
+        {"rule": label, "buffer": buffer}
+        | screening_metrics(ages, probabilities, estimator.groups, min_age, buffer, basis=basis, max_minor_risk=cap)
+        for label, basis, cap in RULES
         for buffer in BUFFERS
     ]
 
@@ -46,13 +56,12 @@ def plot(rows: list[dict], min_age: int, title: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colours = {"minors_passed": "#c44e52", "teens_passed": "#dd8452", "adults_referred": "#4c72b0"}
-    styles = {"estimate": "-", "interval_low": "--"}
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    for basis in SCREENING_BASES:
-        part = [r for r in rows if r["basis"] == basis]
+    for (label, _, _), style in zip(RULES, STYLES):
+        part = [r for r in rows if r["rule"] == label]
         for key, colour in colours.items():
-            ax.plot([r["buffer"] for r in part], [r[key] for r in part], styles[basis], color=colour, marker="o",
-                    markersize=3, label=f"{key.replace('_', ' ')} ({basis.replace('_', ' ')})")
+            ax.plot([r["buffer"] for r in part], [r[key] for r in part], style, color=colour, marker="o",
+                    markersize=3, label=f"{key.replace('_', ' ')} ({label})")
     for key, limit in TARGETS.items():
         ax.axhline(limit, color=colours[key], linewidth=0.8, linestyle=":")
     ax.set_xlabel(f"buffer (years above the legal age {min_age} an estimate must reach to pass)")
@@ -62,7 +71,7 @@ def plot(rows: list[dict], min_age: int, title: str, path: Path) -> None:
     ax.text(7.1, ax.get_ylim()[1] * 0.98, f"Challenge {min_age + 7}", color="grey", fontsize=8, va="top")
     ax.set_xticks(list(BUFFERS))
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=2, frameon=False, loc="upper right", handlelength=3.5)
+    ax.legend(fontsize=6, ncol=3, frameon=False, loc="upper right", handlelength=3.5)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,10 +103,10 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(title)
-    print("\n| basis | buffer | threshold | minors passed | teens passed | adults referred | n adults | meets targets |")
+    print("\n| rule | buffer | threshold | minors passed | teens passed | adults referred | n adults | meets targets |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['basis']} | {r['buffer']} | {r['policy']['threshold']} | {r['minors_passed']:.3f} | "
+        print(f"| {r['rule']} | {r['buffer']} | {r['policy']['threshold']} | {r['minors_passed']:.3f} | "
               f"{r['teens_passed']:.3f} | {r['adults_referred']:.3f} | {r['n_adults']} | {'yes' if meets(r) else ''} |")
     print(f"\ntargets: {TARGETS}; plot: {args.out}")
 
