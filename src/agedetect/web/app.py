@@ -51,17 +51,24 @@ class ServeSettings:
         max_pixels: largest accepted image, width x height (413 above it); bounds the
             memory one decode takes (3 bytes a pixel).
         max_concurrency: photos processed at once; more requests wait their turn.
+        body_timeout_s: longest wait for the next part of a request body (408 after it),
+            so a client that stops sending mid-upload cannot hold a connection forever.
     """
 
     max_upload_bytes: int = 10_000_000
     max_pixels: int = 40_000_000
     max_concurrency: int = default_workers()
+    body_timeout_s: float = 15.0
 
     def __post_init__(self) -> None:
         for name in ("max_upload_bytes", "max_pixels", "max_concurrency"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+        if isinstance(self.body_timeout_s, bool) or not isinstance(self.body_timeout_s, (int, float)) or not (
+            self.body_timeout_s > 0
+        ):
+            raise ValueError(f"body_timeout_s must be a number of seconds > 0, not {self.body_timeout_s!r}")
 
 
 def create_app(
@@ -109,17 +116,19 @@ def create_app(
     app.include_router(router)
     app.include_router(uses_router)  # /api/v1/screen, /api/v1/gap
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(PrivacyMiddleware, max_body_bytes=body_limit)
+    app.add_middleware(PrivacyMiddleware, max_body_bytes=body_limit, body_timeout_s=settings.body_timeout_s)
     return app
 
 
 class PrivacyMiddleware:
-    """Adds no-store and related headers to every answer, and refuses request bodies
-    over ``max_body_bytes`` (413) before they are read into memory."""
+    """Adds no-store and related headers to every answer, refuses request bodies over
+    ``max_body_bytes`` (413) before they are read into memory, and bodies that stall for
+    ``body_timeout_s`` (408)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float = 15.0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,6 +137,7 @@ class PrivacyMiddleware:
         limit = self.max_body_bytes
         declared = Headers(scope=scope).get("content-length")
         received = 0
+        body_done = False
 
         def too_large() -> HTTPException:
             return HTTPException(413, f"upload is over the limit of {limit / 1e6:.0f} MB; send a smaller photo")
@@ -135,14 +145,22 @@ class PrivacyMiddleware:
         async def limited_receive() -> Message:
             # Raised while the endpoint reads its body, so the app's one error handler
             # answers it (FastAPI passes HTTPExceptions from body parsing through).
-            nonlocal received
+            nonlocal received, body_done
+            if body_done:  # after the body only a disconnect comes, whenever it comes
+                return await receive()
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 raise too_large()
-            message = await receive()
+            with anyio.move_on_after(self.body_timeout_s) as waiting:
+                message = await receive()
+            if waiting.cancelled_caught:  # a client that stopped sending would hold the connection
+                raise HTTPException(
+                    408, f"the upload stalled (nothing arrived for {self.body_timeout_s:g} s); send it again"
+                )
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:  # a chunked body with no declared length
                     raise too_large()
+                body_done = not message.get("more_body", False)
             return message
 
         async def send_with_headers(message: Message) -> None:
