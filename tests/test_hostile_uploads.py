@@ -12,9 +12,11 @@ the server's memory must stay bounded.
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import socket
 import struct
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -26,7 +28,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from servers import ServeProcess
+from agedetect.inference import AgeEstimator
+from agedetect.web import ServeSettings, create_app
+from servers import ServeProcess, ThreadedServer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FACE_PHOTO = SHARED / "data" / "photos" / "people" / "img2.jpg"  # one face
@@ -359,3 +363,73 @@ def test_odd_file_names_and_lying_content_types_change_nothing(server: ServeProc
                      files=[("image", ("a.jpg", photo.data, "image/jpeg")), ("image", ("b.jpg", b"junk", "image/jpeg"))])
     assert two.status_code < 500
     assert server.alive()
+
+
+# =========================================================================== overload
+
+
+class CountingEstimator(AgeEstimator):
+    """The real estimator, slowed a little and counting how many photos it works on at once."""
+
+    def __init__(self) -> None:
+        super().__init__(threads=1)
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def predict_image(self, rgb):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.05)
+            return super().predict_image(rgb)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_overload_waits_its_turn_instead_of_running_all_at_once() -> None:
+    """24 simultaneous uploads on a server allowed 2 at a time: all are answered, and the
+    model never works on more than 2 photos (so memory stays that of 2)."""
+    estimator = CountingEstimator()
+    photo = format_cases()[0]
+    with ThreadedServer(create_app(estimator, settings=ServeSettings(max_concurrency=2))) as server:
+        def one(_: int) -> int:
+            return post(server.url, photo)[0].status_code
+
+        with concurrent.futures.ThreadPoolExecutor(24) as pool:
+            statuses = list(pool.map(one, range(24)))
+    assert statuses == [photo.expect] * 24
+    assert estimator.most == 2
+
+
+def test_a_stalled_upload_is_answered_408_and_released() -> None:
+    """A client that stops sending mid-body gets 408 once nothing has come for the body
+    timeout, instead of holding its connection (and a place in the server) forever."""
+    estimator = AgeEstimator(threads=1)
+    settings = ServeSettings(max_concurrency=1, body_timeout_s=1.0)
+    with ThreadedServer(create_app(estimator, settings=settings)) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+            connection.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n"
+                               b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
+            began = time.perf_counter()
+            answer = connection.recv(65536)
+            waited = time.perf_counter() - began
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert b'"code":"timeout"' in answer and b"no-store" in answer
+        assert 0.9 < waited < 5
+        # A slow but steady upload is not cut off: each part arrives within the timeout.
+        photo = format_cases()[0].data
+
+        def trickle():
+            head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+            yield head
+            for start in range(0, len(photo), len(photo) // 4 + 1):
+                time.sleep(0.4)
+                yield photo[start : start + len(photo) // 4 + 1]
+            yield b"\r\n--b--\r\n"
+
+        slow = httpx.post(f"{server.url}/api/v1/predict", content=trickle(), timeout=30,
+                          headers={"content-type": "multipart/form-data; boundary=b"})
+        assert slow.status_code in (200, 422), slow.text
