@@ -8,6 +8,9 @@ or its file name, and every answer says ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +93,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(estimator.warm_up)
+        return_freed_memory_promptly()
         app.state.service = PredictionService(
             estimator,
             max_upload_bytes=settings.max_upload_bytes,
@@ -118,6 +122,27 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(PrivacyMiddleware, max_body_bytes=body_limit, body_timeout_s=settings.body_timeout_s)
     return app
+
+
+def return_freed_memory_promptly(threshold: int = 1 << 20) -> bool:
+    """Have glibc give large freed blocks (decoded photos) back to the system at once.
+
+    glibc raises its mmap threshold after the first large block is freed, so later photo
+    buffers come from per-thread heaps that keep their pages when the request ends; as the
+    server's worker threads take turns, each ends up holding the pages of the largest photo
+    it decoded, and resident memory ratchets up with traffic (measured: 165 MB at start,
+    675 MB after a few 36-megapixel photos). A fixed threshold keeps buffers of 1 MB and
+    more in their own mappings, returned when freed. Linux with glibc only; returns whether
+    it applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_mmap_threshold = -3  # from glibc's malloc.h
+        return bool(libc.mallopt(m_mmap_threshold, threshold))
+    except (OSError, AttributeError):  # another C library (musl has no mallopt)
+        return False
 
 
 class PrivacyMiddleware:
