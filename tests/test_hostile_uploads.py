@@ -244,6 +244,25 @@ def post(url: str, case: Case, field: str = "image") -> tuple[httpx.Response, fl
     return response, time.perf_counter() - began
 
 
+def read_answer(connection: socket.socket) -> bytes:
+    """One HTTP answer off a raw socket: the head, then its Content-Length of body."""
+    answer = b""
+    while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _content_length(answer):
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def _content_length(answer: bytes) -> int:
+    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
 def check_answer(response: httpx.Response, expect: int | tuple[int, ...], what: str) -> None:
     expect = expect if isinstance(expect, tuple) else (expect,)
     assert response.status_code in expect, f"{what}: {response.status_code} {response.text[:300]}"
@@ -258,6 +277,7 @@ def check_answer(response: httpx.Response, expect: int | tuple[int, ...], what: 
     assert b"<script>" not in response.content, what  # nothing of the upload is echoed
 
 
+@pytest.mark.slow
 def test_every_file_gets_a_clear_answer_fast_with_bounded_memory(server: ServeProcess) -> None:
     cases = format_cases() + hostile_cases()
     warm = format_cases()[0]
@@ -270,8 +290,7 @@ def test_every_file_gets_a_clear_answer_fast_with_bounded_memory(server: ServePr
         slowest.append((seconds, case.id))
         assert seconds < SECONDS_PER_ANSWER, f"{case.id} took {seconds:.1f} s"
         assert server.alive(), f"the server died on {case.id}"
-    # Twice more through the whole corpus: memory may settle (the allocator keeps pages it
-    # freed for reuse) but must not keep growing with more uploads.
+    # Twice more through the whole corpus: memory must not keep growing with more uploads.
     passes = [before, server.memory_mb()]
     for _ in range(2):
         for case in cases:
@@ -281,6 +300,9 @@ def test_every_file_gets_a_clear_answer_fast_with_bounded_memory(server: ServePr
     # One 36-megapixel photo decodes to ~110 MB of RGB and peaks near 0.9 GB in all; the
     # 2.5-gigapixel bomb would take 7.5 GB as RGB, and is refused before decoding.
     assert passes[-1]["peak"] < 1500, passes
+    # After the work, the memory goes back: decoded photos are not kept by the allocator
+    # (without the server's fixed mmap threshold this ratcheted to +450..510 MB).
+    assert passes[-1]["rss"] - passes[0]["rss"] < 250, passes
     assert passes[-1]["rss"] - passes[-2]["rss"] < 50, passes
 
 
@@ -298,12 +320,7 @@ def test_a_body_far_over_the_limit_is_refused_before_it_is_read(server: ServePro
              f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode() + head + b"\0" * 65536
         )
         began = time.perf_counter()
-        answer = b""
-        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
-            chunk = connection.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        answer = read_answer(connection)
     assert time.perf_counter() - began < 5
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert b'"code":"too_large"' in answer
@@ -414,7 +431,7 @@ def test_a_stalled_upload_is_answered_408_and_released() -> None:
             connection.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n"
                                b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
             began = time.perf_counter()
-            answer = connection.recv(65536)
+            answer = read_answer(connection)
             waited = time.perf_counter() - began
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
         assert b'"code":"timeout"' in answer and b"no-store" in answer
