@@ -77,3 +77,51 @@ def test_answers_follow_the_schema(api_schema, server: ServeProcess, method: str
 
     check()
     assert calls  # requests were made
+
+
+UPLOADS = [op for op in OPERATIONS if op in TAKES_INPUT]
+
+
+@pytest.fixture(scope="module")
+def face_photo() -> bytes:
+    from test_hostile_uploads import format_cases  # the same 640x480 photo as the hostile corpus
+
+    return format_cases()[0].data
+
+
+@pytest.mark.parametrize("method, path", UPLOADS, ids=[f"{m} {p}" for m, p in UPLOADS])
+def test_a_real_photo_with_any_valid_fields_is_accepted(api_schema, server: ServeProcess, face_photo: bytes,
+                                                        method: str, path: str) -> None:
+    """Schema-valid form fields (ages, buffers, bases, contexts at their edges and between)
+    with a real photo in ``image``: every such request succeeds, unless the photo has no
+    face, and the answer parses as the endpoint's response model."""
+    from agedetect.web.schemas import PredictResponse
+    from agedetect.web.uses_routes import GapResponse, ScreenResponse
+
+    model = {"/api/v1/predict": PredictResponse, "/api/v1/screen": ScreenResponse, "/api/v1/gap": GapResponse}[path]
+    operation = api_schema[path][method]
+
+    def with_photo(case):
+        case.body = {**case.body, "image": face_photo}
+        return case
+
+    @given(case=operation.as_strategy().map(with_photo))
+    @settings(max_examples=20, deadline=20_000, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def check(case) -> None:
+        # The photo replaced a generated body, so Schemathesis no longer knows the case is
+        # valid (the check that invalid data is refused does not apply), and its response
+        # check trips on prefixItems in mutated cases (schemathesis#4099): the answer is
+        # checked against the app's own response model instead.
+        response = case.call_and_validate(base_url=server.url, timeout=30, excluded_checks=[
+            schemathesis.checks.negative_data_rejection, schemathesis.checks.response_schema_conformance])
+        form = case.body
+        if response.status_code == 200:
+            model.model_validate(response.json())
+        elif path == "/api/v1/screen" and form.get("min_age", 18) + form.get("buffer", 7) > 100:
+            # Each field is 0..100 on its own; their sum is the one rule a schema cannot say.
+            assert response.json()["error"]["code"] == "invalid_request"
+        else:
+            assert response.json()["error"]["code"] == "no_face", response.text[:500]
+
+    check()
