@@ -63,6 +63,7 @@ import numpy as np
 from PIL import Image
 
 from agedetect.errors import DataError, ImageTooLargeError, UnreadableImageError
+from agedetect.files import hold_back_ctrl_c, ignore_ctrl_c
 from agedetect.images import load_image, open_regular_file
 from agedetect.labels import AgeGroups, LabelError, UTKFaceLabel, parse_utkface_name
 
@@ -650,27 +651,36 @@ def _examine_in_pool(
     # fork where there is one: spawn re-imports the caller's __main__, which fails for
     # `python -` and is slow. The workers touch nothing the parent's threads hold.
     context = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending: set[Future] = set()
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_ctrl_c)
+    pending: set[Future] = set()
+
+    def submit(chunk: list[_Task]) -> None:
+        # Ctrl+C is held back while a chunk is queued (and the workers start): neither a
+        # half-queued chunk nor a worker's traceback can come of it.
+        with hold_back_ctrl_c():
+            pending.add(pool.submit(_examine_chunk, chunk, staging))
+
+    def collect(block: bool) -> None:
+        nonlocal pending
+        finished, pending = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in finished:
+            for outcome in future.result():
+                done(outcome)
+
+    try:
         chunk: list[_Task] = []
-
-        def collect(block: bool) -> None:
-            nonlocal pending
-            finished, pending = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
-            for future in finished:
-                for outcome in future.result():
-                    done(outcome)
-
         for task in tasks:
             chunk.append(task)
             if len(chunk) == chunk_size:
-                pending.add(pool.submit(_examine_chunk, chunk, staging))
+                submit(chunk)
                 chunk = []
                 collect(block=len(pending) >= 3 * workers)  # bounds archive bytes held in memory
         if chunk:
-            pending.add(pool.submit(_examine_chunk, chunk, staging))
+            submit(chunk)
         while pending:
             collect(block=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl+C: drop what has not started
 
 
 def _examine_chunk(tasks: list[_Task], staging: str) -> list[_Outcome]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import glob
 import os
 import signal
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
@@ -106,17 +108,60 @@ def parallel_map(
         return
     # "spawn" gives each worker a clean interpreter: no ONNX Runtime threads inherited
     # through fork, and the same behaviour on every platform.
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context("spawn"), initializer=_start_worker,
         initargs=(initializer, initargs),
-    ) as pool:
-        yield from pool.map(function, items)
+    )
+    futures: list[Future] = []
+    try:
+        # Queueing the items starts the workers. A Ctrl+C meanwhile would leave the pool
+        # half-built (an item queued but never handed out, which shutdown waits for forever)
+        # and, in a worker still importing, print its traceback; so it is held back until
+        # every item is queued, and the workers start with it blocked.
+        with hold_back_ctrl_c():
+            futures = [pool.submit(function, item) for item in items]
+        for future in futures:
+            yield future.result()
+    finally:
+        # On Ctrl+C or an early stop, drop what has not started: waiting for it would run
+        # the whole batch after all.
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def hold_back_ctrl_c() -> Iterator[None]:
+    """Hold back Ctrl+C (SIGINT) while a process pool starts workers or queues work.
+
+    SIGINT is blocked in this thread (threads and processes started meanwhile inherit the
+    block, so a worker cannot be interrupted while it starts) and, should another thread
+    take it, noted; it is raised as KeyboardInterrupt on the way out, once. Queueing is
+    never cut in half: an item half-queued is one a pool's shutdown waits for forever.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield  # only the main thread gets KeyboardInterrupt; no masks off POSIX
+        return
+    noted: list[int] = []
+    previous_handler = signal.signal(signal.SIGINT, lambda number, frame: noted.append(number))
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # a pending SIGINT is noted here
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous_handler is None else previous_handler)
+    if noted:
+        raise KeyboardInterrupt
+
+
+def ignore_ctrl_c() -> None:
+    """A pool worker's initializer: Ctrl+C reaches the whole process group; the parent alone
+    handles it (and stops the pool), instead of every worker printing its traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
-    # Ctrl+C reaches the whole process group; the parent alone handles it (and stops the
-    # pool), instead of every worker printing its own KeyboardInterrupt traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_ctrl_c()
     if initializer is not None:
         initializer(*initargs)
 
