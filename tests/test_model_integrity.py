@@ -48,7 +48,10 @@ def corrupt_model(folder: Path) -> Path:
     return model
 
 
-def network(path: Path, *, bins: int | None = 101, side: int | None = 80, dtype: str = "uint8") -> Path:
+SIDE = int(SIDECAR["input_size"])
+
+
+def network(path: Path, *, bins: int | None = 101, side: int | None = SIDE, dtype: str = "uint8") -> Path:
     """A small ONNX network with the age model's input and output names that is not an age
     model: ``bins`` values per face, chips of ``side`` pixels. ``bins=None`` gives one value
     per row of the chip, a count the graph cannot declare (it depends on the input)."""
@@ -121,7 +124,7 @@ def test_a_folder_named_like_the_model_is_not_found(tmp_path: Path) -> None:
     [
         ("float input", {"dtype": "float"}, "must be uint8 chips"),
         ("10 age bins", {"bins": 10}, "101"),
-        ("chips of another size", {"side": 64}, "64"),
+        ("chips of another size", {"side": SIDE + 16}, str(SIDE + 16)),
     ],
 )
 def test_a_network_that_is_not_an_age_model_is_refused_on_load(tmp_path: Path, kind: str, options: dict,
@@ -131,11 +134,11 @@ def test_a_network_that_is_not_an_age_model_is_refused_on_load(tmp_path: Path, k
 
 
 def test_a_network_with_undeclared_bins_fails_on_first_use_not_with_nonsense(tmp_path: Path) -> None:
-    """Its output size is only known once it runs: 80 values per face must be an error, not
-    ages between 0 and 79."""
+    """Its output size is only known once it runs: one value per row of the chip must be an
+    error, not ages between 0 and the chip's side."""
     estimator = AgeEstimator(network(tmp_path / "other.onnx", bins=None, side=None)).load()
     with pytest.raises(ModelError, match="101"):
-        estimator.predict_chips(np.zeros((2, 80, 80, 3), np.uint8))
+        estimator.predict_chips(np.zeros((2, SIDE, SIDE, 3), np.uint8))
 
 
 # =========================================================================== the commands
