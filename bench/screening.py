@@ -56,7 +56,7 @@ def plot(rows: list[dict], min_age: int, title: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colours = {"minors_passed": "#c44e52", "teens_passed": "#dd8452", "adults_referred": "#4c72b0"}
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = plt.subplots(figsize=(8, 5.6))
     for (label, _, _), style in zip(RULES, STYLES):
         part = [r for r in rows if r["rule"] == label]
         for key, colour in colours.items():
@@ -71,7 +71,7 @@ def plot(rows: list[dict], min_age: int, title: str, path: Path) -> None:
     ax.text(7.1, ax.get_ylim()[1] * 0.98, f"Challenge {min_age + 7}", color="grey", fontsize=8, va="top")
     ax.set_xticks(list(BUFFERS))
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=6, ncol=3, frameon=False, loc="upper right", handlelength=3.5)
+    ax.legend(fontsize=7, ncol=3, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14), handlelength=3.5)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

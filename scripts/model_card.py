@@ -156,7 +156,16 @@ Confusion matrix of the five groups:
 
 ### Age screening (Challenge 25: legal age 18 + 7-year buffer)
 
-{table([[k, str(v) if isinstance(v, int) else f'{v:.1%}'] for k, v in screening.items()], ['figure', 'value']) if screening else 'not measured'}
+{table([[k, str(v) if isinstance(v, int) else f'{v:.1%}'] for k, v in screening.items() if k != 'policy'], ['figure', 'value']) if screening else 'not measured'}
+
+Policy: a face passes when its estimate reaches 25 and the model gives it at most a
+{screening.get('policy', {}).get('max_minor_risk') or 0:.1%} chance of being under 18 (the cap was chosen on the validation split;
+`--max-risk 1` removes it). Targets on held-back faces: minors passed ≤ 3%, 13–17s passed
+≤ 10%, adults referred ≤ 15%. The trade-off by buffer, for the estimate alone, the
+estimate with the cap, and the low end of the 80% interval
+(`python bench/screening.py --data runs/utkface --split test`):
+
+![Screening trade-off by buffer](img/screening_tradeoff.png)
 
 ## Limits, and how far from the state of the art
 
