@@ -17,12 +17,7 @@ from agedetect.errors import ImageError, ImageTooLargeError, ModelError, NoFaceE
 from agedetect.inference import DEFAULT_MODEL, AgeEstimate
 from agedetect.labels import parse_utkface_name
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PEOPLE = SHARED / "data" / "photos" / "people"
-NO_FACES = SHARED / "data" / "photos" / "no-faces"
-CHIPS = SHARED / "data" / "utkface" / "UTKFace"
-needs_photos = pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present")
-needs_chips = pytest.mark.skipif(not CHIPS.is_dir(), reason=f"{CHIPS} not present")
+from shared_data import CHIPS, NO_FACES, PEOPLE, SHARED, needs_chips, needs_photos  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,15 @@
+"""Where the tests find the shared data (``../shared`` beside the clone), and markers that
+skip a test with a clear reason when a part of it is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PEOPLE = SHARED / "data" / "photos" / "people"
+NO_FACES = SHARED / "data" / "photos" / "no-faces"
+CHIPS = SHARED / "data" / "utkface" / "UTKFace"
+needs_photos = pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present")
+needs_chips = pytest.mark.skipif(not CHIPS.is_dir(), reason=f"{CHIPS} not present")
