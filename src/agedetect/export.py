@@ -7,7 +7,6 @@ the preprocessing, age groups, metrics and the file's sha256, which inference ch
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -17,18 +16,11 @@ import numpy as np
 import torch
 
 from agedetect.errors import DataError
+from agedetect.inference import sha256_of
 from agedetect.models import ExportWrapper
 from agedetect.train import load_checkpoint
 
 OPSET = 17
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:
