@@ -2,12 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(EXTRAS)
-EXTRAS ?= dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test bench clean model
+.PHONY: install serve test clean model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +30,6 @@ $(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
 test: install
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium unavailable: browser tests will be skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
-
-bench: install
-	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
