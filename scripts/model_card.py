@@ -170,7 +170,9 @@ estimate with the cap, and the low end of the 80% interval
 
 ![Screening trade-off by buffer](img/screening_tradeoff.png)
 
-The brief's dense baseline reached about 21% on validation; ours, with the same five
+Which use of the pretrained network helps: frozen as a feature extractor (`transfer`) it
+does worse than a small CNN trained from scratch; fine-tuned end to end (`final`) it does
+best. The brief's dense baseline reached about 21% on validation; ours, with the same five
 dense layers but soft labels over ages and normalised inputs, reaches {compare.get('dense', {}).get('group_accuracy', float('nan')):.0%} on test.
 
 ## Against the project's targets
