@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PEOPLE = SHARED / "data" / "photos" / "people"
-NO_FACES = SHARED / "data" / "photos" / "no-faces"
+PHOTOS = SHARED / "data" / "photos"
+PEOPLE = PHOTOS / "people"
+NO_FACES = PHOTOS / "no-faces"
 CHIPS = SHARED / "data" / "utkface" / "UTKFace"
 needs_photos = pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present")
 needs_chips = pytest.mark.skipif(not CHIPS.is_dir(), reason=f"{CHIPS} not present")

@@ -19,9 +19,7 @@ from typing import Iterator
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PEOPLE = SHARED / "data" / "photos" / "people"
-NO_FACES = SHARED / "data" / "photos" / "no-faces"
+from shared_data import NO_FACES, PEOPLE
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -32,10 +32,7 @@ from typer.testing import CliRunner
 from agedetect.cli import app
 from agedetect.inference import AgeEstimator
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PEOPLE = SHARED / "data" / "photos" / "people"
-NO_FACES = SHARED / "data" / "photos" / "no-faces"
-CHIPS = SHARED / "data" / "utkface" / "UTKFace"
+from shared_data import CHIPS, NO_FACES, PEOPLE
 pytestmark = pytest.mark.skipif(not (PEOPLE.is_dir() and CHIPS.is_dir()), reason="../shared data not present")
 
 runner = CliRunner()

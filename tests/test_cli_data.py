@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from agedetect.cli import app
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-UTKFACE = SHARED / "data" / "utkface" / "UTKFace"
+from shared_data import CHIPS as UTKFACE
 
 runner = CliRunner()
 

@@ -32,8 +32,7 @@ from agedetect.errors import DataError
 from agedetect.faces import Face
 from agedetect.labels import AgeGroups, LabelError, parse_utkface_name
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-UTKFACE = SHARED / "data" / "utkface" / "UTKFace"
+from shared_data import CHIPS as UTKFACE
 needs_utkface = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"UTKFace chips not found at {UTKFACE}")
 
 #: The four names the UTKFace README lists as not following the pattern.

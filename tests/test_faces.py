@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,7 @@ from agedetect.faces import (
     similarity_transform,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PHOTOS = SHARED / "data" / "photos"
-CHIPS = SHARED / "data" / "utkface" / "UTKFace"
+from shared_data import CHIPS, PHOTOS
 needs_photos = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"{PHOTOS} not present")
 needs_chips = pytest.mark.skipif(not CHIPS.is_dir(), reason=f"{CHIPS} not present")
 

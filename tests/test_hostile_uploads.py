@@ -20,7 +20,6 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import httpx
@@ -32,7 +31,7 @@ from agedetect.inference import AgeEstimator
 from agedetect.web import ServeSettings, create_app
 from servers import ServeProcess, ThreadedServer
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from shared_data import SHARED
 FACE_PHOTO = SHARED / "data" / "photos" / "people" / "img2.jpg"  # one face
 
 #: ``agedetect serve``'s defaults.

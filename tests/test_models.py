@@ -19,7 +19,7 @@ from agedetect.labels import AgeGroups  # noqa: E402
 from agedetect.models import NUM_AGES, create_model, list_models  # noqa: E402
 from agedetect.train import TrainConfig, age_loss, augment, load_checkpoint, train  # noqa: E402
 
-UTKFACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "utkface" / "UTKFace"
+from shared_data import CHIPS as UTKFACE
 needs_utkface = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"UTKFace chips not found at {UTKFACE}")
 
 

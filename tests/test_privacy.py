@@ -29,9 +29,7 @@ from PIL import Image
 from servers import ServeProcess
 from uses_support import model_with_typical_error
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PEOPLE = SHARED / "data" / "photos" / "people"
-NO_FACES = SHARED / "data" / "photos" / "no-faces"
+from shared_data import NO_FACES, PEOPLE
 
 #: Names a user's files might carry: none may reach a log, a response or the disk.
 SECRET_NAMES = [

@@ -26,10 +26,7 @@ from typer.testing import CliRunner
 
 from agedetect.cli import app
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PEOPLE = SHARED / "data" / "photos" / "people"
-NO_FACES = SHARED / "data" / "photos" / "no-faces"
-CHIPS = SHARED / "data" / "utkface" / "UTKFace"
+from shared_data import CHIPS, NO_FACES, PEOPLE, SHARED
 AGEDETECT = str(Path(sys.executable).with_name("agedetect"))
 
 try:

@@ -20,9 +20,7 @@ from PIL import Image
 from agedetect.web import ServeSettings, create_app
 from servers import AGEDETECT, ThreadedServer, free_port
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PEOPLE = SHARED / "data" / "photos" / "people"
-NO_FACES = SHARED / "data" / "photos" / "no-faces"
+from shared_data import NO_FACES, PEOPLE
 needs_photos = pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present")
 
 MAX_UPLOAD = 3_000_000  # small, so the over-the-limit tests send little

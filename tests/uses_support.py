@@ -12,9 +12,7 @@ from PIL import Image
 
 from agedetect.inference import DEFAULT_MODEL
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PHOTOS = SHARED / "data" / "photos"
-CHIPS = SHARED / "data" / "utkface" / "UTKFace"
+from shared_data import CHIPS, PHOTOS
 COUPLE = PHOTOS / "people" / "couple.jpg"
 ONE_FACE = PHOTOS / "people" / "img1.jpg"
 NO_FACE = PHOTOS / "no-faces" / "1334.jpg"  # a scene the detector finds no face in
