@@ -135,3 +135,37 @@ def test_training_is_deterministic_and_resumes(prepared, tmp_path):
     # A finished run, asked again, resumes to the same place instead of starting over.
     again = run(tmp_path / "a", 2)
     assert len(again) == 2
+
+
+@needs_utkface
+@pytest.mark.slow
+def test_distils_a_teacher_and_saves_the_weight_average(prepared, tmp_path):
+    from agedetect.inference import AgeEstimator
+    from agedetect.train import load_split
+
+    teacher_run = tmp_path / "teacher"
+    train(TrainConfig(model="cnn", data=str(prepared), out=str(teacher_run), epochs=1, batch_size=16,
+                      input_size=32, seed=0), progress=False)
+    teacher = tmp_path / "teacher.onnx"
+    export_onnx(teacher_run, teacher)
+
+    student = tmp_path / "student"
+    # The student takes a different chip size than the teacher: each sees its own.
+    config = TrainConfig(model="cnn", data=str(prepared), out=str(student), epochs=2, batch_size=16, input_size=40,
+                         seed=0, ema=0.9, teacher=str(teacher), teacher_weight=0.7)
+    train(config, progress=False)
+
+    targets = np.load(student / "teacher-train.npy")
+    expected = AgeEstimator(teacher).chip_probabilities(load_split(prepared, "train", 32).chips)
+    assert targets.shape == expected.shape == (len(load_split(prepared, "train", 40).ages), NUM_AGES)
+    np.testing.assert_allclose(targets, expected / expected.sum(1, keepdims=True), atol=1e-6)
+
+    last = torch.load(student / "last.pt", weights_only=False)
+    assert set(last) >= {"training_model", "averaged"}
+    # What is saved (and exported) is the average, not the last step's weights.
+    head = [key for key in last["model"] if key.endswith("weight")][-1]  # the output layer
+    assert not torch.equal(last["model"][head], last["training_model"][head])
+    assert torch.equal(last["model"][head], last["averaged"]["module." + head])
+    # A finished run asked again resumes (EMA state included) instead of starting over.
+    train(config, progress=False)
+    assert len((student / "history.jsonl").read_text().splitlines()) == 2

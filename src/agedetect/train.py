@@ -7,6 +7,12 @@ the fly as whole batches, and fitted with a soft-label loss over whole ages:
   off-by-one answer should cost less than an off-by-twenty one), plus
 - an L1 term on the expected age, the quantity users see.
 
+Two options make one network nearly as good as an ensemble at a third of its cost:
+``ema`` validates and saves an exponential moving average of the weights (smoother than
+the last step's), and ``teacher`` mixes a trained model's age distribution for each chip
+into the target (distillation: the teacher's doubt about a face is information a whole
+-year label lacks).
+
 A run folder holds ``config.json``, ``history.jsonl``, ``last.pt`` (resumable) and
 ``best.pt`` (lowest validation MAE).
 """
@@ -55,6 +61,9 @@ class TrainConfig:
     l1_weight: float = 0.05
     limit: int | None = None  # train on the first N chips only (smoke tests)
     threads: int | None = None
+    ema: float | None = None  # decay of the weight average that is validated and saved; None: off
+    teacher: str | None = None  # an exported ONNX model whose distributions join the target
+    teacher_weight: float = 0.5  # share of the teacher's distribution in the target
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -170,16 +179,27 @@ def soft_labels(ages: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.softmax(logits, dim=1)
 
 
-def age_loss(logits: torch.Tensor, ages: torch.Tensor, sigma: float = 2.0, l1_weight: float = 0.05) -> torch.Tensor:
-    """Soft-label cross-entropy plus an L1 penalty on the expected age.
+def age_loss(
+    logits: torch.Tensor, ages: torch.Tensor, sigma: float = 2.0, l1_weight: float = 0.05,
+    teacher: torch.Tensor | None = None, teacher_weight: float = 0.5,
+) -> torch.Tensor:
+    """Soft-label cross-entropy plus an L1 penalty on the expected age; with ``teacher``
+    probabilities, the target is ``teacher_weight`` of them and the rest the label's.
 
     >>> logits = torch.zeros(2, NUM_AGES); logits[0, 20] = logits[1, 60] = 10.0
     >>> good = age_loss(logits, torch.tensor([20, 60])); bad = age_loss(logits, torch.tensor([60, 20]))
     >>> bool(good < bad)
     True
+    >>> agrees = soft_labels(torch.tensor([20, 60]), 2.0)
+    >>> bool(age_loss(logits, torch.tensor([40, 40]), teacher=agrees, teacher_weight=1.0, l1_weight=0.0)
+    ...      < age_loss(logits, torch.tensor([40, 40]), l1_weight=0.0))
+    True
     """
     log_probs = F.log_softmax(logits, dim=1)
-    ce = -(soft_labels(ages, sigma) * log_probs).sum(dim=1).mean()
+    target = soft_labels(ages, sigma)
+    if teacher is not None:
+        target = (1.0 - teacher_weight) * target + teacher_weight * teacher
+    ce = -(target * log_probs).sum(dim=1).mean()
     expected = log_probs.exp() @ torch.arange(NUM_AGES, device=logits.device, dtype=torch.float32)
     return ce + l1_weight * (expected - ages.clamp(max=NUM_AGES - 1).float()).abs().mean()
 
@@ -204,6 +224,34 @@ def quick_metrics(probs: np.ndarray, ages: np.ndarray, groups: AgeGroups) -> dic
         "mae": float(np.abs(decoded.age - ages).mean()),
         "group_accuracy": float((decoded.group_index == groups.index_of(ages)).mean()),
     }
+
+
+def teacher_probabilities(config: TrainConfig, out: Path) -> np.ndarray | None:
+    """The teacher's age distributions for every training chip, computed once with ONNX
+    Runtime at the teacher's own chip size and kept in the run folder (for resuming)."""
+    if not config.teacher:
+        return None
+    from agedetect.inference import AgeEstimator
+
+    cache = out / "teacher-train.npy"
+    if cache.exists():
+        return np.load(cache)
+    estimator = AgeEstimator(config.teacher)
+    chips = load_split(Path(config.data), "train", estimator.input_size, config.limit).chips
+    probs = np.concatenate(
+        [estimator.chip_probabilities(chips[start : start + 512]) for start in range(0, len(chips), 512)]
+    ).astype(np.float32)
+    probs /= probs.sum(axis=1, keepdims=True)
+    if probs.shape[1] != NUM_AGES:
+        raise DataError(f"{config.teacher}: predicts {probs.shape[1]} age bins, the student {NUM_AGES}")
+    _atomic_save_array(probs, cache)
+    return probs
+
+
+def _atomic_save_array(array: np.ndarray, path: Path) -> None:
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
 
 
 def _param_groups(model: AgeModel, lr: float, weight_decay: float) -> list[dict]:
@@ -247,13 +295,21 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
     )
+    # The averaged weights are what gets validated, saved and exported.
+    averaged = (
+        torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema))
+        if config.ema else None
+    )
+    teacher = teacher_probabilities(config, out)
     start_epoch, best_mae, history = 0, float("inf"), []
     last = out / "last.pt"
     if last.exists():
         state = torch.load(last, map_location=device, weights_only=False)
         if state["config"] != config.to_dict():
             raise DataError(f"{last}: was made with other settings; use a new --out folder to start afresh")
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["training_model"] if averaged else state["model"])
+        if averaged:
+            averaged.load_state_dict(state["averaged"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start_epoch, best_mae, history = state["epoch"], state["best_mae"], state["history"]
@@ -276,14 +332,19 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 index = order[step * config.batch_size : (step + 1) * config.batch_size]
                 chips = torch.from_numpy(train_split.chips[index.numpy()]).to(device)
                 ages = torch.from_numpy(train_split.ages[index.numpy()]).to(device)
-                loss = age_loss(model(augment(chips, generator)), ages, config.label_sigma, config.l1_weight)
+                targets = torch.from_numpy(teacher[index.numpy()]).to(device) if teacher is not None else None
+                loss = age_loss(model(augment(chips, generator)), ages, config.label_sigma, config.l1_weight,
+                                targets, config.teacher_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+                if averaged:
+                    averaged.update_parameters(model)
                 running = loss.item() if step == 0 else 0.9 * running + 0.1 * loss.item()
                 bar.update(task, advance=1, loss=running)
-        val = quick_metrics(predict_probabilities(model, val_split.chips, device), val_split.ages, groups)
+        kept = averaged.module if averaged else model
+        val = quick_metrics(predict_probabilities(kept, val_split.chips, device), val_split.ages, groups)
         record = {"epoch": epoch + 1, "train_loss": running, "val_mae": val["mae"],
                   "val_group_accuracy": val["group_accuracy"], "seconds": time.perf_counter() - started}
         history.append(record)
@@ -292,13 +353,16 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         if progress:
             print(f"epoch {epoch + 1}/{config.epochs}: loss {running:.3f}  val MAE {val['mae']:.2f}  "
                   f"group acc {val['group_accuracy']:.3f}  ({record['seconds']:.0f}s)", flush=True)
-        checkpoint = {"spec": spec.to_dict(), "config": config.to_dict(), "model": model.state_dict(),
+        checkpoint = {"spec": spec.to_dict(), "config": config.to_dict(), "model": kept.state_dict(),
                       "epoch": epoch + 1, "val": val, "history": history}
         if val["mae"] < best_mae:
             best_mae = val["mae"]
             _atomic_save(checkpoint, out / "best.pt")
-        _atomic_save({**checkpoint, "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                      "best_mae": best_mae, "rng": torch.get_rng_state()}, last)
+        resume = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                  "best_mae": best_mae, "rng": torch.get_rng_state()}
+        if averaged:
+            resume |= {"training_model": model.state_dict(), "averaged": averaged.state_dict()}
+        _atomic_save({**checkpoint, **resume}, last)
     calibrate(out / "best.pt", val_split, device)
     return out / "best.pt"
 

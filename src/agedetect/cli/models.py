@@ -44,6 +44,11 @@ def train_command(
     input_size: Optional[int] = typer.Option(None, help="Chip side in pixels (default: the model's)."),
     crop: Optional[float] = typer.Option(None, min=0.3, max=1.0, help="Share of the chip the network sees, centred (default: the model's)."),
     limit: Optional[int] = typer.Option(None, help="Use only the first N chips of each split (smoke tests)."),
+    ema: Optional[float] = typer.Option(
+        None, min=0.0, max=0.99999, help="Validate and save a moving average of the weights with this decay (e.g. 0.998)."),
+    teacher: Optional[Path] = typer.Option(
+        None, exists=True, dir_okay=False, help="An exported model (.onnx) to distil: its age distributions join the target."),
+    teacher_weight: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of the teacher's distribution in the target."),
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
     _need_training_extra()
@@ -54,7 +59,8 @@ def train_command(
         if model not in list_models():
             raise typer.BadParameter(f"unknown model {model!r}; choose one of: {', '.join(list_models())}")
         config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
-                             lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit)
+                             lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
+                             ema=ema, teacher=str(teacher) if teacher else None, teacher_weight=teacher_weight)
         best = train(config)
         console.print(f"best checkpoint: {best}")
 
