@@ -78,8 +78,8 @@ def main() -> None:
 ## What it does
 
 Estimates a person's age from an aligned photo of their face: a probability for every
-whole age 0–100 (100 = 100 or older), from which agedetect reports the expected age, an
-80% interval and the probability of each of five age groups (0–20, 21–26, 27–35, 36–50,
+whole age 0–100 (100 = 100 or older), from which agedetect reports the median age (of all single answers, the one with
+the least expected error), an 80% interval and the probability of each of five age groups (0–20, 21–26, 27–35, 36–50,
 51+). It predicts nothing else: not gender, not race or ethnicity, not identity.
 
 - File: `src/agedetect/weights/age_model.onnx` ({sidecar['input_size']}×{sidecar['input_size']} RGB chips in UTKFace framing in,

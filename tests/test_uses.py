@@ -141,9 +141,10 @@ def test_screening_metrics_count_inputs_without_a_face_as_referred() -> None:
 
 
 def test_screening_metrics_on_the_interval_low_end() -> None:
-    # Two bins each: expected age 30, low end of the 80% interval 20 -> referred only when strict.
+    # Estimate (median) 30, low end of the 80% interval 20 -> referred only when strict.
     p = np.zeros((1, 101))
-    p[0, 20] = p[0, 40] = 0.5
+    p[0, 20] = p[0, 40] = 0.15
+    p[0, 30] = 0.7
     plain = screening_metrics([30], p, AgeGroups.default(), 18, 7)
     strict = screening_metrics([30], p, AgeGroups.default(), 18, 7, basis="interval_low")
     assert (plain["adults_referred"], strict["adults_referred"]) == (0.0, 1.0)

@@ -64,7 +64,7 @@ class AgeEstimate:
     """The age read from one face chip.
 
     Attributes:
-        age: the expected age in years (the mean of the model's age distribution).
+        age: the estimate in years: the median of the model's age distribution.
         age_interval: ``(low, high)``, whole years holding the central 80% of that
             distribution: the model's own range for this face.
         age_group: label of the group the age falls in (e.g. ``"27-35"``).

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 # ============================================================================ screening
 
 #: What a screening decision can be based on.
-#: ``estimate``: the expected age (the model's point estimate) — the policy as retailers
+#: ``estimate``: the model's point estimate (its distribution's median) — the policy as retailers
 #: state it. ``interval_low``: the low end of the 80% interval, so a face passes only when
 #: the model is fairly sure it is old enough; stricter (fewer minors pass, more adults
 #: are asked for ID), see docs/img/screening_tradeoff.png.
@@ -505,7 +505,7 @@ class Audience:
     - ``counts()``: faces by their most likely group (integers; they match faces.csv);
     - ``shares()``: each group's share estimated by summing every face's group
       probabilities. Counting the most likely group pulls faces near a group's edge into
-      the group of their expected age; summing probabilities keeps the model's doubt, and
+      the group of their estimate; summing probabilities keeps the model's doubt, and
       on held-back UTKFace faces it comes closer to the true mix (bench/audience.py).
 
     >>> a = Audience(AgeGroups.parse("30"))

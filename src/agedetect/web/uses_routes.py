@@ -31,7 +31,7 @@ class Policy(BaseModel):
     min_age: int = Field(description="the legal age")
     buffer: int = Field(description="years above the legal age a face must look to pass")
     threshold: int = Field(description="min_age + buffer: the age an estimate must reach")
-    basis: Basis = Field(description="estimate (the expected age) or interval_low (low end of the 80% interval)")
+    basis: Basis = Field(description="estimate (the median age) or interval_low (low end of the 80% interval)")
     max_minor_risk: float | None = Field(
         description="faces the model gives more than this probability of being under min_age are referred")
 
