@@ -64,6 +64,7 @@ class TrainConfig:
     ema: float | None = None  # decay of the weight average that is validated and saved; None: off
     teacher: str | None = None  # an exported ONNX model whose distributions join the target
     teacher_weight: float = 0.5  # share of the teacher's distribution in the target
+    body_lr_scale: float | None = None  # pretrained layers' share of lr; None: 0.1 if pretrained, else 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -254,16 +255,17 @@ def _atomic_save_array(array: np.ndarray, path: Path) -> None:
     tmp.replace(path)
 
 
-def _param_groups(model: AgeModel, lr: float, weight_decay: float) -> list[dict]:
-    """Pretrained layers learn at a tenth of the new head's rate."""
+def _param_groups(model: AgeModel, lr: float, weight_decay: float, body_lr_scale: float | None = None) -> list[dict]:
+    """Pretrained layers learn slower than the new head (a tenth of its rate, unless told)."""
     head, body = [], []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         (head if name.startswith("network.head") else body).append(parameter)
-    pretrained = model.spec.name in ("final", "transfer")
+    if body_lr_scale is None:
+        body_lr_scale = 0.1 if model.spec.name in ("final", "transfer") else 1.0
     return [
-        {"params": body, "lr": lr * (0.1 if pretrained else 1.0), "weight_decay": weight_decay},
+        {"params": body, "lr": lr * body_lr_scale, "weight_decay": weight_decay},
         {"params": head, "lr": lr, "weight_decay": weight_decay},
     ]
 
@@ -288,7 +290,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     train_split = load_split(data_dir, "train", spec.input_size, config.limit)
     val_split = load_split(data_dir, "val", spec.input_size, config.limit)
 
-    optimizer = torch.optim.AdamW(_param_groups(model, config.lr, config.weight_decay))
+    optimizer = torch.optim.AdamW(_param_groups(model, config.lr, config.weight_decay, config.body_lr_scale))
     steps_per_epoch = max(1, math.ceil(len(train_split.ages) / config.batch_size))
     total = steps_per_epoch * config.epochs
     warmup = min(steps_per_epoch, total // 10 + 1)
@@ -305,7 +307,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     last = out / "last.pt"
     if last.exists():
         state = torch.load(last, map_location=device, weights_only=False)
-        if state["config"] != config.to_dict():
+        # Settings added after a run was saved take their defaults, which is what it ran with.
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+        if {**defaults, **state["config"]} != config.to_dict():
             raise DataError(f"{last}: was made with other settings; use a new --out folder to start afresh")
         model.load_state_dict(state["training_model"] if averaged else state["model"])
         if averaged:

@@ -49,6 +49,8 @@ def train_command(
     teacher: Optional[Path] = typer.Option(
         None, exists=True, dir_okay=False, help="An exported model (.onnx) to distil: its age distributions join the target."),
     teacher_weight: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of the teacher's distribution in the target."),
+    body_lr_scale: Optional[float] = typer.Option(
+        None, min=0.0, help="Learning rate of the pretrained layers as a share of --lr (default 0.1; 1 for models from scratch)."),
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
     _need_training_extra()
@@ -60,7 +62,8 @@ def train_command(
             raise typer.BadParameter(f"unknown model {model!r}; choose one of: {', '.join(list_models())}")
         config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
-                             ema=ema, teacher=str(teacher) if teacher else None, teacher_weight=teacher_weight)
+                             ema=ema, teacher=str(teacher) if teacher else None, teacher_weight=teacher_weight,
+                             body_lr_scale=body_lr_scale)
         best = train(config)
         console.print(f"best checkpoint: {best}")
 
