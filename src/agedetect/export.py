@@ -28,20 +28,31 @@ def sidecar_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
+def load_members(checkpoints: str | Path | Sequence[str | Path], mirror: bool | None = None) -> list[tuple]:
+    """``(model, checkpoint)`` for each run; ``mirror`` overrides whether each model
+    averages a face with its mirror image (twice the cost, a little more accurate)."""
+    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    loaded = [load_checkpoint(path) for path in paths]
+    if mirror is not None:
+        for model, _ in loaded:
+            model.spec.options["flip_average"] = mirror
+    return loaded
+
+
 def export_onnx(
-    checkpoints: str | Path | Sequence[str | Path], out: str | Path, extra: dict | None = None, half_weights: bool = True
+    checkpoints: str | Path | Sequence[str | Path], out: str | Path, extra: dict | None = None, half_weights: bool = True,
+    mirror: bool | None = None,
 ) -> dict:
     """Write ``out`` (ONNX) and its sidecar; returns the sidecar's content.
 
     Several checkpoints (trained on the same chip size) export as one graph that averages
     their probabilities: an ensemble costs one call. ``extra`` adds fields to the sidecar
     only (evaluation metrics, typical errors). ``half_weights`` stores weights as float16
-    (half the file; computation stays float32).
+    (half the file; computation stays float32). ``mirror``: see :func:`load_members`.
     """
     import onnx
 
-    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
-    loaded = [load_checkpoint(path) for path in paths]
+    loaded = load_members(checkpoints, mirror)
     models = [model for model, _ in loaded]
     sizes = {model.spec.input_size for model in models}
     if len(sizes) != 1:
@@ -119,12 +130,13 @@ def _store_weights_as_float16(model) -> None:
     graph.node.extend(nodes)
 
 
-def check_parity(checkpoints: str | Path | Sequence[str | Path], onnx_path: str | Path, chips: np.ndarray) -> float:
+def check_parity(
+    checkpoints: str | Path | Sequence[str | Path], onnx_path: str | Path, chips: np.ndarray, mirror: bool | None = None
+) -> float:
     """Largest absolute difference between PyTorch and ONNX Runtime probabilities."""
     import onnxruntime as ort
 
-    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
-    wrapper = ExportWrapper(*(load_checkpoint(path)[0] for path in paths)).eval()
+    wrapper = ExportWrapper(*(model for model, _ in load_members(checkpoints, mirror))).eval()
     with torch.no_grad():
         expected = wrapper(torch.from_numpy(chips)).numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
