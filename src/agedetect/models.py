@@ -86,19 +86,22 @@ class AgeModel(nn.Module):
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         return self.network(self.input(chips))
 
-    def probabilities(self, chips: torch.Tensor) -> torch.Tensor:
-        """Softmax over ages, averaged with the mirrored chip when the spec asks for it.
-
-        ``temperature`` (fitted on validation data after training) softens or sharpens
-        the distribution so its intervals cover what they claim.
-        """
-        temperature = float(self.spec.options.get("temperature", 1.0))
+    def view_logits(self, chips: torch.Tensor) -> torch.Tensor:
+        """Logits ``(views, N, NUM_AGES)``: the chips, and their mirror images when the spec
+        asks for mirror averaging (one batch of twice the size runs faster than two)."""
         if not self.spec.options.get("flip_average"):
-            return F.softmax(self(chips) / temperature, dim=1)
-        # One batch of twice the size runs faster than two passes.
-        both = F.softmax(self(torch.cat([chips, torch.flip(chips, dims=[2])])) / temperature, dim=1)
-        original, mirrored = both.chunk(2)
-        return 0.5 * (original + mirrored)
+            return self(chips)[None]
+        return self(torch.cat([chips, torch.flip(chips, dims=[2])])).unflatten(0, (2, chips.shape[0]))
+
+    def probabilities_from_logits(self, view_logits: torch.Tensor) -> torch.Tensor:
+        """Softmax over ages at the calibrated ``temperature`` (fitted on validation data
+        after training, so intervals cover what they claim), averaged over the views."""
+        temperature = float(self.spec.options.get("temperature", 1.0))
+        return F.softmax(view_logits / temperature, dim=-1).mean(dim=0)
+
+    def probabilities(self, chips: torch.Tensor) -> torch.Tensor:
+        """Age probabilities ``(N, NUM_AGES)`` for uint8 chips."""
+        return self.probabilities_from_logits(self.view_logits(chips))
 
 
 class ExportWrapper(nn.Module):

@@ -380,10 +380,14 @@ def calibrate(checkpoint: Path, val: Split, device: torch.device) -> float:
     model, _ = load_checkpoint(checkpoint)
     model.to(device)
     ages = np.clip(val.ages, 0, NUM_AGES - 1)
+    model.eval()
+    with torch.no_grad():  # the network runs once; only the temperature changes
+        logits = torch.cat([model.view_logits(torch.from_numpy(val.chips[start : start + 256]).to(device))
+                            for start in range(0, len(val.chips), 256)], dim=1)
     best_t, best_nll = 1.0, float("inf")
     for t in np.round(np.arange(0.6, 2.51, 0.1), 2):
         model.spec.options["temperature"] = float(t)
-        probs = predict_probabilities(model, val.chips, device)
+        probs = model.probabilities_from_logits(logits).cpu().numpy()
         # Smooth over +-1 year: the labels themselves are whole years and often rounded.
         window = probs[np.arange(len(ages)), ages] + 0.5 * (
             probs[np.arange(len(ages)), np.clip(ages - 1, 0, None)] + probs[np.arange(len(ages)), np.clip(ages + 1, None, NUM_AGES - 1)])
