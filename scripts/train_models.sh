@@ -26,7 +26,6 @@ while read -r name run epochs size crop lr seed body; do
 done <<RUNS
 final final-a 12 80 0.9 1e-3 4 0.3
 final final-b 12 80 0.9 1e-3 4 1.0
-final final-c 12 80 0.85 1e-3 5 0.5
 dense dense 15 64 1.0 1e-3 0 -
 cnn cnn 10 64 1.0 2e-3 0 -
 transfer transfer 8 80 0.9 3e-3 0 -
@@ -34,13 +33,14 @@ RUNS
 for name in dense cnn transfer; do
   "$BIN/agedetect" export "runs/$name" --out "runs/$name.onnx"
 done
-# The final model averages three fine-tuned members, one pass each (no mirror images):
-# three passes fit the 3 ms budget and beat one member averaged with its mirror.
-FINAL="runs/final-a runs/final-b runs/final-c"
+# The final model averages two fine-tuned members, one pass each (no mirror images). On
+# validation a third member or mirror passes gained under 0.01 years; their weights do
+# not fit the CPU's cache beside the others and pushed a face past 3 ms on one thread.
+FINAL="runs/final-a runs/final-b"
 "$BIN/agedetect" export $FINAL --no-mirror --out runs/final.onnx
 
 # The shipped model: typical errors from validation, reported figures from test.
-"$BIN/agedetect" evaluate "$DATA" --split val --model runs/final.onnx --json > runs/final-val.json
+"$BIN/agedetect" evaluate "$DATA" --split val --model runs/final.onnx --json --min-age 18 --buffer 7 > runs/final-val.json
 "$BIN/agedetect" evaluate "$DATA" --split test --model runs/final.onnx --json --min-age 18 --buffer 7 \
   --report runs/final-report > runs/final-test.json
 "$BIN/agedetect" export $FINAL --no-mirror --out src/agedetect/weights/age_model.onnx \
