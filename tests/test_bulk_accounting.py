@@ -379,8 +379,11 @@ def test_ctrl_c_stops_a_pool_run_cleanly(command: list[str], delay: float, tmp_p
     still queueing its files ran the whole batch before exiting."""
     agedetect = str(Path(sys.executable).with_name("agedetect"))
     args = [arg.format(tmp=tmp_path) for arg in command]
+    # A shell without job control starts background jobs with SIGINT ignored, and children
+    # inherit that; restore the default so the command sees Ctrl+C as a terminal user's does.
     process = subprocess.Popen([agedetect, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while len(children(process.pid)) < 2:  # the workers
