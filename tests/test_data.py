@@ -23,13 +23,11 @@ from agedetect.data import (
     PrepareSettings,
     assign_splits,
     check_split,
-    choose_subject,
     load_manifest,
     load_settings,
     prepare,
 )
 from agedetect.errors import DataError
-from agedetect.faces import Face
 from agedetect.labels import AgeGroups, LabelError, parse_utkface_name
 
 from shared_data import CHIPS as UTKFACE
@@ -161,25 +159,6 @@ def test_assign_splits_moves_few_photos_when_one_is_removed():
 def test_assign_splits_keeps_a_photo_whose_faces_differ_in_group_together():
     splits = assign_splits(["a", "a", "a", "b"], [0, 4, 4, 0], seed=0)
     assert len(set(splits[:3])) == 1
-
-
-# --------------------------------------------------------------------------- main subject
-
-
-def _face(x, y, side, score=0.99):
-    return Face((x, y, x + side, y + side), ((x, y),) * 5, score)
-
-
-def test_choose_subject_prefers_large_confident_central_faces():
-    central = _face(270, 190, 100)
-    corner = _face(0, 0, 110)  # a bit larger, but in the corner
-    assert choose_subject([corner, central], 640, 480) is central
-    huge_corner = _face(0, 0, 200)
-    assert choose_subject([central, huge_corner], 640, 480) is huge_corner
-    unsure = _face(260, 180, 120, score=0.5)
-    assert choose_subject([unsure, central], 640, 480) is central
-    with pytest.raises(ValueError):
-        choose_subject([], 640, 480)
 
 
 # --------------------------------------------------------------------------- real chips

@@ -15,7 +15,9 @@ from agedetect.faces import (
     UTKFACE_TEMPLATE,
     Face,
     align,
+    choose_subject,
     detect_faces,
+    find_subject,
     similarity_transform,
 )
 
@@ -246,3 +248,38 @@ def test_recall_on_a_cmu_mit_subset_stays_above_the_measured_floor() -> None:
     hits, total = _recall(names)
     assert total == 116
     assert hits / total >= 0.80, f"{hits}/{total}"
+
+
+# --------------------------------------------------------------------------- main subject
+
+
+def _face(x, y, side, score=0.99):
+    return Face((x, y, x + side, y + side), ((x, y),) * 5, score)
+
+
+def test_choose_subject_prefers_large_confident_central_faces():
+    central = _face(270, 190, 100)
+    corner = _face(0, 0, 110)  # a bit larger, but in the corner
+    assert choose_subject([corner, central], 640, 480) is central
+    huge_corner = _face(0, 0, 200)
+    assert choose_subject([central, huge_corner], 640, 480) is huge_corner
+    unsure = _face(260, 180, 120, score=0.5)
+    assert choose_subject([unsure, central], 640, 480) is central
+    with pytest.raises(ValueError):
+        choose_subject([], 640, 480)
+
+
+@needs_chips
+def test_find_subject_looks_again_when_the_default_finds_no_face():
+    """UTKFace images as whole photos: some faces score under the default threshold, and a
+    labelled photo has a face, so find_subject looks once more at a lower one."""
+    rescued = None
+    for path in sorted(CHIPS.iterdir())[:400]:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        if not detect_faces(rgb) and detect_faces(rgb, threshold=0.7):
+            rescued = rgb
+            break
+    assert rescued is not None, "no chip among the first 400 needs the second look"
+    subject, faces = find_subject(rescued)
+    assert subject is not None and subject in faces and all(f.score < 0.9 for f in faces)
+    assert find_subject(rescued, retry_threshold=0.9) == (None, [])

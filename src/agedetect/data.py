@@ -27,9 +27,9 @@ Decisions, each made the same way on every run:
   :attr:`PrepareResult.malformed_names`.
 * Aligned chips are already framed like UTKFace: a 200x200 JPEG chip is copied byte for
   byte once it decodes (lossless, and the fastest); other sizes or formats are re-encoded.
-* An in-the-wild photo goes through :func:`agedetect.faces.detect_faces` and
-  :func:`agedetect.faces.align`; with several faces the chip is cut from the subject the
-  label most likely belongs to (:func:`choose_subject`).
+* An in-the-wild photo goes through :func:`agedetect.faces.find_subject` (detection, a
+  second look at a lower threshold when nothing is found, and with several faces the
+  subject the label most likely belongs to) and :func:`agedetect.faces.align`.
 * Files with the same decoded pixels and the same labels keep the first in sorted order
   of source; the others are rejected as ``duplicate_content``. Copies whose labels
   disagree (UTKFace has some, up to decades apart) are all rejected as
@@ -57,7 +57,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -66,9 +66,6 @@ from agedetect.errors import DataError, ImageTooLargeError, UnreadableImageError
 from agedetect.files import hold_back_ctrl_c, ignore_ctrl_c
 from agedetect.images import load_image, open_regular_file
 from agedetect.labels import AgeGroups, LabelError, UTKFaceLabel, parse_utkface_name
-
-if TYPE_CHECKING:  # faces (and ONNX Runtime) load only when a photo needs detecting
-    from agedetect.faces import Face
 
 #: Side of the chips written, in pixels: UTKFace's own chip size.
 CHIP_SIZE = 200
@@ -428,37 +425,14 @@ def _write_chip(outcome: _Outcome, data: bytes, pixels: np.ndarray, target: Path
 
 
 def _write_photo_chip(outcome: _Outcome, pixels: np.ndarray, target: Path) -> _Outcome:
-    from agedetect.faces import align, detect_faces
+    from agedetect.faces import align, find_subject
 
-    faces = detect_faces(pixels)
-    if not faces:
+    subject, faces = find_subject(pixels)
+    if subject is None:
         return replace(outcome, reason="no_face_found", detail="the detector found no face", n_faces=0)
-    subject = choose_subject(faces, pixels.shape[1], pixels.shape[0])
     Image.fromarray(align(pixels, subject, size=CHIP_SIZE)).save(target, "JPEG", quality=JPEG_QUALITY)
     note = f"{len(faces)} faces; kept the main subject" if len(faces) > 1 else ""
     return replace(outcome, n_faces=len(faces), note=note)
-
-
-def choose_subject(faces: Sequence[Face], width: int, height: int) -> Face:
-    """The face a whole-photo label most likely belongs to.
-
-    UTKFace labelled each in-the-wild photo for its main subject, who is usually the
-    largest, sharpest and most central face. Each face is weighed by
-    ``area x score x (1 - d / 2)``, where ``d`` is the distance from the face's centre to
-    the photo's centre divided by half the photo's diagonal (0 at the centre, 1 in a
-    corner): a face in a corner needs twice the area of a central one to win. Ties go to
-    the earlier face in ``faces``.
-    """
-    if not faces:
-        raise ValueError("choose_subject needs at least one face")
-    half_diagonal = max(np.hypot(width, height) / 2, 1e-9)
-
-    def weight(face: Face) -> float:
-        x1, y1, x2, y2 = face.box
-        distance = np.hypot((x1 + x2 - width) / 2, (y1 + y2 - height) / 2) / half_diagonal
-        return max(0.0, x2 - x1) * max(0.0, y2 - y1) * face.score * (1.0 - min(distance, 1.0) / 2)
-
-    return max(faces, key=weight)  # max keeps the first of equal weights
 
 
 # --------------------------------------------------------------------------- reading inputs

@@ -17,7 +17,7 @@ import numbers
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -50,6 +50,11 @@ DEFAULT_THRESHOLD = 0.9
 #: bounds time and memory on camera photos; faces under ~2% of the long side are then missed.
 DEFAULT_MAX_SIDE = 1280
 SORT_ORDERS = ("area", "score")
+#: A photo labelled with one person's age has that person's face in it, so when the default
+#: threshold finds no face, :func:`find_subject` looks once more at this one (MTCNN's own
+#: reference value). On 600 UTKFace test images as web crops it found a face in all but
+#: 0.7% instead of 2.3%; its extra false faces only matter where no real face exists.
+SUBJECT_RETRY_THRESHOLD = 0.7
 
 # Cascade settings (the MTCNN paper's and the reference implementation's values unless noted).
 _PYRAMID_FACTOR = 0.709  # each pyramid level is 0.709x the previous: two levels per octave
@@ -177,6 +182,46 @@ def detect_faces(
     key = (lambda f: f.area) if sort == "area" else (lambda f: f.score)
     faces.sort(key=key, reverse=True)
     return faces
+
+
+def choose_subject(faces: Sequence[Face], width: int, height: int) -> Face:
+    """The face a whole-photo label most likely belongs to.
+
+    UTKFace labelled each in-the-wild photo for its main subject, who is usually the
+    largest, sharpest and most central face. Each face is weighed by
+    ``area x score x (1 - d / 2)``, where ``d`` is the distance from the face's centre to
+    the photo's centre divided by half the photo's diagonal (0 at the centre, 1 in a
+    corner): a face in a corner needs twice the area of a central one to win. Ties go to
+    the earlier face in ``faces``.
+    """
+    if not faces:
+        raise ValueError("choose_subject needs at least one face")
+    half_diagonal = max(np.hypot(width, height) / 2, 1e-9)
+
+    def weight(face: Face) -> float:
+        x1, y1, x2, y2 = face.box
+        distance = np.hypot((x1 + x2 - width) / 2, (y1 + y2 - height) / 2) / half_diagonal
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1) * face.score * (1.0 - min(distance, 1.0) / 2)
+
+    return max(faces, key=weight)  # max keeps the first of equal weights
+
+
+def find_subject(
+    rgb: np.ndarray,
+    *,
+    min_face_size: float = DEFAULT_MIN_FACE_SIZE,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    retry_threshold: float = SUBJECT_RETRY_THRESHOLD,
+) -> tuple[Face | None, list[Face]]:
+    """The main subject of a photo known to show one (a labelled photo), and every face
+    found: ``(None, [])`` when there is none even at ``retry_threshold``."""
+    faces = detect_faces(rgb, min_face_size=min_face_size, threshold=threshold, max_side=max_side)
+    if not faces and retry_threshold < threshold:
+        faces = detect_faces(rgb, min_face_size=min_face_size, threshold=retry_threshold, max_side=max_side)
+    if not faces:
+        return None, []
+    return choose_subject(faces, rgb.shape[1], rgb.shape[0]), faces
 
 
 def _check_options(min_face_size: float, threshold: float, max_side: int | None, sort: str) -> None:

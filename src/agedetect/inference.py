@@ -37,6 +37,7 @@ from agedetect.faces import (
     Face,
     align,
     detect_faces,
+    find_subject,
 )
 from agedetect.images import MAX_PIXELS, ImageInput, load_image
 from agedetect.labels import AgeGroups
@@ -283,13 +284,10 @@ class AgeEstimator:
         Raises:
             NoFaceError: no face was found.
         """
-        from agedetect.data import choose_subject
-
         rgb = self.load_image(image)
-        faces = self.detect(rgb)
-        if not faces:
+        subject, _ = find_subject(rgb, **self._detector)
+        if subject is None:
             raise NoFaceError(f"{_name_of(image)}: no face found")
-        subject = choose_subject(faces, rgb.shape[1], rgb.shape[0])
         return self.chip_probabilities(self.chip(rgb, subject)[None])[0]
 
     # ------------------------------------------------------------------ aligned chips
