@@ -65,7 +65,7 @@ class TrainConfig:
     ema: float | None = None  # decay of the weight average that is validated and saved; None: off
     teacher: str | None = None  # an exported ONNX model whose distributions join the target
     teacher_weight: float = 0.5  # share of the teacher's distribution in the target
-    body_lr_scale: float | None = None  # pretrained layers' share of lr; None: 0.1 if pretrained, else 1
+    body_lr_scale: float | None = None  # pretrained layers' share of lr; None: the model's (see _param_groups)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -255,14 +255,16 @@ def _atomic_save_array(array: np.ndarray, path: Path) -> None:
 
 
 def _param_groups(model: AgeModel, lr: float, weight_decay: float, body_lr_scale: float | None = None) -> list[dict]:
-    """Pretrained layers learn slower than the new head (a tenth of its rate, unless told)."""
+    """Pretrained layers learn slower than the new head, unless told otherwise: 0.3 x its
+    rate for ``final`` (0.1 x cost it 0.15-0.2 years of validation MAE), 1 x for models
+    trained from scratch (``transfer``'s pretrained layers are frozen)."""
     head, body = [], []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         (head if name.startswith("network.head") else body).append(parameter)
     if body_lr_scale is None:
-        body_lr_scale = 0.1 if model.spec.name in ("final", "transfer") else 1.0
+        body_lr_scale = 0.3 if model.spec.name == "final" else 1.0
     return [
         {"params": body, "lr": lr * body_lr_scale, "weight_decay": weight_decay},
         {"params": head, "lr": lr, "weight_decay": weight_decay},

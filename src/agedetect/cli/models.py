@@ -38,7 +38,7 @@ def train_command(
     out: Path = typer.Option(..., "--out", help="Run folder; an existing one is resumed."),
     epochs: int = typer.Option(10, min=1),
     batch_size: int = typer.Option(128, min=1),
-    lr: float = typer.Option(1e-3, help="Peak learning rate of the new head (pretrained layers get a tenth)."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate of the new head (pretrained layers get --body-lr-scale of it)."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     input_size: Optional[int] = typer.Option(None, help="Chip side in pixels (default: the model's)."),
@@ -50,7 +50,7 @@ def train_command(
         None, exists=True, dir_okay=False, help="An exported model (.onnx) to distil: its age distributions join the target."),
     teacher_weight: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of the teacher's distribution in the target."),
     body_lr_scale: Optional[float] = typer.Option(
-        None, min=0.0, help="Learning rate of the pretrained layers as a share of --lr (default 0.1; 1 for models from scratch)."),
+        None, min=0.0, help="Learning rate of the pretrained layers as a share of --lr (default 0.3 for final; 1 for models from scratch)."),
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
     _need_training_extra()
