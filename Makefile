@@ -35,7 +35,7 @@ clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
 
 # Retrain the shipped model and its baselines, then regenerate docs/MODEL_CARD.md.
-# Takes about an hour on a 2-core CPU; CI never runs it.
+# Takes about 35 minutes on a 2-core CPU; CI never runs it.
 model: install
 	@start=$$(date +%s); bash scripts/train_models.sh; \
 	$(BIN)/python scripts/model_card.py --minutes $$(( ($$(date +%s) - start) / 60 ))

@@ -100,7 +100,7 @@ def main() -> None:
     whole_path = args.runs / "whole-photos.json"
     whole = load(whole_path) if whole_path.exists() else None
     minutes = (f"It took {args.minutes} minutes on this project's 2-core CPU machine (no GPU), the "
-               "install included. Training is deterministic for a seed on one CPU: run from a fresh clone "
+               "install included. Training is deterministic for a seed on the same CPU: run from a fresh clone "
                "here, it wrote an `age_model.onnx` byte-identical to the committed one.") if args.minutes else ""
 
     card = f"""# Model card: agedetect age model
