@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from agedetect.data import load_manifest
 
@@ -43,6 +43,7 @@ PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photo
 
 
 def web_crop(chip: Image.Image, rng: random.Random) -> Image.Image:
+    """The image as it is (``rng`` unused: every stand-in maker takes one)."""
     return chip
 
 
@@ -55,8 +56,6 @@ def in_a_scene(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Ima
     head = chip.resize((side, side), Image.BILINEAR).rotate(rng.uniform(-15, 15), Image.BILINEAR)
     # A soft round mask, so no square edge gives the face away.
     mask = Image.new("L", (side, side), 0)
-    from PIL import ImageDraw
-
     ImageDraw.Draw(mask).ellipse((side * 0.12, side * 0.06, side * 0.88, side * 0.98), fill=255)
     mask = mask.filter(ImageFilter.GaussianBlur(side * 0.04))
     x, y = rng.randint(0, 640 - side), rng.randint(0, max(0, 480 - side))
