@@ -25,41 +25,12 @@ import json
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import httpx
 
-from serve import AGEDETECT, free_port, photo_640x480  # bench/serve.py: the same photo and launcher
+from serve import free_port, photo_640x480, rss_mb, start_server  # bench/serve.py: the same photo and launcher
 
 TARGETS = {"errors": 0, "p95_ms": 500.0}
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_server(port: int, model: str | None, concurrency: int | None):
-    import subprocess
-
-    command = [AGEDETECT, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    command += ["--model", model] if model else []
-    command += ["--concurrency", str(concurrency)] if concurrency else []
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            raise SystemExit(f"agedetect serve exited: {process.stderr.read().decode()}")
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit("agedetect serve did not answer /healthz within 90 s")
 
 
 def run_phase(url: str, data: bytes, clients: int, seconds: float, pid: int) -> dict:
@@ -135,7 +106,7 @@ def main() -> None:
     data = photo_640x480()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start_server(port, args.model, args.concurrency)
+    process, _ = start_server(port, args.model, args.concurrency, timeout=90)
     try:
         run_phase(url, data, 2, 2.0, process.pid)  # warm the connection path
         figures: dict = {"rss_mb_idle": round(rss_mb(process.pid), 1)}

@@ -48,10 +48,13 @@ def photo_640x480() -> bytes:
     return buffer.getvalue()
 
 
-def start_server(port: int, model: str | None) -> tuple[subprocess.Popen, float]:
+def start_server(
+    port: int, model: str | None, concurrency: int | None = None, timeout: float = 60.0
+) -> tuple[subprocess.Popen, float]:
+    """``agedetect serve`` on loopback, once ``/healthz`` answers; and the seconds that took."""
     command = [AGEDETECT, "serve", "--port", str(port), "--no-access-log"]
-    if model:
-        command += ["--model", model]
+    command += ["--model", model] if model else []
+    command += ["--concurrency", str(concurrency)] if concurrency else []
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with httpx.Client(timeout=1) as client:
@@ -63,8 +66,9 @@ def start_server(port: int, model: str | None) -> tuple[subprocess.Popen, float]
                 pass
             if process.poll() is not None:
                 raise SystemExit(f"agedetect serve exited: {process.stderr.read().decode()}")
-            if time.perf_counter() - started > 60:
-                raise SystemExit("agedetect serve did not answer /healthz within 60 s")
+            if time.perf_counter() - started > timeout:
+                process.kill()
+                raise SystemExit(f"agedetect serve did not answer /healthz within {timeout:g} s")
             time.sleep(0.005)
 
 
@@ -100,9 +104,10 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def peak_rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's memory from /proc: ``VmRSS`` now, ``VmHWM`` its peak."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -127,7 +132,7 @@ def main() -> None:
             figures[f"p95_ms_{clients}_client{'s' * (clients > 1)}"] = round(1000 * percentile(times, 95), 1)
             figures[f"requests_per_s_{clients}_client{'s' * (clients > 1)}"] = round(len(times) / wall, 1)
             figures[f"failures_{clients}_client{'s' * (clients > 1)}"] = failures
-        figures["peak_rss_mb"] = round(peak_rss_mb(process.pid), 1)
+        figures["peak_rss_mb"] = round(rss_mb(process.pid, "VmHWM"), 1)
     finally:
         process.terminate()
         process.wait(timeout=30)
