@@ -14,3 +14,5 @@ NO_FACES = PHOTOS / "no-faces"
 CHIPS = SHARED / "data" / "utkface" / "UTKFace"
 needs_photos = pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present")
 needs_chips = pytest.mark.skipif(not CHIPS.is_dir(), reason=f"{CHIPS} not present")
+AAF = SHARED / "data" / "aaf" / "faces"
+needs_aaf = pytest.mark.skipif(not AAF.is_dir(), reason=f"{AAF} not present")

@@ -33,8 +33,10 @@ def test_metrics_by_hand():
     assert m["group_accuracy"] == 0.5
     assert m["confusion_matrix"][1][2] == 1 and m["confusion_matrix"][4][3] == 1
     assert m["failed"] == 2 and m["failed_reasons"] == {"no_face_found": 2}
-    assert m["mae_by_age_band"]["0-12"] == {"n": 1, "mae": 2.0, "p90_error": 2.0}
-    assert m["mae_by_age_band"]["51-70"]["mae"] == 20.0
+    assert m["mae_by_age_band"]["0-12"] == {"n": 1, "mae": 2.0, "p90_error": 2.0, "bias": 2.0}
+    # bias keeps the sign: 60 estimated 40 is 20 years too young
+    assert m["mae_by_age_band"]["51-70"]["mae"] == 20.0 and m["mae_by_age_band"]["51-70"]["bias"] == -20.0
+    assert m["bias"] == (2 + 8 + 0 - 20) / 4
     assert m["mae_by_gender"]["male"]["mae"] == 1.0 and m["mae_by_gender"]["female"]["mae"] == 14.0
     assert m["mae_by_race_label"]["unknown"]["n"] == 1
     # one-hot predictions: the interval is the age itself, so it covers only exact hits

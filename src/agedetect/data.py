@@ -1,10 +1,11 @@
-"""Prepare UTKFace for training: find every file, check it, cut a chip, split, write a manifest.
+"""Prepare face datasets for training: find every file, check it, cut a chip, split, write a manifest.
 
 :func:`prepare` reads folders (searched recursively) and archives (``.zip``, ``.tar``,
-``.tar.gz``, ``.tgz``; also archives found inside the folders) holding either UTKFace
-release, the aligned 200x200 chips (``*.jpg.chip.jpg``) or the in-the-wild photos
-(``part1/*.jpg``). Archive members are read in memory; nothing is extracted and no source
-file is ever written to, moved or deleted.
+``.tar.gz``, ``.tgz``; also archives found inside the folders) holding UTKFace (either
+release: the aligned 200x200 chips ``*.jpg.chip.jpg`` or the in-the-wild photos) and
+All-Age-Faces (``NNNNNAyy.webp``), and labels CSVs (``path,age[,gender]``) naming any
+other photos; :mod:`agedetect.datasets` reads each one's labels. Archive members are read
+in memory; nothing is extracted and no source file is ever written to, moved or deleted.
 
 Every file found ends in exactly one of two places under the output folder:
 
@@ -21,22 +22,25 @@ split fractions, age groups) and the counts. :func:`load_manifest` and
 
 Decisions, each made the same way on every run:
 
-* Labels come from the file name (:func:`agedetect.labels.parse_utkface_name`); a name
-  with a field missing is rejected (``malformed_name``), never guessed, and a harmless
-  slip (a stray space, a missing dot) is accepted with a note. Both kinds are listed in
-  :attr:`PrepareResult.malformed_names`.
+* Labels come from the file name (:func:`agedetect.datasets.read_name`) or the labels
+  CSV; a name with a field missing is rejected (``malformed_name``), never guessed, and
+  a harmless slip (a stray space, a missing dot) is accepted with a note. Both kinds are
+  listed in :attr:`PrepareResult.malformed_names`. The manifest's ``dataset`` column
+  says where each face came from.
 * Aligned chips are already framed like UTKFace: a 200x200 JPEG chip is copied byte for
   byte once it decodes (lossless, and the fastest); other sizes or formats are re-encoded.
-* An in-the-wild photo goes through :func:`agedetect.faces.find_subject` (detection, a
+* Any other photo (UTKFace's in-the-wild release, All-Age-Faces' loose crops, a CSV's
+  photos) goes through :func:`agedetect.faces.find_subject` (detection, a
   second look at a lower threshold when nothing is found, and with several faces the
   subject the label most likely belongs to) and :func:`agedetect.faces.align`.
 * Files with the same decoded pixels and the same labels keep the first in sorted order
   of source; the others are rejected as ``duplicate_content``. Copies whose labels
   disagree (UTKFace has some, up to decades apart) are all rejected as
   ``conflicting_labels``: nothing tells which label is true.
-* The split is by photo: chips sharing a datetime field (:func:`photo_id`) were cut
-  from one photo and always land in the same split; photos are assigned per age group so each split has the
-  same age mix (:func:`assign_splits`). Same input and seed, byte-identical manifest.
+* The split is by photo: chips sharing a photo id (UTKFace's datetime field) were cut
+  from one photo and always land in the same split; photos are assigned per dataset and
+  age group so each split has every dataset's age mix (:func:`assign_splits`). Same
+  input and seed, byte-identical manifest.
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ from PIL import Image
 from agedetect.errors import DataError, ImageTooLargeError, UnreadableImageError
 from agedetect.files import hold_back_ctrl_c, ignore_ctrl_c
 from agedetect.images import load_image, open_regular_file
-from agedetect.labels import AgeGroups, LabelError, UTKFaceLabel, parse_utkface_name
+from agedetect.datasets import FaceLabel, read_labels_csv, read_name
+from agedetect.labels import AgeGroups, LabelError
 
 #: Side of the chips written, in pixels: UTKFace's own chip size.
 CHIP_SIZE = 200
@@ -88,10 +93,11 @@ _OUTPUTS = (CHIPS, _STAGING, MANIFEST, REJECTED, SETTINGS, "report")
 
 MANIFEST_FIELDS = (
     "path",  # the chip, relative to the output folder (POSIX separators)
+    "dataset",  # utkface, aaf, or a labels CSV's name
     "age",
-    "gender",  # 0 male, 1 female
-    "race",  # 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others: for auditing error only
-    "datetime",  # the photo the chip was cut from; never split across train/val/test
+    "gender",  # 0 male, 1 female; empty when the dataset has no gender label
+    "race",  # UTKFace's 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others: audit only; empty elsewhere
+    "photo",  # the photo the chip was cut from; never split across train/val/test
     "source",  # the input file: a path, or "archive::member"
     "split",
     "age_group",
@@ -103,11 +109,12 @@ REJECTED_FIELDS = ("source", "reason", "detail")
 #: Why a file can be rejected.
 REASONS = {
     "not_an_image": "the name does not end in an image extension (.jpg, .png, ...)",
-    "malformed_name": "the name is not age_gender_race_datetime.jpg[.chip.jpg]",
+    "malformed_name": "the name is not age_gender_race_datetime.jpg[.chip.jpg] (UTKFace) or NNNNNAyy (All-Age-Faces)",
+    "bad_age_label": "a labels CSV row whose age is not a number of years in 0..116",
     "age_out_of_range": "the age in the name is outside 0..116",
-    "bad_gender": "the gender in the name is not 0 or 1",
-    "bad_race": "the race in the name is not 0..4",
-    "unreadable_file": "the bytes could not be read (permissions, I/O error, vanished)",
+    "bad_gender": "the gender in the name or CSV is not 0 or 1 (male or female)",
+    "bad_race": "the race in the name or CSV is not 0..4",
+    "unreadable_file": "the bytes could not be read (permissions, I/O error, vanished, missing)",
     "unreadable_image": "empty, truncated, corrupt or not a decodable image",
     "image_too_large": f"over {MAX_FILE_BYTES // 2**20} MiB or the pixel limit",
     "not_a_chip": "an aligned chip (*.chip.jpg) that is not square",
@@ -145,10 +152,11 @@ class ManifestRow:
     """One accepted face: a chip and its labels."""
 
     path: Path  # absolute path of the 200x200 chip
+    dataset: str
     age: int
-    gender: int  # 0 male, 1 female
-    race: int  # audit only: never predicted
-    datetime: str  # photo id; rows sharing it come from one photo
+    gender: int | None  # 0 male, 1 female; None when unknown
+    race: int | None  # audit only: never predicted; None outside UTKFace
+    photo: str  # photo id; rows sharing it come from one photo
     source: str
     split: str
     age_group: str
@@ -168,6 +176,7 @@ class PrepareResult:
     splits: dict[str, int]
     group_counts: dict[str, dict[str, int]]  # split -> age group label -> chips
     groups: AgeGroups
+    dataset_counts: dict[str, dict[str, int]]  # dataset -> split -> chips
     malformed_names: list[dict[str, str]]
     seconds: float
 
@@ -181,6 +190,7 @@ class PrepareResult:
             "splits": self.splits,
             "age_groups": self.groups.to_dict(),
             "group_counts": self.group_counts,
+            "datasets": self.dataset_counts,
             "malformed_names": self.malformed_names,
             "seconds": round(self.seconds, 2),
         }
@@ -221,6 +231,7 @@ class _Entry:
     kind: str = "file"  # "file", "zip", "tar"
     member: str = ""
     reject: tuple[str, str] | None = None  # decided while listing
+    label: FaceLabel | None = None  # given by a labels CSV rather than the name
 
 
 def _archive_kind(name: str) -> str | None:
@@ -304,6 +315,13 @@ def _discover(sources: Iterable[str | os.PathLike]) -> list[_Entry]:
 
     for source in sources:
         root = Path(os.path.abspath(source))
+        if root.suffix.lower() == ".csv" and root.is_file():
+            for row in read_labels_csv(root):
+                where = str(row.path)
+                reject = (row.reason, row.detail) if row.label is None else None
+                key = where if row.label is not None else f"{root}::line {row.line}"
+                entries.setdefault(key, _Entry(key, row.path.name, where, reject=reject, label=row.label))
+            continue
         if root.is_dir():
             # Symlinked folders are not followed (no loops); symlinked files are read.
             for folder, subfolders, files in os.walk(root, onerror=unlistable):
@@ -324,7 +342,7 @@ def _discover(sources: Iterable[str | os.PathLike]) -> list[_Entry]:
 class _Task:
     index: int
     entry: _Entry
-    label: UTKFaceLabel
+    label: FaceLabel
     data: bytes | None = None  # an archive member, read by the parent
 
 
@@ -333,7 +351,7 @@ class _Outcome:
     index: int
     source: str
     name: str
-    label: UTKFaceLabel | None
+    label: FaceLabel | None
     reason: str = ""
     detail: str = ""
     pixel_hash: str = ""
@@ -345,16 +363,18 @@ def _why(error: BaseException) -> str:
     return getattr(error, "strerror", None) or str(error) or type(error).__name__
 
 
-def _check_name(index: int, entry: _Entry) -> _Outcome | UTKFaceLabel:
+def _check_name(index: int, entry: _Entry) -> _Outcome | FaceLabel:
     """The label, or a rejection decided from the name alone (nothing read)."""
     if entry.reject is not None:
         return _Outcome(index, entry.source, entry.name, None, *entry.reject)
+    if entry.label is not None:
+        return entry.label
     if not entry.name.lower().endswith(IMAGE_SUFFIXES):
         return _Outcome(
             index, entry.source, entry.name, None, "not_an_image", f"{entry.name!r} is not an image file name"
         )
     try:
-        return parse_utkface_name(entry.name)
+        return read_name(entry.name)
     except LabelError as error:
         return _Outcome(index, entry.source, entry.name, None, error.reason, error.detail)
 
@@ -377,7 +397,7 @@ def _examine(task: _Task, staging: str) -> _Outcome:
     except ImageTooLargeError as error:
         return replace(base, reason="image_too_large", detail=str(error))
     except FileNotFoundError:
-        return replace(base, reason="unreadable_file", detail="the file vanished before it was read")
+        return replace(base, reason="unreadable_file", detail="no such file (missing, or vanished before it was read)")
     except OSError as error:
         return replace(base, reason="unreadable_file", detail=f"cannot read: {_why(error)}")
     if len(data) > MAX_FILE_BYTES:
@@ -440,7 +460,7 @@ def _write_photo_chip(outcome: _Outcome, pixels: np.ndarray, target: Path) -> _O
 
 def _tasks(entries: list[_Entry], done: Callable[[_Outcome], None]) -> Iterator[_Task]:
     """Labelled files to examine, archive members with their bytes; name rejections go to ``done``."""
-    by_archive: dict[tuple[str, str], dict[str, tuple[int, _Entry, UTKFaceLabel]]] = {}
+    by_archive: dict[tuple[str, str], dict[str, tuple[int, _Entry, FaceLabel]]] = {}
     for index, entry in enumerate(entries):
         checked = _check_name(index, entry)
         if isinstance(checked, _Outcome):
@@ -506,7 +526,7 @@ def assign_splits(
 ) -> list[str]:
     """Give each row a split so rows of one photo stay together and each stratum is split alike.
 
-    Rows sharing a ``photo_id`` (UTKFace's datetime field) form one photo; a photo's
+    Rows sharing a photo id (UTKFace's datetime field) form one photo; a photo's
     stratum is its rows' most common one (the lowest on a tie). Within each stratum the
     photos are put in the order of a hash of ``seed`` and the photo id and laid end to
     end, and a photo goes to the split whose share of the stratum's rows its middle row
@@ -558,10 +578,11 @@ def prepare(
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PrepareResult:
-    """Turn UTKFace files into split, labelled 200x200 chips under ``out``.
+    """Turn labelled face files into split, labelled 200x200 chips under ``out``.
 
     Args:
-        sources: folders and archives, in any mix.
+        sources: folders and archives of UTKFace and All-Age-Faces files, and labels
+            CSVs (``path,age[,gender]``, paths relative to the CSV), in any mix.
         out: output folder; created, or emptied of a previous run's outputs. It may not
             lie inside a source folder or contain one.
         settings: seed, split fractions and age groups.
@@ -574,7 +595,7 @@ def prepare(
     started = time.perf_counter()
     settings = settings or PrepareSettings()
     if not sources:
-        raise DataError("no sources given: pass folders or archives holding UTKFace files")
+        raise DataError("no sources given: pass folders or archives of face files, or labels CSVs")
     out = Path(os.path.abspath(out))
     source_paths = [Path(os.path.abspath(source)) for source in sources]
     _check_out(out, source_paths)
@@ -730,35 +751,43 @@ def _finish(out: Path, outcomes: list[_Outcome], settings: PrepareSettings, star
                 f"{len(ages)} accepted faces cannot fill {settings.balanced_groups} balanced groups"
             )
         groups = AgeGroups.balanced(ages, settings.balanced_groups)
-    splits = assign_splits(
-        [photo_id(o.label) for o in accepted], groups.index_of(ages).tolist(), settings.split, settings.seed
-    )
+    # Strata are (dataset, age group): each dataset is split on its own age mix. A
+    # stratum's photos are assigned apart from the others', so adding a dataset leaves
+    # the split of the ones already there as it was.
+    datasets = sorted({o.label.dataset for o in accepted})
+    strata = [
+        datasets.index(o.label.dataset) * len(groups) + int(index)
+        for o, index in zip(accepted, groups.index_of(ages))
+    ]
+    splits = assign_splits([o.label.photo for o in accepted], strata, settings.split, settings.seed)
     if settings.balanced_groups:
         train_ages = [age for age, name in zip(ages, splits) if name == "train"]
         groups = AgeGroups.balanced(train_ages, settings.balanced_groups)
 
     for name in SPLITS:
-        (out / CHIPS / name).mkdir(parents=True, exist_ok=True)
+        for dataset in datasets:
+            (out / CHIPS / name / dataset).mkdir(parents=True, exist_ok=True)
     rows = []
     used: set[str] = set()
     for outcome, split in zip(accepted, splits):
         label = outcome.label
-        stem = f"{label.age}_{label.gender}_{label.race}_{label.datetime}"
-        name, copy = f"{stem}.jpg.chip.jpg", 1
-        while name in used:  # two faces with one label from one photo: number them
+        stem, suffix = _chip_name(outcome)
+        folder = f"{CHIPS}/{split}/{label.dataset}"
+        relative, copy = f"{folder}/{stem}{suffix}", 1
+        while relative in used:  # two faces with one label from one photo: number them
             copy += 1
-            name = f"{stem}-{copy}.jpg.chip.jpg"
-        used.add(name)
-        relative = f"{CHIPS}/{split}/{name}"
+            relative = f"{folder}/{stem}-{copy}{suffix}"
+        used.add(relative)
         os.replace(staging / f"{outcome.index}.jpg", out / relative)
         note = "; ".join(part for part in (label.note, outcome.note) if part)
         rows.append(
             (
                 relative,
+                label.dataset,
                 label.age,
-                label.gender,
-                label.race,
-                label.datetime,
+                _blank_if_none(label.gender),
+                _blank_if_none(label.race),
+                label.photo,
                 outcome.source,
                 split,
                 groups.label_of(label.age),
@@ -766,15 +795,23 @@ def _finish(out: Path, outcomes: list[_Outcome], settings: PrepareSettings, star
                 note,
             )
         )
-    rows.sort(key=lambda row: (SPLITS.index(row[6]), row[0]))
+    split_column, group_column = MANIFEST_FIELDS.index("split"), MANIFEST_FIELDS.index("age_group")
+    rows.sort(key=lambda row: (SPLITS.index(row[split_column]), row[0]))
     _write_csv(out / MANIFEST, MANIFEST_FIELDS, rows)
     _write_csv(out / REJECTED, REJECTED_FIELDS, [(o.source, o.reason, o.detail) for o in rejected])
 
     reasons = dict(sorted(Counter(o.reason for o in rejected).items()))
-    split_counts = {name: sum(1 for row in rows if row[6] == name) for name in SPLITS}
+    split_counts = {name: sum(1 for row in rows if row[split_column] == name) for name in SPLITS}
     group_counts = {
-        name: {label: sum(1 for row in rows if row[6] == name and row[7] == label) for label in groups.labels}
+        name: {
+            label: sum(1 for row in rows if row[split_column] == name and row[group_column] == label)
+            for label in groups.labels
+        }
         for name in SPLITS
+    }
+    dataset_counts = {
+        dataset: {name: sum(1 for row in rows if row[1] == dataset and row[split_column] == name) for name in SPLITS}
+        for dataset in datasets
     }
     malformed = [
         {
@@ -795,6 +832,7 @@ def _finish(out: Path, outcomes: list[_Outcome], settings: PrepareSettings, star
         splits=split_counts,
         group_counts=group_counts,
         groups=groups,
+        dataset_counts=dataset_counts,
         malformed_names=malformed,
         seconds=time.perf_counter() - started,
     )
@@ -809,7 +847,7 @@ def _finish(out: Path, outcomes: list[_Outcome], settings: PrepareSettings, star
         "counts": {
             key: value
             for key, value in result.to_dict().items()
-            if key in ("seen", "accepted", "rejected", "reasons", "splits", "group_counts")
+            if key in ("seen", "accepted", "rejected", "reasons", "splits", "group_counts", "datasets")
         },
         "malformed_names": malformed,
     }
@@ -817,21 +855,31 @@ def _finish(out: Path, outcomes: list[_Outcome], settings: PrepareSettings, star
     return result
 
 
-def photo_id(label: UTKFaceLabel) -> str:
-    """The photo a face was cut from: the datetime field's first 17 digits.
+def _chip_name(outcome: _Outcome) -> tuple[str, str]:
+    """Stem and suffix of an accepted face's chip: UTKFace chips keep UTKFace's name form
+    (with the slips of the public release mended), so evaluation can read them as a
+    folder; other datasets keep their file's stem.
 
-    Two names in the public release carry an 18th digit (``201701161846515488``) on the
-    datetime of a photo whose other faces have 17; the prefix puts them with those faces.
-    Cutting can only join photos, never part one, so no photo straddles the split.
-
-    >>> photo_id(parse_utkface_name("28_1_2_201701161846515488.jpg.chip.jpg"))
-    '20170116184651548'
+    >>> label = read_name("61_1_0_20170109142408075 .jpg.chip.jpg")
+    >>> _chip_name(_Outcome(0, "x", "61_1_0_20170109142408075 .jpg.chip.jpg", label))
+    ('61_1_0_20170109142408075', '.jpg.chip.jpg')
     """
-    return label.datetime[:17]
+    label = outcome.label
+    if label.dataset == "utkface":
+        from agedetect.labels import parse_utkface_name
+
+        name = parse_utkface_name(outcome.name)
+        return f"{name.age}_{name.gender}_{name.race}_{name.datetime}", ".jpg.chip.jpg"
+    return PurePosixPath(outcome.name).stem, ".jpg"
+
+
+def _blank_if_none(value: int | None) -> int | str:
+    return "" if value is None else value
 
 
 def _labels(outcome: _Outcome) -> str:
-    return f"{outcome.label.age}/{outcome.label.gender}/{outcome.label.race}"
+    label = outcome.label
+    return f"{label.age}/{_blank_if_none(label.gender)}/{_blank_if_none(label.race)}"
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -860,7 +908,8 @@ def load_manifest(root: str | os.PathLike, split: str | None = None) -> list[Man
             reader = csv.DictReader(handle)
             if tuple(reader.fieldnames or ()) != MANIFEST_FIELDS:
                 raise DataError(
-                    f"{path}: unexpected columns {reader.fieldnames}; expected {list(MANIFEST_FIELDS)}"
+                    f"{path}: unexpected columns {reader.fieldnames}; expected {list(MANIFEST_FIELDS)} "
+                    f"(a folder prepared by an older agedetect: run `agedetect data prepare` again)"
                 )
             records = list(reader)
     except FileNotFoundError:
@@ -875,10 +924,11 @@ def load_manifest(root: str | os.PathLike, split: str | None = None) -> list[Man
             rows.append(
                 ManifestRow(
                     path=root / record["path"],
+                    dataset=record["dataset"],
                     age=int(record["age"]),
-                    gender=int(record["gender"]),
-                    race=int(record["race"]),
-                    datetime=record["datetime"],
+                    gender=int(record["gender"]) if record["gender"] else None,
+                    race=int(record["race"]) if record["race"] else None,
+                    photo=record["photo"],
                     source=record["source"],
                     split=record["split"],
                     age_group=record["age_group"],

@@ -40,6 +40,7 @@ class Sample:
     race: int | None = None
     aligned: bool = False  # an aligned UTKFace-framed chip: no detection needed
     error: str | None = None  # a reason it cannot be scored (bad label, ...)
+    dataset: str | None = None  # a prepared folder's dataset column; figures are also given per dataset
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Scored:
     probabilities: np.ndarray | None = None
     failed: Counter = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    failed_datasets: list[str | None] = field(default_factory=list)  # the dataset of each failure
 
 
 # --------------------------------------------------------------------------- inputs
@@ -70,10 +72,20 @@ def samples_from_folder(folder: Path) -> list[Sample]:
     return samples
 
 
-def samples_from_prepared(folder: Path, split: str) -> list[Sample]:
+def samples_from_prepared(folder: Path, split: str, datasets: Iterable[str] | None = None) -> list[Sample]:
+    """The chips of one split of a prepared folder, optionally of some datasets only."""
     from agedetect.data import load_manifest
 
-    return [Sample(row.path, row.age, row.gender, row.race, aligned=True) for row in load_manifest(folder, split=split)]
+    rows = load_manifest(folder, split=split)
+    if datasets is not None:
+        wanted, known = set(datasets), {row.dataset for row in rows}
+        if wanted - known:
+            raise DataError(
+                f"{folder}: no dataset {', '.join(sorted(wanted - known))} in the {split} split; "
+                f"it holds: {', '.join(sorted(known))}"
+            )
+        rows = [row for row in rows if row.dataset in wanted]
+    return [Sample(row.path, row.age, row.gender, row.race, aligned=True, dataset=row.dataset) for row in rows]
 
 
 def samples_from_csv(csv_path: Path, aligned: bool = False) -> list[Sample]:
@@ -163,6 +175,7 @@ def score_samples(samples: list[Sample], estimator, progress: Callable[[int], No
 def _fail(result: Scored, sample: Sample, reason: str) -> None:
     result.failed[reason] += 1
     result.failures.append((str(sample.path), reason))
+    result.failed_datasets.append(sample.dataset)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -187,7 +200,8 @@ def compute_metrics(
 
     ages = np.asarray(ages, dtype=np.float64)
     decoded = decode_ages(probabilities, groups)
-    errors = np.abs(decoded.age - ages)
+    signed = decoded.age - ages
+    errors = np.abs(signed)
     true_group = groups.index_of(ages)
     n = len(ages)
     failed = dict(failed or {})
@@ -204,12 +218,13 @@ def compute_metrics(
         # sklearn refuses an empty input; with nothing scored every cell is 0 (the failures still count).
         "confusion_matrix": confusion_matrix(true_group, decoded.group_index, labels=range(len(groups))).tolist()
         if n else [[0] * len(groups) for _ in groups.labels],
-        "mae_by_age_band": _mae_by(errors, [_band_of(a) for a in ages], [band_label(*b) for b in AGE_BANDS]),
+        "bias": round(float(signed.mean()), 4) if n else None,
+        "mae_by_age_band": _mae_by(signed, [_band_of(a) for a in ages], [band_label(*b) for b in AGE_BANDS]),
     }
     if genders is not None:
-        metrics["mae_by_gender"] = _mae_by(errors, [GENDERS.get(g, "unknown") if g is not None else "unknown" for g in genders], list(GENDERS.values()))
-    if races is not None:
-        metrics["mae_by_race_label"] = _mae_by(errors, [RACES.get(r, "unknown") if r is not None else "unknown" for r in races], list(RACES.values()))
+        metrics["mae_by_gender"] = _mae_by(signed, [GENDERS.get(g, "unknown") if g is not None else "unknown" for g in genders], list(GENDERS.values()))
+    if races is not None and any(r is not None for r in races):
+        metrics["mae_by_race_label"] = _mae_by(signed, [RACES.get(r, "unknown") if r is not None else "unknown" for r in races], list(RACES.values()))
     return metrics
 
 
@@ -220,24 +235,69 @@ def _band_of(age: float) -> str:
     return band_label(*AGE_BANDS[-1])
 
 
-def _mae_by(errors: np.ndarray, keys: list[str], order: list[str]) -> dict:
+def _mae_by(signed: np.ndarray, keys: list[str], order: list[str]) -> dict:
+    """Per key: faces, MAE, 90th percentile of the absolute error, and bias (the mean of
+    estimate - truth: positive means estimated too old)."""
     out = {}
     keys_array = np.array(keys, dtype=object)
+    errors = np.abs(signed)
     for key in order + sorted(set(keys) - set(order)):
         mask = keys_array == key
         if mask.any():
             out[key] = {"n": int(mask.sum()), "mae": round(float(errors[mask].mean()), 3),
-                        "p90_error": round(float(np.percentile(errors[mask], 90)), 3)}
+                        "p90_error": round(float(np.percentile(errors[mask], 90)), 3),
+                        "bias": round(float(signed[mask].mean()), 3)}
     return out
 
 
-def metrics_for(scored: Scored, groups: AgeGroups) -> dict:
-    ages = np.array([s.age for s in scored.samples], dtype=np.float64)
-    return compute_metrics(
-        ages, scored.probabilities, groups,
-        genders=[s.gender for s in scored.samples], races=[s.race for s in scored.samples],
-        failed=dict(scored.failed),
-    ) | {"seen": len(scored.samples) + sum(scored.failed.values())}
+def metrics_for(scored: Scored, groups: AgeGroups, screening: tuple[int, int] | None = None) -> dict:
+    """All figures for what was scored; with ``screening`` ``(legal age, buffer)`` also the
+    age check's. Inputs from several datasets also get every figure per dataset, under
+    ``by_dataset``: a pooled figure hides a dataset the model does badly on."""
+    metrics = _metrics_of(scored.samples, scored.probabilities, Counter(scored.failed), groups, screening)
+    datasets = sorted({s.dataset for s in scored.samples if s.dataset} | {d for d in scored.failed_datasets if d})
+    if len(datasets) > 1:
+        metrics["by_dataset"] = {}
+        for dataset in datasets:
+            keep = np.array([s.dataset == dataset for s in scored.samples], dtype=bool)
+            failed = Counter(
+                reason for (_, reason), where in zip(scored.failures, scored.failed_datasets) if where == dataset
+            )
+            metrics["by_dataset"][dataset] = _metrics_of(
+                [s for s, k in zip(scored.samples, keep) if k], scored.probabilities[keep], failed, groups, screening
+            )
+    return metrics
+
+
+def _metrics_of(
+    samples: list[Sample], probabilities: np.ndarray, failed: Counter, groups: AgeGroups,
+    screening: tuple[int, int] | None,
+) -> dict:
+    ages = np.array([s.age for s in samples], dtype=np.float64)
+    metrics = compute_metrics(
+        ages, probabilities, groups,
+        genders=[s.gender for s in samples], races=[s.race for s in samples], failed=dict(failed),
+    ) | {"seen": len(samples) + sum(failed.values())}
+    if screening is not None:
+        from agedetect.uses import screening_metrics
+
+        metrics["screening"] = screening_metrics(list(ages), probabilities, groups, *screening)
+    return metrics
+
+
+def write_predictions(scored: Scored, groups: AgeGroups, path: Path) -> Path:
+    """One row per scored face, ``path,true_age,age,age_low,age_high,age_group``, in the
+    order scored, so a user can see which photos the model got wrong."""
+    decoded = decode_ages(scored.probabilities, groups)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["path", "true_age", "age", "age_low", "age_high", "age_group"])
+        for i, sample in enumerate(scored.samples):
+            writer.writerow([
+                str(sample.path), sample.age, round(float(decoded.age[i]), 2), int(decoded.low[i]),
+                int(decoded.high[i]), groups.labels[int(decoded.group_index[i])],
+            ])
+    return path
 
 
 # --------------------------------------------------------------------------- report
@@ -308,6 +368,7 @@ def write_report(scored: Scored, metrics: dict, groups: AgeGroups, out: Path, ti
     plt.close(fig)
 
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_predictions(scored, groups, out / "predictions.csv")
     with open(out / "failures.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "reason"])
@@ -321,7 +382,8 @@ def write_report(scored: Scored, metrics: dict, groups: AgeGroups, out: Path, ti
 table{{border-collapse:collapse}}th,td{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}
 img{{max-width:100%;margin:1em 0}}</style></head><body>
 <h1>{html.escape(title)}</h1><table>{rows}</table>
-<p>Failed inputs are listed in <a href="failures.csv">failures.csv</a>; all figures in <a href="metrics.json">metrics.json</a>.
+<p>Failed inputs are listed in <a href="failures.csv">failures.csv</a>, every scored face with its estimate in
+<a href="predictions.csv">predictions.csv</a>; all figures in <a href="metrics.json">metrics.json</a>.
 Race labels are used only to audit error; agedetect never predicts race.</p>
 <img src="confusion_matrix.png" alt="confusion matrix"><img src="predicted_vs_true.png" alt="predicted vs true age">
 <img src="error_by_group.png" alt="error by age band, gender and race label"></body></html>"""

@@ -62,6 +62,8 @@ def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None) 
         _groups_by_split(summary, groups.labels, out / "age_groups_by_split.png"),
         _gender_race(rows, split_of, out / "gender_race.png"),
     )
+    if len(summary["datasets"]) > 1:
+        plots += (_ages_by_dataset(rows, out / "age_by_dataset.png"),)
     text = _text(root, summary, groups.labels, plots)
     (out / "report.txt").write_text(text, encoding="utf-8")
     return Report(out=out, plots=plots, text=text, summary=summary)
@@ -86,10 +88,39 @@ def _summary(rows, ages, split_of, labels, record) -> dict[str, Any]:
             "mean": round(float(ages.mean()), 1),
             "max": int(ages.max()),
         },
-        "gender": {GENDERS[key]: value for key, value in sorted(Counter(r.gender for r in rows).items())},
-        "race": {RACES[key]: value for key, value in sorted(Counter(r.race for r in rows).items())},
+        "datasets": dict(sorted(Counter(row.dataset for row in rows).items())),
+        "gender": _named_counts((r.gender for r in rows), GENDERS),
+        "race": _named_counts((r.race for r in rows if r.dataset == "utkface"), RACES),
         "malformed_names": record.get("malformed_names", []),
     }
+
+
+def _named_counts(values, names: dict) -> dict[str, int]:
+    """Counts under the label's name, ``unknown`` last for faces whose dataset has no such label."""
+    counts = Counter(values)
+    named = {names[key]: counts[key] for key in sorted(names) if counts[key]}
+    if counts[None]:
+        named["unknown"] = counts[None]
+    return named
+
+
+def _ages_by_dataset(rows, path: Path) -> Path:
+    """Each dataset's share of faces at each age: where one dataset fills another's gaps."""
+    figure = _figure(10, 4.2)
+    axes = figure.add_subplot()
+    datasets = sorted({row.dataset for row in rows})
+    for index, dataset in enumerate(datasets):
+        ages = np.array([row.age for row in rows if row.dataset == dataset])
+        counts = np.bincount(np.minimum(ages, 100), minlength=101)
+        axes.step(np.arange(101), 100 * counts / counts.sum(), where="mid", linewidth=1.4,
+                  color=GROUP_COLOURS[index % len(GROUP_COLOURS)], label=f"{dataset} ({len(ages):,} faces)")
+    axes.set_xlabel("Age (years; 100 = 100 or older)")
+    axes.set_ylabel("% of the dataset's faces")
+    axes.set_title("Age distribution of each dataset", loc="left")
+    axes.legend(frameon=False)
+    _style(axes)
+    figure.savefig(path)
+    return path
 
 
 def _figure(width: float, height: float):
@@ -195,8 +226,10 @@ def _gender_race(rows, split_of: np.ndarray, path: Path) -> Path:
         (gender_axes, "gender", GENDERS, "By gender label"),
         (race_axes, "race", RACES, "By race label (audit use only; never predicted)"),
     ):
-        values = np.array([getattr(row, field) for row in rows])
+        values = np.array([-1 if getattr(row, field) is None else getattr(row, field) for row in rows])
         keys = sorted(names)
+        if (values == -1).any():
+            names, keys = {**names, -1: "unknown"}, keys + [-1]
         bottom = np.zeros(len(keys))
         for name in SPLITS:
             counts = np.array([((values == key) & (split_of == name)).sum() for key in keys])
@@ -236,6 +269,8 @@ def _text(root: Path, summary: dict, labels: tuple[str, ...], plots: tuple[Path,
     lines.append(
         "Splits: " + ", ".join(f"{n} {c:,} ({c / accepted:.1%})" for n, c in summary["splits"].items())
     )
+    if len(summary["datasets"]) > 1:
+        lines.append("Datasets: " + ", ".join(f"{name} {count:,}" for name, count in summary["datasets"].items()))
     age = summary["age"]
     lines.append(f"Age: {age['min']}-{age['max']}, median {age['median']:g}, mean {age['mean']:g}")
     lines.append("Age groups, share of each split:")
@@ -252,7 +287,7 @@ def _text(root: Path, summary: dict, labels: tuple[str, ...], plots: tuple[Path,
         "Gender: " + ", ".join(f"{k} {v:,} ({v / accepted:.0%})" for k, v in summary["gender"].items())
     )
     lines.append(
-        "Race label (audit only): "
+        "Race label (UTKFace only; audit only): "
         + ", ".join(f"{k} {v:,} ({v / accepted:.0%})" for k, v in summary["race"].items())
     )
     lines.append("Plots: " + ", ".join(str(path) for path in plots))

@@ -7,7 +7,20 @@ the fly as whole batches, and fitted with a soft-label loss over whole ages:
   off-by-one answer should cost less than an off-by-twenty one), plus
 - an L1 term on the expected age, the quantity users see.
 
-Two options try to make one network stand in for an ensemble: ``ema`` validates and
+Three options aim at photos unlike the training set (docs/MODEL_CARD.md measures each
+by training on one dataset and scoring another):
+
+- ``datasets`` trains (and validates) on some of a prepared folder's datasets only, which
+  is how the leave-one-dataset-out figures are made;
+- ``balance`` samples each epoch's chips with weights ``n^-balance``, ``n`` the number
+  of chips of the same dataset and five-year age bin, so a dataset's crowded ages (UTKFace's
+  mid-twenties) stop being the answer the network falls back on when unsure (0: every
+  chip alike, 1: every age bin of every dataset alike);
+- ``degrade`` is the share of training chips that also get one of the faults of other
+  cameras and eras: JPEG blocking, blur, a low-resolution original, sensor noise, sepia or
+  a colour cast.
+
+Two more try to make one network stand in for an ensemble: ``ema`` validates and
 saves an exponential moving average of the weights (smoother than the last step's), and
 ``teacher`` mixes a trained model's age distribution for each chip into the target
 (distillation: the teacher's doubt about a face is information a whole-year label lacks).
@@ -22,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -30,6 +44,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -66,9 +81,23 @@ class TrainConfig:
     teacher: str | None = None  # an exported ONNX model whose distributions join the target
     teacher_weight: float = 0.5  # share of the teacher's distribution in the target
     body_lr_scale: float | None = None  # pretrained layers' share of lr; None: the model's (see _param_groups)
+    datasets: tuple[str, ...] | None = None  # train and validate on these datasets only; None: all
+    balance: float = 0.0  # sampling weight n^-balance, n = chips of the same dataset and 5-year age bin
+    degrade: float = 0.0  # share of training chips given a fault of another camera or era
+
+    def __post_init__(self) -> None:
+        if self.datasets is not None:
+            object.__setattr__(self, "datasets", tuple(self.datasets))
+        if not 0.0 <= self.balance <= 1.0:
+            raise ValueError(f"balance must be in 0..1, got {self.balance}")
+        if not 0.0 <= self.degrade <= 1.0:
+            raise ValueError(f"degrade must be in 0..1, got {self.degrade}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        if self.datasets is not None:
+            record["datasets"] = list(self.datasets)  # as JSON reads it back
+        return record
 
 
 def resolve_device(device: str) -> torch.device:
@@ -121,16 +150,48 @@ def load_chips(paths: list[Path], size: int, cache_dir: Path | None = None) -> n
 class Split:
     chips: np.ndarray  # (N, S, S, 3) uint8
     ages: np.ndarray  # (N,) int
+    datasets: np.ndarray  # (N,) str: the dataset of each chip
 
 
-def load_split(data_dir: Path, split: str, size: int, limit: int | None = None) -> Split:
+def load_split(
+    data_dir: Path, split: str, size: int, limit: int | None = None, datasets: Sequence[str] | None = None
+) -> Split:
+    """One split's chips at ``size`` pixels, optionally only some datasets' (and the
+    first ``limit`` of those)."""
     rows = load_manifest(data_dir, split=split)
+    if datasets is not None:
+        known = sorted({row.dataset for row in rows})
+        unknown = sorted(set(datasets) - set(known))
+        if unknown:
+            raise DataError(
+                f"{data_dir}: no dataset {', '.join(map(repr, unknown))} in the {split!r} split; "
+                f"it holds: {', '.join(known)}"
+            )
+        rows = [row for row in rows if row.dataset in datasets]
     if limit is not None:
         rows = rows[:limit]
     if not rows:
         raise DataError(f"{data_dir}: no chips in the {split!r} split of manifest.csv")
     chips = load_chips([row.path for row in rows], size, data_dir / "cache")
-    return Split(chips, np.array([row.age for row in rows], dtype=np.int64))
+    return Split(
+        chips, np.array([row.age for row in rows], dtype=np.int64), np.array([row.dataset for row in rows])
+    )
+
+
+def sampling_weights(ages: np.ndarray, datasets: np.ndarray, balance: float, bin_years: int = 5) -> np.ndarray:
+    """Weights ``n^-balance`` summing to 1, ``n`` the chips sharing a chip's dataset and
+    ``bin_years`` age bin (ages 80 and over share one bin).
+
+    >>> sampling_weights(np.array([1, 2, 30]), np.array(["a", "a", "a"]), 1.0).round(3).tolist()
+    [0.25, 0.25, 0.5]
+    >>> sampling_weights(np.array([1, 2, 30]), np.array(["a", "a", "a"]), 0.0).round(3).tolist()
+    [0.333, 0.333, 0.333]
+    """
+    bins = np.minimum(ages, 80) // bin_years
+    keys = np.char.add(np.char.add(datasets.astype(str), ":"), bins.astype(str))
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    weights = counts[inverse].astype(np.float64) ** -balance
+    return weights / weights.sum()
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -160,6 +221,60 @@ def augment(chips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     if gray.any():
         x[gray] = x[gray].mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
     return x.clamp(0, 255).permute(0, 2, 3, 1)
+
+
+#: Sepia toning (the usual matrix), rows are output R, G, B.
+_SEPIA = torch.tensor([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+
+
+def degrade(chips: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Give ``share`` of a float NHWC batch (0..255) one fault of another camera or era,
+    drawn evenly: JPEG at quality 8-40, Gaussian blur (sigma 0.6-2), a low-resolution
+    original (downscaled to 25-60% and back), sensor noise, sepia, or a colour cast.
+    Scanned prints, old phones and web thumbnails look like these; UTKFace mostly does not.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.rand(8, 32, 32, 3, generator=g) * 255
+    >>> bool((degrade(x, 1.0, g) != x).any(dim=(1, 2, 3)).all()), bool((degrade(x, 0.0, g) == x).all())
+    (True, True)
+    """
+    if share <= 0:
+        return chips
+    n = chips.shape[0]
+    rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    chosen = (rand(n) < share).nonzero().flatten().tolist()
+    kinds = (rand(n) * 6).long().tolist()
+    out = chips.clone()
+    side = chips.shape[1]
+    for i in chosen:
+        x = out[i].permute(2, 0, 1)[None]  # 1CHW
+        kind = kinds[i]
+        if kind == 0:  # JPEG blocking, through Pillow: the real codec, not an imitation
+            quality = int(8 + rand(1).item() * 32)
+            buffer = io.BytesIO()
+            Image.fromarray(out[i].clamp(0, 255).round().byte().numpy()).save(buffer, "JPEG", quality=quality)
+            out[i] = torch.from_numpy(np.asarray(Image.open(buffer), dtype=np.float32).copy())
+            continue
+        if kind == 1:  # blur
+            sigma = 0.6 + rand(1).item() * 1.4
+            radius = int(math.ceil(2 * sigma))
+            taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
+            taps = taps / taps.sum()
+            x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+            x = F.conv2d(x, taps.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
+            x = F.conv2d(x, taps.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
+        elif kind == 2:  # low resolution
+            small = max(8, int(side * (0.25 + rand(1).item() * 0.35)))
+            x = F.interpolate(x, size=(small, small), mode="area")
+            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+        elif kind == 3:  # sensor noise
+            x = x + torch.randn(x.shape, generator=generator) * (3 + rand(1).item() * 12)
+        elif kind == 4:  # sepia, as old prints
+            x = torch.einsum("oc,nchw->nohw", _SEPIA, x)
+        else:  # colour cast: one gain per channel
+            x = x * (0.8 + rand(1, 3, 1, 1) * 0.4)
+        out[i] = x[0].clamp(0, 255).permute(1, 2, 0)
+    return out
 
 
 # --------------------------------------------------------------------------- loss
@@ -226,21 +341,32 @@ def quick_metrics(probs: np.ndarray, ages: np.ndarray, groups: AgeGroups) -> dic
     }
 
 
-def teacher_probabilities(config: TrainConfig, out: Path) -> np.ndarray | None:
-    """The teacher's age distributions for every training chip, computed once with ONNX
-    Runtime at the teacher's own chip size and kept in the run folder (for resuming)."""
+#: ``--teacher pretrained``: the model's own pretrained network, before any fine-tuning.
+PRETRAINED_TEACHER = "pretrained"
+
+
+def teacher_probabilities(config: TrainConfig, out: Path, student: AgeModel, device: torch.device) -> np.ndarray | None:
+    """The teacher's age distributions for every training chip, computed once and kept in
+    the run folder (for resuming): an exported model through ONNX Runtime at its own chip
+    size, or, for ``pretrained``, the student's network as it was before fine-tuning (what
+    it knew from its own, much larger training set: distilling it keeps that knowledge
+    from being overwritten by one dataset's look)."""
     if not config.teacher:
         return None
-    from agedetect.inference import AgeEstimator
-
     cache = out / "teacher-train.npy"
     if cache.exists():
         return np.load(cache)
-    estimator = AgeEstimator(config.teacher)
-    chips = load_split(Path(config.data), "train", estimator.input_size, config.limit).chips
-    probs = np.concatenate(
-        [estimator.chip_probabilities(chips[start : start + 512]) for start in range(0, len(chips), 512)]
-    ).astype(np.float32)
+    if config.teacher == PRETRAINED_TEACHER:
+        chips = load_split(Path(config.data), "train", student.spec.input_size, config.limit, config.datasets).chips
+        probs = predict_probabilities(student, chips, device).astype(np.float32)
+    else:
+        from agedetect.inference import AgeEstimator
+
+        estimator = AgeEstimator(config.teacher)
+        chips = load_split(Path(config.data), "train", estimator.input_size, config.limit, config.datasets).chips
+        probs = np.concatenate(
+            [estimator.chip_probabilities(chips[start : start + 512]) for start in range(0, len(chips), 512)]
+        ).astype(np.float32)
     probs /= probs.sum(axis=1, keepdims=True)
     if probs.shape[1] != NUM_AGES:
         raise DataError(f"{config.teacher}: predicts {probs.shape[1]} age bins, the student {NUM_AGES}")
@@ -288,8 +414,12 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     spec = model.spec
     groups = AgeGroups.from_dict(spec.groups)
     data_dir = Path(config.data)
-    train_split = load_split(data_dir, "train", spec.input_size, config.limit)
-    val_split = load_split(data_dir, "val", spec.input_size, config.limit)
+    train_split = load_split(data_dir, "train", spec.input_size, config.limit, config.datasets)
+    val_split = load_split(data_dir, "val", spec.input_size, config.limit, config.datasets)
+    weights = (
+        torch.from_numpy(sampling_weights(train_split.ages, train_split.datasets, config.balance))
+        if config.balance > 0 else None
+    )
 
     optimizer = torch.optim.AdamW(_param_groups(model, config.lr, config.weight_decay, config.body_lr_scale))
     steps_per_epoch = max(1, math.ceil(len(train_split.ages) / config.batch_size))
@@ -303,7 +433,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema))
         if config.ema else None
     )
-    teacher = teacher_probabilities(config, out)
+    teacher = teacher_probabilities(config, out, model, device)
     start_epoch, best_mae, history = 0, float("inf"), []
     last = out / "last.pt"
     if last.exists():
@@ -325,7 +455,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     for epoch in range(start_epoch, config.epochs):
         generator.manual_seed(config.seed * 1000 + epoch)  # resumed runs see the same batches
         model.train()
-        order = torch.randperm(len(train_split.ages), generator=generator)
+        order = (
+            torch.multinomial(weights, len(train_split.ages), replacement=True, generator=generator)
+            if weights is not None else torch.randperm(len(train_split.ages), generator=generator)
+        )
         started, running = time.perf_counter(), 0.0
         with Progress(
             TextColumn(f"epoch {epoch + 1}/{config.epochs}"), BarColumn(), MofNCompleteColumn(),
@@ -338,7 +471,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 chips = torch.from_numpy(train_split.chips[index.numpy()]).to(device)
                 ages = torch.from_numpy(train_split.ages[index.numpy()]).to(device)
                 targets = torch.from_numpy(teacher[index.numpy()]).to(device) if teacher is not None else None
-                loss = age_loss(model(augment(chips, generator)), ages, config.label_sigma, config.l1_weight,
+                inputs = degrade(augment(chips, generator), config.degrade, generator)
+                loss = age_loss(model(inputs), ages, config.label_sigma, config.l1_weight,
                                 targets, config.teacher_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

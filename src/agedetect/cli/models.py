@@ -46,24 +46,39 @@ def train_command(
     limit: Optional[int] = typer.Option(None, help="Use only the first N chips of each split (smoke tests)."),
     ema: Optional[float] = typer.Option(
         None, min=0.0, max=0.99999, help="Validate and save a moving average of the weights with this decay (e.g. 0.998)."),
-    teacher: Optional[Path] = typer.Option(
-        None, exists=True, dir_okay=False, help="An exported model (.onnx) to distil: its age distributions join the target."),
+    teacher: Optional[str] = typer.Option(
+        None, help="What to distil, its age distributions joining the target: an exported model (.onnx), or "
+                   "'pretrained' for the model's own pretrained network before fine-tuning."),
     teacher_weight: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of the teacher's distribution in the target."),
     body_lr_scale: Optional[float] = typer.Option(
         None, min=0.0, help="Learning rate of the pretrained layers as a share of --lr (default 0.3 for final; 1 for models from scratch)."),
+    datasets: Optional[str] = typer.Option(
+        None, help="Train and validate on these datasets of the prepared folder only, comma-separated "
+                   "(e.g. utkface); default: all."),
+    balance: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Even out ages: sample chips with weight n^-BALANCE, n = chips of the same "
+                                    "dataset and 5-year age bin (0 = every chip alike, 1 = every age bin alike)."),
+    degrade: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of training chips given a fault of another camera or era "
+                                    "(JPEG, blur, low resolution, noise, sepia, colour cast)."),
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
     _need_training_extra()
     from agedetect.models import list_models
     from agedetect.train import TrainConfig, train
 
+    from agedetect.train import PRETRAINED_TEACHER
+
+    if teacher is not None and teacher != PRETRAINED_TEACHER and not Path(teacher).is_file():
+        raise typer.BadParameter(f"{teacher}: no such model file (or say '{PRETRAINED_TEACHER}')", param_hint="--teacher")
     with user_errors():
         if model not in list_models():
             raise typer.BadParameter(f"unknown model {model!r}; choose one of: {', '.join(list_models())}")
         config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
-                             ema=ema, teacher=str(teacher) if teacher else None, teacher_weight=teacher_weight,
-                             body_lr_scale=body_lr_scale)
+                             ema=ema, teacher=teacher, teacher_weight=teacher_weight,
+                             body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
+                             datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else None)
         best = train(config)
         console.print(f"best checkpoint: {best}")
 
@@ -115,6 +130,9 @@ def evaluate_command(
     model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="A CSV with path,age[,gender,race] columns."),
     split: str = typer.Option("test", help="Split of a prepared folder to score."),
+    datasets: Optional[str] = typer.Option(
+        None, "--datasets", help="Of a prepared folder, score these datasets only (comma-separated; default: all, "
+                                 "with figures per dataset)."),
     aligned: bool = typer.Option(False, "--aligned", help="--labels images are aligned chips: skip detection."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write PNG plots and index.html here."),
@@ -133,7 +151,8 @@ def evaluate_command(
         elif data is None:
             raise typer.BadParameter("give a DATA folder or --labels CSV")
         elif (data / "manifest.csv").exists():
-            samples = ev.samples_from_prepared(data, split)
+            wanted = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+            samples = ev.samples_from_prepared(data, split, wanted)
         else:
             samples = ev.samples_from_folder(data)
         estimator = AgeEstimator(model)
@@ -141,12 +160,7 @@ def evaluate_command(
             task = bar.add_task("evaluating", total=len(samples))
             scored = ev.score_samples(samples, estimator, progress=lambda k: bar.advance(task, k))
         groups = estimator.groups
-        metrics = ev.metrics_for(scored, groups)
-        if min_age is not None:
-            from agedetect.uses import screening_metrics
-
-            ages = [s.age for s in scored.samples]
-            metrics["screening"] = screening_metrics(ages, scored.probabilities, groups, min_age, buffer)
+        metrics = ev.metrics_for(scored, groups, screening=(min_age, buffer) if min_age is not None else None)
         if report is not None:
             page = ev.write_report(scored, metrics, groups, report)
             console.print(f"report: {page}")

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Leave-one-dataset-out: how far a model falls on photos unlike its training set, and
+# what each idea of the training recipe does about it. Each recipe is trained on one
+# dataset of the prepared folder (validation from the same dataset: nothing is tuned on
+# the other) and scored on every dataset's test split. `python bench/shift.py` prints the
+# table; docs/MODEL_CARD.md shows it. Run from the repository root after `data prepare`:
+#
+#     bash scripts/shift_runs.sh            # DATA=runs/data EPOCHS=5
+#
+# Recipes are cumulative, so each row adds one idea to the row above it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+DATA=${DATA:-runs/data}
+EPOCHS=${EPOCHS:-5}
+OUT=${OUT:-runs/shift}
+mkdir -p "$OUT"
+
+# recipe trained-on options...
+while read -r recipe trained_on options; do
+  run="$OUT/$recipe-$trained_on"
+  [ -f "$run.json" ] && continue  # done in an earlier call
+  # shellcheck disable=SC2086  # options are words
+  "$BIN/agedetect" train --model final --data "$DATA" --datasets "$trained_on" --out "$run" \
+    --epochs "$EPOCHS" --seed 4 $options
+  "$BIN/agedetect" export "$run" --no-mirror --out "$run.onnx"
+  "$BIN/agedetect" evaluate "$DATA" --split test --model "$run.onnx" --json --min-age 18 --buffer 7 > "$run.tmp.json"
+  mv "$run.tmp.json" "$run.json"
+done <<RECIPES
+shipped utkface
+distilled utkface --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.3
+shipped aaf
+balanced utkface --balance 0.5
+degraded utkface --balance 0.5 --degrade 0.3
+RECIPES
