@@ -13,8 +13,8 @@ by training on one dataset and scoring another):
 - ``datasets`` trains (and validates) on some of a prepared folder's datasets only, which
   is how the leave-one-dataset-out figures are made;
 - ``balance`` samples each epoch's chips with weights ``n^-balance``, ``n`` the number
-  of chips of the same dataset and five-year age bin, so a dataset's crowded ages (UTKFace's
-  mid-twenties) stop being the answer the network falls back on when unsure (0: every
+  of chips of the same dataset and age, so a dataset's crowded ages (UTKFace's 26-year-olds,
+  three times their neighbours) stop being the answer the network falls back on when unsure (0: every
   chip alike, 1: every age bin of every dataset alike);
 - ``degrade`` is the share of training chips that also get one of the faults of other
   cameras and eras: JPEG blocking, blur, a low-resolution original, sensor noise, sepia or
@@ -82,7 +82,7 @@ class TrainConfig:
     teacher_weight: float = 0.5  # share of the teacher's distribution in the target
     body_lr_scale: float | None = None  # pretrained layers' share of lr; None: the model's (see _param_groups)
     datasets: tuple[str, ...] | None = None  # train and validate on these datasets only; None: all
-    balance: float = 0.0  # sampling weight n^-balance, n = chips of the same dataset and 5-year age bin
+    balance: float = 0.0  # sampling weight n^-balance, n = chips of the same dataset and age
     degrade: float = 0.0  # share of training chips given a fault of another camera or era
 
     def __post_init__(self) -> None:
@@ -178,12 +178,16 @@ def load_split(
     )
 
 
-def sampling_weights(ages: np.ndarray, datasets: np.ndarray, balance: float, bin_years: int = 5) -> np.ndarray:
+def sampling_weights(ages: np.ndarray, datasets: np.ndarray, balance: float, bin_years: int = 1) -> np.ndarray:
     """Weights ``n^-balance`` summing to 1, ``n`` the chips sharing a chip's dataset and
-    ``bin_years`` age bin (ages 80 and over share one bin).
+    ``bin_years`` age bin (ages 80 and over share one bin). Whole years by default: UTKFace
+    holds three times as many 26-year-olds as 25- or 27-year-olds, a spike that five-year
+    bins would keep.
 
-    >>> sampling_weights(np.array([1, 2, 30]), np.array(["a", "a", "a"]), 1.0).round(3).tolist()
+    >>> sampling_weights(np.array([1, 1, 30]), np.array(["a", "a", "a"]), 1.0).round(3).tolist()
     [0.25, 0.25, 0.5]
+    >>> sampling_weights(np.array([1, 1, 30]), np.array(["a", "b", "a"]), 1.0).round(3).tolist()
+    [0.333, 0.333, 0.333]
     >>> sampling_weights(np.array([1, 2, 30]), np.array(["a", "a", "a"]), 0.0).round(3).tolist()
     [0.333, 0.333, 0.333]
     """

@@ -57,7 +57,7 @@ def train_command(
                    "(e.g. utkface); default: all."),
     balance: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Even out ages: sample chips with weight n^-BALANCE, n = chips of the same "
-                                    "dataset and 5-year age bin (0 = every chip alike, 1 = every age bin alike)."),
+                                    "dataset and age (0 = every chip alike, 1 = every age bin alike)."),
     degrade: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Share of training chips given a fault of another camera or era "
                                     "(JPEG, blur, low resolution, noise, sepia, colour cast)."),
@@ -95,6 +95,10 @@ def export_command(
     mirror: Optional[bool] = typer.Option(
         None, "--mirror/--no-mirror", help="Average each face with its mirror image (default: as each run was "
                                            "trained); --no-mirror halves the cost per face."),
+    calibrate_on: Optional[Path] = typer.Option(
+        None, "--calibrate-on", help="A prepared folder: widen the 80% interval until it covers --coverage of "
+                                     "the validation faces of every dataset in it."),
+    coverage: float = typer.Option(0.8, min=0.5, max=0.99, help="With --calibrate-on: the share to cover."),
 ) -> None:
     """Export a checkpoint to ONNX with its metadata, and check PyTorch and ONNX agree."""
     _need_training_extra()
@@ -108,7 +112,15 @@ def export_command(
             extra["metrics"] = _read_json(metrics)
         if typical_error:
             extra["typical_error"] = _read_json(typical_error)["mae_by_age_band"]
-        meta = export_onnx(runs, out, extra, mirror=mirror)
+        meta = export_onnx(runs, out, extra, mirror=mirror, calibrate_on=calibrate_on, coverage=coverage)
+        if "interval_calibration" in meta:
+            found = meta["interval_calibration"]
+            console.print(
+                f"interval: temperature x{found['temperature_scale']:g}; validation coverage "
+                + ", ".join(f"{name} {found['coverage_before'][name]:.1%} -> {value:.1%}"
+                            for name, value in found["coverage_after"].items())
+                + ("" if found["met"] else f" (target {coverage:.0%} not reached)")
+            )
         rng = np.random.default_rng(0)
         chips = rng.integers(0, 256, (4, meta["input_size"], meta["input_size"], 3), dtype=np.uint8)
         gap = check_parity(runs, out, chips, mirror=mirror)

@@ -1,0 +1,96 @@
+"""How far a model falls on photos unlike its training set: the leave-one-dataset-out table.
+
+    bash scripts/shift_runs.sh                  # trains the recipes (runs/shift/)
+    python bench/shift.py --data runs/data      # scores them; --json writes every figure
+
+Each run in ``--runs`` (``RECIPE-DATASET.onnx`` with its run folder ``RECIPE-DATASET/``)
+was trained and validated on DATASET alone. It is scored on every dataset's test split of
+``--data``: the dataset it was trained on (in-domain) and the others (shifted), with the
+figures that move under shift: MAE, bias (mean of estimate - truth) overall and for
+13-17-year-olds, 80%-interval coverage, and 13-17-year-olds passing Challenge 25 with the
+default risk cap. Also scored, when ``--models`` names them: exported models trained on
+every dataset (the shipped one), marked "all". Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from agedetect.ages import decode_ages
+from agedetect.data import load_manifest
+from agedetect.evaluate import compute_metrics
+from agedetect.inference import AgeEstimator
+from agedetect.uses import screening_metrics
+
+
+def score(probabilities: np.ndarray, ages: np.ndarray, groups) -> dict:
+    metrics = compute_metrics(ages, probabilities, groups)
+    decoded = decode_ages(probabilities, groups)
+    teens = (ages >= 13) & (ages <= 17)
+    screening = screening_metrics(ages, probabilities, groups, 18, 7)
+    return {
+        "n": metrics["n"],
+        "mae": metrics["mae"],
+        "bias": metrics["bias"],
+        "group_accuracy": metrics["group_accuracy"],
+        "interval_coverage": metrics["interval_coverage"],
+        "teen_bias": round(float((decoded.age[teens] - ages[teens]).mean()), 3) if teens.any() else None,
+        "teens_passed": screening["teens_passed"],
+        "adults_referred": screening["adults_referred"],
+        "mae_by_age_band": metrics["mae_by_age_band"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("runs/data"), help="a folder made by `data prepare`")
+    parser.add_argument("--runs", type=Path, default=Path("runs/shift"), help="folder of RECIPE-DATASET.onnx")
+    parser.add_argument("--models", action="append", default=[], help="NAME=FILE.onnx trained on every dataset")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    args = parser.parse_args()
+
+    rows = load_manifest(args.data, split=args.split)
+    datasets = sorted({row.dataset for row in rows})
+    models = [(path.stem.rsplit("-", 1)[0], path.stem.rsplit("-", 1)[1], path) for path in sorted(args.runs.glob("*.onnx"))]
+    models += [(name, "all", Path(file)) for name, file in (item.split("=", 1) for item in args.models)]
+    if not models:
+        raise SystemExit(f"no models: {args.runs} holds no RECIPE-DATASET.onnx and no --models were given")
+
+    results = []
+    for recipe, trained_on, path in models:
+        estimator = AgeEstimator(path)
+        for dataset in datasets:
+            subset = [row for row in rows if row.dataset == dataset]
+            ages = np.array([row.age for row in subset], dtype=np.float64)
+            chips = np.stack([estimator.load_chip(row.path) for row in subset])
+            probabilities = estimator.chip_probabilities(chips)
+            figures = score(probabilities, ages, estimator.groups)
+            results.append({"recipe": recipe, "trained_on": trained_on, "tested_on": dataset, **figures})
+
+    print(f"Leave-one-dataset-out on the {args.split} splits of {args.data} "
+          f"({', '.join(f'{d} {sum(r.dataset == d for r in rows):,}' for d in datasets)} faces)\n")
+    print("| recipe | trained on | tested on | MAE | bias | 13-17 bias | 80% interval covers | "
+          "13-17 passing Challenge 25 | adults referred |")
+    print("|---|---|---|---|---|---|---|---|---|")
+
+    def share(value):
+        return "n/a" if value is None else f"{value:.1%}"
+
+    for r in results:
+        shifted = r["trained_on"] not in ("all", r["tested_on"])
+        tested = f"**{r['tested_on']}**" if shifted else r["tested_on"]
+        teen = "n/a" if r["teen_bias"] is None else f"{r['teen_bias']:+.1f}"
+        print(f"| {r['recipe']} | {r['trained_on']} | {tested} | {r['mae']:.2f} | {r['bias']:+.2f} | {teen} | "
+              f"{share(r['interval_coverage'])} | {share(r['teens_passed'])} | {share(r['adults_referred'])} |")
+    print("\nBold: a dataset the model was neither trained nor validated on.")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
