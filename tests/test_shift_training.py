@@ -1,0 +1,115 @@
+"""Training for photos unlike the training set: datasets chosen per run, ages evened out,
+other cameras' faults, the pretrained network distilled, and the interval widened per
+dataset at export. Tiny runs on real chips from two datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+
+from agedetect.cli import app  # noqa: E402
+from agedetect.data import PrepareSettings, load_manifest, prepare  # noqa: E402
+from agedetect.export import export_onnx  # noqa: E402
+from agedetect.inference import AgeEstimator  # noqa: E402
+from agedetect.train import TrainConfig, degrade, sampling_weights, train  # noqa: E402
+
+from shared_data import AAF, CHIPS  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def two_datasets(tmp_path_factory) -> Path:
+    if not (AAF.is_dir() and CHIPS.is_dir()):
+        pytest.skip("../shared UTKFace or All-Age-Faces not present")
+    source = tmp_path_factory.mktemp("sources")
+    names = sorted(os.listdir(CHIPS))
+    for name in names[::300][:60]:
+        shutil.copyfile(CHIPS / name, source / name)
+    faces = sorted(os.listdir(AAF))
+    for name in faces[::250][:40]:
+        shutil.copyfile(AAF / name, source / name)
+    out = tmp_path_factory.mktemp("prepared")
+    prepare([source], out, PrepareSettings(seed=0, split=(0.5, 0.3, 0.2)), workers=2)
+    return out
+
+
+def test_sampling_evens_out_a_crowded_age():
+    # 30 faces aged 26 and 3 each of 25 and 27, as UTKFace's spike at 26
+    ages = np.array([26] * 30 + [25] * 3 + [27] * 3)
+    datasets = np.array(["utkface"] * len(ages))
+    plain = sampling_weights(ages, datasets, 0.0)
+    even = sampling_weights(ages, datasets, 1.0)
+    half = sampling_weights(ages, datasets, 0.5)
+    share_26 = lambda w: float(w[ages == 26].sum())  # noqa: E731
+    assert share_26(plain) == pytest.approx(30 / 36)
+    assert share_26(even) == pytest.approx(1 / 3)
+    assert share_26(even) < share_26(half) < share_26(plain)
+
+
+def test_degrade_changes_only_the_share_asked_for():
+    generator = torch.Generator().manual_seed(3)
+    chips = torch.rand(200, 40, 40, 3, generator=generator) * 255
+    out = degrade(chips, 0.3, generator)
+    changed = (out != chips).any(dim=(1, 2, 3)).float().mean().item()
+    assert 0.18 < changed < 0.42 and out.shape == chips.shape
+    assert float(out.min()) >= 0 and float(out.max()) <= 255
+
+
+def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_path):
+    train_rows = [row for row in load_manifest(two_datasets, "train") if row.dataset == "utkface"]
+    config = TrainConfig(model="final", data=str(two_datasets), out=str(tmp_path / "run"), epochs=1, batch_size=16,
+                         datasets=("utkface",), balance=0.5, degrade=0.5, teacher="pretrained", teacher_weight=0.3)
+    best = train(config, progress=False)
+    teacher = np.load(tmp_path / "run" / "teacher-train.npy")
+    # the teacher saw exactly this run's training chips: the UTKFace ones, no AAF face
+    assert teacher.shape == (len(train_rows), 101) and np.allclose(teacher.sum(1), 1, atol=1e-4)
+    # the pretrained network knows ages: its estimates correlate with the labels
+    expected = teacher @ np.arange(101)
+    assert np.corrcoef(expected, [row.age for row in train_rows])[0, 1] > 0.5
+    saved = torch.load(best, weights_only=False)["config"]
+    assert saved["datasets"] == ["utkface"] and saved["balance"] == 0.5 and saved["degrade"] == 0.5
+    # resuming with the same settings is accepted (a tuple saved, a list read back)
+    train(config, progress=False)
+
+
+def test_unknown_dataset_is_named(two_datasets, tmp_path):
+    result = runner.invoke(app, ["train", "--model", "cnn", "--data", str(two_datasets), "--out", str(tmp_path / "r"),
+                                 "--epochs", "1", "--datasets", "fgnet"])
+    assert result.exit_code != 0
+    assert "fgnet" in result.output and "aaf, utkface" in result.output and "Traceback" not in result.output
+
+
+def test_export_widens_the_interval_on_every_dataset(two_datasets, tmp_path):
+    run = tmp_path / "run"
+    train(TrainConfig(model="cnn", data=str(two_datasets), out=str(run), epochs=1, batch_size=32, lr=1e-3),
+          progress=False)
+    plain = export_onnx(run, tmp_path / "plain.onnx", calibrate_on=two_datasets, coverage=0.5)
+    assert plain["interval_calibration"]["temperature_scale"] >= 1.0  # never narrowed
+    result = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "wide.onnx"),
+                                 "--calibrate-on", str(two_datasets), "--coverage", "0.97"])
+    assert result.exit_code == 0, result.output
+    wide = json.loads((tmp_path / "wide.json").read_text())["interval_calibration"]
+    assert set(wide["coverage_after"]) == {"aaf", "utkface"}
+    assert wide["temperature_scale"] > 1.0
+    assert all(wide["coverage_after"][d] >= wide["coverage_before"][d] for d in wide["coverage_after"])
+    assert wide["met"] == (min(wide["coverage_after"].values()) >= 0.97)
+    # the widened temperature is inside the graph: the shipped file's distributions are the
+    # flatter ones (a one-epoch model's intervals already span most ages, so compare entropy)
+    chips = np.stack([AgeEstimator(tmp_path / "plain.onnx").load_chip(row.path)
+                      for row in load_manifest(two_datasets, "val")])
+
+    def entropy(path: Path) -> float:
+        probs = AgeEstimator(path).chip_probabilities(chips)
+        return float(-(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1).mean())
+
+    assert entropy(tmp_path / "wide.onnx") > entropy(tmp_path / "plain.onnx") + 1e-3
