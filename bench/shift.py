@@ -64,13 +64,15 @@ def main() -> None:
     results = []
     for recipe, trained_on, path in models:
         estimator = AgeEstimator(path)
+        epochs = estimator.metadata["members"][0]["config"]["epochs"] if estimator.metadata.get("members") else None
         for dataset in datasets:
             subset = [row for row in rows if row.dataset == dataset]
             ages = np.array([row.age for row in subset], dtype=np.float64)
             chips = np.stack([estimator.load_chip(row.path) for row in subset])
             probabilities = estimator.chip_probabilities(chips)
             figures = score(probabilities, ages, estimator.groups)
-            results.append({"recipe": recipe, "trained_on": trained_on, "tested_on": dataset, **figures})
+            results.append({"recipe": recipe, "trained_on": trained_on, "tested_on": dataset, "epochs": epochs,
+                            **figures})
 
     print(f"Leave-one-dataset-out on the {args.split} splits of {args.data} "
           f"({', '.join(f'{d} {sum(r.dataset == d for r in rows):,}' for d in datasets)} faces)\n")

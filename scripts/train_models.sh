@@ -58,5 +58,7 @@ CALIBRATE=(--calibrate-on "$DATA" --coverage "$COVERAGE")
 "$BIN/python" bench/compare_peer.py --data "$DATA" --split test \
   --model dense=runs/dense.onnx --model cnn=runs/cnn.onnx --model transfer=runs/transfer.onnx \
   --model final=src/agedetect/weights/age_model.onnx --json runs/compare.json | tee runs/compare.md
+"$BIN/python" bench/screening.py --data "$DATA" --split val --caps --json > runs/screening-caps.json
+"$BIN/python" bench/screening.py --data "$DATA" --split test > runs/screening.md
 "$BIN/python" bench/whole_photos.py --data "$DATA" --split test --json runs/whole-photos.json | tee runs/whole-photos.md
 echo "took $(( ($(date +%s) - started) / 60 )) minutes"

@@ -113,3 +113,34 @@ def test_export_widens_the_interval_on_every_dataset(two_datasets, tmp_path):
         return float(-(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1).mean())
 
     assert entropy(tmp_path / "wide.onnx") > entropy(tmp_path / "plain.onnx") + 1e-3
+
+
+def test_small_faces_get_wider_intervals(tmp_path):
+    """A face that spans few photo pixels is read with the widening its model's sidecar
+    measured; the same face large, or a model without the curve, is not widened."""
+    from PIL import Image
+
+    from agedetect.faces import face_resolution
+    from agedetect.inference import DEFAULT_MODEL
+    from shared_data import PEOPLE
+
+    if not PEOPLE.is_dir():
+        pytest.skip(f"{PEOPLE} not present")
+    shutil.copyfile(DEFAULT_MODEL, tmp_path / "m.onnx")
+    sidecar = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    sidecar["interval_by_resolution"] = {"chip_px": [20, 40, 80], "temperature_scale": [3.0, 2.0, 1.0]}
+    (tmp_path / "m.json").write_text(json.dumps(sidecar))
+    widened, plain = AgeEstimator(tmp_path / "m.onnx"), AgeEstimator(tmp_path / "m.onnx")
+    plain.metadata.pop("interval_by_resolution")
+    assert widened.widening([10, 30, 60, 500]).tolist() == [3.0, 2.5, 1.5, 1.0]
+    assert plain.widening([10, 500]).tolist() == [1.0, 1.0]
+
+    photo = Image.open(PEOPLE / "couple.jpg").convert("RGB")
+    small = photo.resize((photo.width // 18, photo.height // 18), Image.BOX)
+    (big_face,) = widened.predict(photo)[:1]
+    tiny = widened.predict(small)
+    assert tiny, "the detector should still find a face at this size"
+    assert face_resolution(tiny[0].face) < 60 < face_resolution(big_face.face)
+    width = lambda face: face.age_interval[1] - face.age_interval[0]  # noqa: E731
+    assert width(tiny[0]) > width(plain.predict(small)[0])
+    assert width(big_face) == width(plain.predict(photo)[0])

@@ -151,7 +151,68 @@ def export_onnx(
     # without changing the graph (and its checksum).
     meta = {**meta, **(extra or {}), "sha256": sha256_of(out)}
     sidecar_path(out).write_text(json.dumps(meta, indent=2) + "\n")
+    if calibrate_on:
+        meta = add_to_sidecar(out, {"interval_by_resolution": fit_resolution_widening(out, calibrate_on, coverage)})
     return meta
+
+
+#: Chip sides (photo pixels a UTKFace-framed chip spans) at which the widening is measured.
+RESOLUTION_SIDES = (20, 28, 40, 56, 80)
+
+
+def fit_resolution_widening(
+    onnx_path: str | Path, data_dir: str | Path, coverage: float, split: str = "val",
+    sides: Sequence[int] = RESOLUTION_SIDES, scales: Sequence[float] = tuple(np.round(np.arange(1.0, 4.001, 0.1), 2)),
+) -> dict:
+    """For faces that span few photo pixels, the factor by which to widen the exported
+    model's distribution so its 80% interval still covers ``coverage`` of every dataset's
+    ``split`` faces.
+
+    Each validation chip is shrunk to ``side`` pixels and blown up again, as a small face
+    in a photo reaches the model (:meth:`agedetect.AgeEstimator.chip`), and the smallest
+    factor (:func:`agedetect.ages.widen`) meeting ``coverage`` in every dataset is kept.
+    Inference interpolates between the sides by :func:`agedetect.faces.face_resolution`.
+    Sides at or above the model's input size lose nothing, so their factor is 1.
+    """
+    from PIL import Image
+
+    from agedetect.ages import decode_ages, widen
+    from agedetect.data import load_manifest
+    from agedetect.faces import UTKFACE_CHIP_SIZE
+    from agedetect.inference import AgeEstimator
+
+    estimator = AgeEstimator(onnx_path)
+    rows = load_manifest(data_dir, split=split)
+    datasets = np.array([row.dataset for row in rows])
+    ages = np.array([row.age for row in rows], dtype=np.float64)
+    originals = []
+    for row in rows:
+        with Image.open(row.path) as image:
+            originals.append(image.convert("RGB").resize((UTKFACE_CHIP_SIZE, UTKFACE_CHIP_SIZE), Image.BILINEAR))
+    chosen, reached = [], []
+    for side in sides:
+        if side >= estimator.input_size:
+            chosen.append(1.0)
+            reached.append(None)
+            continue
+        chips = np.stack([
+            estimator._resize(np.asarray(
+                image.resize((side, side), Image.BOX).resize((UTKFACE_CHIP_SIZE,) * 2, Image.BILINEAR)))
+            for image in originals
+        ])
+        probabilities = estimator.chip_probabilities(chips)
+        best, covered = scales[-1], None
+        for scale in scales:
+            decoded = decode_ages(widen(probabilities, scale), estimator.groups)
+            inside = (ages >= decoded.low) & (ages <= decoded.high)
+            covered = {name: round(float(inside[datasets == name].mean()), 4) for name in sorted(set(datasets))}
+            if min(covered.values()) >= coverage:
+                best = scale
+                break
+        chosen.append(float(best))
+        reached.append(covered)
+    return {"split": split, "coverage_target": coverage, "chip_px": list(sides), "temperature_scale": chosen,
+            "coverage": reached}
 
 
 def add_to_sidecar(onnx_path: str | Path, fields: dict) -> dict:

@@ -512,6 +512,20 @@ def align(image: ImageInput, face: Face, size: int = UTKFACE_CHIP_SIZE) -> np.nd
     return np.asarray(chip, dtype=np.uint8)
 
 
+def face_resolution(face: Face) -> float:
+    """How many pixels of the photo the face's UTKFace-framed chip spans, side to side.
+
+    A 200x200 UTKFace chip frames the head with margin; a face whose chip spans only 40
+    photo pixels is upsampled into the model's input and carries less detail than the
+    faces the model was validated on (inference widens its interval, see
+    :func:`agedetect.ages.widen`).
+    """
+    landmarks = np.asarray(face.landmarks, dtype=np.float64).reshape(5, 2)
+    matrix = similarity_transform(landmarks, UTKFACE_TEMPLATE)
+    scale = math.hypot(matrix[0, 0], matrix[1, 0])
+    return float(UTKFACE_CHIP_SIZE / scale) if scale > 0 else 0.0
+
+
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The 2x3 similarity (no reflection) that best maps ``source`` points onto ``target``.
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from PIL import Image
 
-from agedetect.ages import decode_ages
+from agedetect.ages import decode_ages, widen
 from agedetect.errors import ImageError, ModelError, NoFaceError
 from agedetect.faces import (
     DEFAULT_MAX_SIDE,
@@ -37,6 +37,7 @@ from agedetect.faces import (
     Face,
     align,
     detect_faces,
+    face_resolution,
     find_subject,
 )
 from agedetect.images import MAX_PIXELS, ImageInput, load_image
@@ -262,8 +263,24 @@ class AgeEstimator:
         faces = self.detect(rgb)
         if not faces:
             return []
-        estimates = self.predict_chips(np.stack([self.chip(rgb, face) for face in faces]))
+        estimates = self.decode(self.face_probabilities(rgb, faces))
         return [FacePrediction.of(face, estimate) for face, estimate in zip(faces, estimates)]
+
+    def face_probabilities(self, rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Age distributions ``(N, 101)`` of faces found in ``rgb``, each widened for how few
+        photo pixels it spans (:meth:`widening`)."""
+        probabilities = self.chip_probabilities(np.stack([self.chip(rgb, face) for face in faces]))
+        return widen(probabilities, self.widening([face_resolution(face) for face in faces]))
+
+    def widening(self, resolutions: Sequence[float]) -> np.ndarray:
+        """How much to widen the age distribution of faces whose UTKFace-framed chips span
+        ``resolutions`` photo pixels: the model's sidecar holds the factor, measured at
+        export on validation faces shrunk to those sizes (``interval_by_resolution``); 1
+        for faces as sharp as those, and for a model exported without it."""
+        curve = self.metadata.get("interval_by_resolution")
+        if not curve:
+            return np.ones(len(resolutions))
+        return np.maximum(1.0, np.interp(resolutions, curve["chip_px"], curve["temperature_scale"]))
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """The faces this estimator would read, largest first (``max_faces`` applied)."""
@@ -288,7 +305,7 @@ class AgeEstimator:
         subject, _ = find_subject(rgb, **self._detector)
         if subject is None:
             raise NoFaceError(f"{_name_of(image)}: no face found")
-        return self.chip_probabilities(self.chip(rgb, subject)[None])[0]
+        return self.face_probabilities(rgb, [subject])[0]
 
     # ------------------------------------------------------------------ aligned chips
 
