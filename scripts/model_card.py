@@ -203,9 +203,9 @@ def main() -> None:
     cap_text = ""
     if caps:
         cap_text = (f" `python bench/screening.py --data runs/data --split val --caps` swept the cap on each "
-                    f"dataset's validation faces: the largest that keeps minors and 13–17s passed within half "
-                    f"their targets in every dataset is {pct(caps['chosen'])}; the default in use is "
-                    f"{pct(caps['default'])}.")
+                    f"dataset's validation faces: the largest that keeps minors and 13–17s passed at or under "
+                    f"1.5% (half the strictest target) in every dataset is {pct(caps['chosen'])}; the default in "
+                    f"use is {pct(caps['default'])}.")
     utk = parts.get("utkface", test)
     aaf = parts.get("aaf")
     utk_screen = utk.get("screening", {})

@@ -5,11 +5,16 @@
 # the other) and scored on every dataset's test split. `python bench/shift.py` prints the
 # table; docs/MODEL_CARD.md shows it. Run from the repository root after `data prepare`:
 #
-#     bash scripts/shift_runs.sh            # DATA=runs/data EPOCHS=5
+#     bash scripts/shift_runs.sh                       # DATA=runs/data EPOCHS=5
+#     bash scripts/shift_runs.sh --only shipped-aaf    # one run
 #
-# Recipes are cumulative, so each row adds one idea to the row above it.
+# Recipes are cumulative, so each row adds one idea to the row above it; a run whose
+# figures exist is skipped and one stopped part-way resumes, so the script can be stopped
+# and started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ONLY=""
+if [ "${1:-}" = --only ]; then ONLY=${2:?--only needs RECIPE-DATASET}; fi
 BIN=${BIN:-.venv/bin}
 DATA=${DATA:-runs/data}
 EPOCHS=${EPOCHS:-5}
@@ -19,6 +24,7 @@ mkdir -p "$OUT"
 # recipe trained-on options...
 while read -r recipe trained_on options; do
   run="$OUT/$recipe-$trained_on"
+  [ -n "$ONLY" ] && [ "$ONLY" != "$recipe-$trained_on" ] && continue
   [ -f "$run.json" ] && continue  # done in an earlier call
   # shellcheck disable=SC2086  # options are words
   "$BIN/agedetect" train --model final --data "$DATA" --datasets "$trained_on" --out "$run" \
