@@ -25,13 +25,13 @@ mkdir -p "$OUT"
 while read -r recipe trained_on options; do
   run="$OUT/$recipe-$trained_on"
   [ -n "$ONLY" ] && [ "$ONLY" != "$recipe-$trained_on" ] && continue
-  [ -f "$run.json" ] && continue  # done in an earlier call
+  [ -f "$run-test.json" ] && continue  # done in an earlier call
   # shellcheck disable=SC2086  # options are words
   "$BIN/agedetect" train --model final --data "$DATA" --datasets "$trained_on" --out "$run" \
     --epochs "$EPOCHS" --seed 4 $options
   "$BIN/agedetect" export "$run" --no-mirror --out "$run.onnx"
-  "$BIN/agedetect" evaluate "$DATA" --split test --model "$run.onnx" --json --min-age 18 --buffer 7 > "$run.tmp.json"
-  mv "$run.tmp.json" "$run.json"
+  "$BIN/agedetect" evaluate "$DATA" --split test --model "$run.onnx" --json --min-age 18 --buffer 7 > "$run-test.tmp.json"
+  mv "$run-test.tmp.json" "$run-test.json"
 done <<RECIPES
 shipped utkface
 distilled utkface --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.3

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -18,7 +17,7 @@ from agedetect.data import load_manifest, prepare
 from agedetect.datasets import FaceLabel, read_aaf_name, read_labels_csv, read_name
 from agedetect.labels import LabelError
 
-from shared_data import AAF, CHIPS, needs_aaf, needs_chips
+from shared_data import AAF, CHIPS, copy_sample, needs_aaf, needs_chips
 
 runner = CliRunner()
 
@@ -90,16 +89,11 @@ def mixed(tmp_path_factory):
         pytest.skip("../shared UTKFace or All-Age-Faces not present")
     root = tmp_path_factory.mktemp("mixed")
     utk, aaf, web = root / "utk", root / "aaf", root / "web"
-    for folder in (utk, aaf, web):
-        folder.mkdir()
-    names = sorted(os.listdir(CHIPS))
-    for name in names[::400][:40]:
-        shutil.copy2(CHIPS / name, utk / name)
-    faces = sorted(os.listdir(AAF))
-    for name in faces[::300][:30]:
-        shutil.copy2(AAF / name, aaf / name)
+    copy_sample(CHIPS, utk, 400, 40)
+    copy_sample(AAF, aaf, 300, 30)
+    web.mkdir()
     rows = []
-    for index, name in enumerate(faces[7::500][:12]):
+    for index, name in enumerate(sorted(os.listdir(AAF))[7::500][:12]):
         shutil.copy2(AAF / name, web / f"photo {index}.webp")  # a space: names are taken verbatim
         rows.append([f"photo {index}.webp", int(name[6:8]), "f" if int(name[:5]) <= 7380 else "m"])
     rows.append(["missing.jpg", 30, ""])

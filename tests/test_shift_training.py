@@ -5,9 +5,7 @@ dataset at export. Tiny runs on real chips from two datasets."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from agedetect.export import export_onnx  # noqa: E402
 from agedetect.inference import AgeEstimator  # noqa: E402
 from agedetect.train import TrainConfig, degrade, sampling_weights, train  # noqa: E402
 
-from shared_data import AAF, CHIPS  # noqa: E402
+from shared_data import AAF, CHIPS, copy_sample  # noqa: E402
 
 runner = CliRunner()
 
@@ -32,12 +30,8 @@ def two_datasets(tmp_path_factory) -> Path:
     if not (AAF.is_dir() and CHIPS.is_dir()):
         pytest.skip("../shared UTKFace or All-Age-Faces not present")
     source = tmp_path_factory.mktemp("sources")
-    names = sorted(os.listdir(CHIPS))
-    for name in names[::300][:60]:
-        shutil.copyfile(CHIPS / name, source / name)
-    faces = sorted(os.listdir(AAF))
-    for name in faces[::250][:40]:
-        shutil.copyfile(AAF / name, source / name)
+    copy_sample(CHIPS, source, 300, 60)
+    copy_sample(AAF, source, 250, 40)
     out = tmp_path_factory.mktemp("prepared")
     prepare([source], out, PrepareSettings(seed=0, split=(0.5, 0.3, 0.2)), workers=2)
     return out
