@@ -12,21 +12,20 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from agedetect.cli import app
+from agedetect.inference import DEFAULT_MODEL
+from model_copies import model_without_typical_error
+from shared_data import needs_data
 from uses_support import (
     CHILD,
-    CHIPS,
     COUPLE,
     NO_FACE,
     OLD,
     ONE_FACE,
-    PHOTOS,
     corrupt_jpeg,
-    model_with_typical_error,
-    model_without_typical_error,
     save_pasted,
 )
 
-pytestmark = pytest.mark.skipif(not (PHOTOS.is_dir() and CHIPS.is_dir()), reason="../shared data not present")
+pytestmark = needs_data
 
 runner = CliRunner()
 
@@ -35,7 +34,7 @@ runner = CliRunner()
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("uses")
     return {
-        "model": model_with_typical_error(folder / "model"),
+        "model": DEFAULT_MODEL,  # its sidecar has the typical_error table gap needs
         "child": save_pasted(folder / "child.jpg", CHILD),
         "old": save_pasted(folder / "old.jpg", OLD),
         "both": save_pasted(folder / "both.jpg", CHILD, OLD),

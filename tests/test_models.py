@@ -20,7 +20,7 @@ from agedetect.models import NUM_AGES, create_model, list_models  # noqa: E402
 from agedetect.train import TrainConfig, age_loss, augment, load_checkpoint, train  # noqa: E402
 
 from shared_data import CHIPS as UTKFACE
-needs_utkface = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"UTKFace chips not found at {UTKFACE}")
+from shared_data import needs_chips as needs_utkface
 
 
 @pytest.fixture(scope="module")

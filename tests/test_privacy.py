@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from agedetect.inference import DEFAULT_MODEL
 from servers import ServeProcess
-from uses_support import model_with_typical_error
 
 from shared_data import NO_FACES, PEOPLE
 
@@ -90,7 +90,7 @@ def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(textwrap.dedent(AUDIT_HOOK))
     write_log = root / "writes.log"
-    model = model_with_typical_error(root / "model")  # /api/v1/gap needs the typical error table
+    model = DEFAULT_MODEL  # its sidecar has the typical error table /api/v1/gap needs
     env = {
         "TMPDIR": str(watched["tmp"]),
         "HOME": str(watched["home"]),

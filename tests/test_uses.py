@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from agedetect.errors import ImageTooLargeError, ModelError, NoFaceError, UnreadableImageError
-from agedetect.inference import AgeEstimator, FacePrediction
+from agedetect.inference import DEFAULT_MODEL, AgeEstimator, FacePrediction
 from agedetect.labels import AgeGroups
 from agedetect.uses import (
     GAP_CONTEXTS,
@@ -31,21 +31,18 @@ from agedetect.uses import (
     total_variation,
     typical_error,
 )
+from model_copies import model_without_typical_error
+from shared_data import needs_data
 from uses_support import (
     CHILD,
-    CHIPS,
     COUPLE,
     NO_FACE,
     OLD,
     ONE_FACE,
-    PHOTOS,
     corrupt_jpeg,
-    model_with_typical_error,
-    model_without_typical_error,
     pasted,
 )
 
-needs_data = pytest.mark.skipif(not (PHOTOS.is_dir() and CHIPS.is_dir()), reason="../shared data not present")
 
 #: Words a result must never use: it describes a photo and a model, not a person's health.
 DIAGNOSTIC = re.compile(r"\b(health|healthy|unhealthy|ill|illness|disease|sick|diagnos\w*|ageing|aging)\b", re.I)
@@ -267,13 +264,9 @@ def test_total_variation_is_half_the_l1_distance() -> None:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return model_with_typical_error(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def estimator(model: Path) -> AgeEstimator:
-    return AgeEstimator(model).load()
+def estimator() -> AgeEstimator:
+    """The shipped model, whose sidecar has the typical_error table ``gap`` needs."""
+    return AgeEstimator(DEFAULT_MODEL).load()
 
 
 @needs_data
@@ -340,7 +333,7 @@ def test_age_gap_without_a_face_a_readable_image_or_a_typical_error(
 def server(estimator: AgeEstimator):
     """The real app (the test model, with a typical_error table) on a real uvicorn server: its URL."""
     from agedetect.web import create_app
-    from test_web import ThreadedServer  # the serving tests' loopback server
+    from servers import ThreadedServer
 
     with ThreadedServer(create_app(estimator)) as running:
         yield running.url

@@ -5,10 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import logging
-import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -18,10 +16,10 @@ import pytest
 from PIL import Image
 
 from agedetect.web import ServeSettings, create_app
-from servers import AGEDETECT, ThreadedServer, free_port
+from built_images import encoded
+from servers import AGEDETECT, ServeProcess, ThreadedServer
 
-from shared_data import NO_FACES, PEOPLE
-needs_photos = pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present")
+from shared_data import NO_FACES, PEOPLE, needs_photos
 
 MAX_UPLOAD = 3_000_000  # small, so the over-the-limit tests send little
 MAX_PIXELS = 20_000_000
@@ -54,12 +52,6 @@ def assert_error(response: httpx.Response, status: int, code: str) -> str:
     assert body["error"]["code"] == code
     assert "Traceback" not in response.text and 'File "' not in response.text
     return body["error"]["message"]
-
-
-def jpeg(array: np.ndarray, quality: int = 90) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- good photos
@@ -101,7 +93,7 @@ def test_formats_and_exif_rotation(client: httpx.Client) -> None:
     """A PNG and an EXIF-rotated JPEG of the same photo find the same faces, in upright pixels."""
     picture = Image.open(PEOPLE / "img1.jpg").convert("RGB")
     picture.thumbnail((800, 800))
-    upright = post(client, jpeg(np.asarray(picture))).json()
+    upright = post(client, encoded(np.asarray(picture), "JPEG", quality=90)).json()
     png = io.BytesIO()
     picture.save(png, "PNG")
     as_png = post(client, png.getvalue(), "photo.png", content_type="image/png").json()
@@ -160,7 +152,7 @@ def test_not_an_image_is_415(client: httpx.Client, data: bytes, what: str) -> No
 
 def test_truncated_jpeg_is_415(client: httpx.Client) -> None:
     rng = np.random.default_rng(1)
-    whole = jpeg(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    whole = encoded(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8), "JPEG", quality=90)
     assert "corrupt or truncated" in assert_error(post(client, whole[: len(whole) // 2]), 415, "unsupported_image")
 
 
@@ -258,27 +250,12 @@ def test_openapi_documents_the_upload(client: httpx.Client) -> None:
 
 @pytest.mark.slow
 def test_agedetect_serve_starts_and_stops(tmp_path: Path) -> None:
-    port = free_port()
-    command = [AGEDETECT, "serve", "--port", str(port)]
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "agedetect serve did not start"
-            time.sleep(0.1)
+    with ServeProcess(cwd=tmp_path, env={"TMPDIR": str(tmp_path)}) as server:
         if PEOPLE.is_dir():
             files = {"image": ("a.jpg", (PEOPLE / "img1.jpg").read_bytes(), "image/jpeg")}
-            assert httpx.post(f"http://127.0.0.1:{port}/api/v1/predict", files=files, timeout=60).status_code == 200
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=30)[0].decode()
-    assert f"http://127.0.0.1:{port}" in output
+            assert httpx.post(f"{server.url}/api/v1/predict", files=files, timeout=60).status_code == 200
+    assert not server.alive()
+    assert server.url in server.output
     assert list(tmp_path.iterdir()) == []  # nothing written to the working or temporary folder
 
 

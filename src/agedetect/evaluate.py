@@ -389,3 +389,43 @@ Race labels are used only to audit error; agedetect never predicts race.</p>
 <img src="error_by_group.png" alt="error by age band, gender and race label"></body></html>"""
     (out / "index.html").write_text(page)
     return out / "index.html"
+
+
+# --------------------------------------------------------------------------- detection
+
+Box = tuple[float, float, float, float]
+
+
+def read_labelled_boxes(path: Path) -> dict[str, list[Box]]:
+    """A ground-truth file of ``file x1 y1 x2 y2`` lines (CMU+MIT's): boxes per file name."""
+    truth: dict[str, list[Box]] = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            name, *numbers = line.split()
+            x1, y1, x2, y2 = (float(v) for v in numbers)
+            truth.setdefault(name, []).append((x1, y1, x2, y2))
+    return truth
+
+
+def match_detections(detections: Iterable[tuple[Box, float]], labelled: list[Box]) -> tuple[int, int]:
+    """(hits, false detections) of one photo's ``(box, score)`` detections against its
+    labelled boxes: a hit is a detection whose box contains a labelled box's centre (the
+    CMU+MIT labels are tight eyes-to-mouth boxes, so an overlap threshold would be unfair);
+    best-scoring detections first take the nearest free centre, so each labelled face and
+    each detection counts at most once.
+
+    >>> match_detections([((0, 0, 10, 10), 0.9), ((0, 0, 10, 10), 0.8), ((50, 50, 60, 60), 0.7)],
+    ...                  [(4, 4, 6, 6), (1, 1, 3, 3), (80, 80, 90, 90)])
+    (2, 1)
+    """
+    centres = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, y1, x2, y2 in labelled]
+    free = set(range(len(centres)))
+    hits = found = 0
+    for (x1, y1, x2, y2), _ in sorted(detections, key=lambda d: -d[1]):
+        found += 1
+        inside = [i for i in free if x1 <= centres[i][0] <= x2 and y1 <= centres[i][1] <= y2]
+        if inside:
+            middle = ((x1 + x2) / 2, (y1 + y2) / 2)
+            free.remove(min(inside, key=lambda i: (centres[i][0] - middle[0]) ** 2 + (centres[i][1] - middle[1]) ** 2))
+            hits += 1
+    return hits, found - hits
