@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,24 @@ def test_screen_no_face_refers_and_bad_input_is_one_line(files: dict) -> None:
     assert code == 2 and "median" in err
     code, _, err = run("screen", files["old"], "--min-age", 60, "--buffer", 50)
     assert code == 2 and "at most 100" in err
+
+
+def test_max_risk_caps_the_pass_and_one_or_more_turns_the_cap_off() -> None:
+    """At min_age = the estimate rounded down and no buffer, the estimate passes but the model
+    gives the face a large chance of being under min_age: the default cap refers it;
+    --max-risk 1 turns the cap off (the policy shows none) and it passes."""
+    from agedetect import AgeEstimator
+
+    age = AgeEstimator().predict(ONE_FACE)[0].age
+    policy = ["--min-age", math.floor(age), "--buffer", 0, "--json"]
+    capped = json.loads(run("screen", ONE_FACE, *policy)[1])
+    assert capped["decision"] == "refer" and capped["policy"]["max_minor_risk"] == 0.025
+    off = json.loads(run("screen", ONE_FACE, *policy, "--max-risk", 1)[1])
+    assert off["decision"] == "pass" and off["policy"]["max_minor_risk"] is None
+    almost_off = json.loads(run("screen", ONE_FACE, *policy, "--max-risk", 0.999)[1])
+    assert almost_off["policy"]["max_minor_risk"] == 0.999  # under 1 the cap stays, however loose
+    code, _, err = run("screen", ONE_FACE, "--max-risk", 1.5)
+    assert code == 2 and "--max-risk" in err
 
 
 # ============================================================================ gap

@@ -141,7 +141,7 @@ def test_uploads_touch_no_disk_and_no_log(private_server) -> None:
     assert b"JFIF" not in log and b"\xff\xd8\xff" not in log
 
 
-def test_every_answer_says_no_store(private_server) -> None:
+def test_every_answer_says_no_store_no_referrer_and_nosniff(private_server) -> None:
     server, _ = private_server
     with httpx.Client(base_url=server.url, timeout=60) as client:
         photo = uploads()[1][1]
@@ -163,6 +163,7 @@ def test_every_answer_says_no_store(private_server) -> None:
     for what, response in answers.items():
         assert response.headers.get("cache-control") == "no-store", what
         assert response.headers.get("referrer-policy") == "no-referrer", what
+        assert response.headers.get("x-content-type-options") == "nosniff", what
     assert answers["predict"].status_code in (200, 422)
 
 

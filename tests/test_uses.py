@@ -347,6 +347,22 @@ def post(url: str, path: str, image: bytes | None, **fields: object):
 
 
 @needs_data
+def test_screen_endpoint_max_risk_of_one_or_more_means_no_cap(server: str, estimator: AgeEstimator) -> None:
+    """The web twin of `screen --max-risk`: the estimate passes at min_age = the estimate
+    rounded down, the default cap refers the face, max_risk=1 turns the cap off."""
+    age = estimator.predict(ONE_FACE)[0].age
+    fields = {"min_age": math.floor(age), "buffer": 0}
+    capped = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), **fields).json()
+    assert capped["decision"] == "refer" and capped["policy"]["max_minor_risk"] == 0.025
+    off = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), **fields, max_risk=1).json()
+    assert off["decision"] == "pass" and off["policy"]["max_minor_risk"] is None
+    loose = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), **fields, max_risk=0.999).json()
+    assert loose["policy"]["max_minor_risk"] == 0.999
+    over = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), max_risk=1.5)
+    assert over.status_code == 422 and over.json()["error"]["code"] == "invalid_request"
+
+
+@needs_data
 def test_screen_endpoint(server: str, tmp_path: Path) -> None:
     couple = post(server, "/api/v1/screen", COUPLE.read_bytes())
     assert couple.status_code == 200, couple.text
