@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -12,9 +13,18 @@ import pytest
 
 from model_copies import copy_model
 from servers import AGEDETECT
+from shared_data import CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "scripts" / "train_models.sh"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI=true the browser tests must run: a missing chromium stops the run (exit 1)
+    instead of letting them skip into a green CI."""
+    if os.environ.get("CI") == "true" and CHROMIUM is None:
+        pytest.exit("CI=true but Debian's chromium is not installed, so the browser tests cannot run "
+                    "(apt-get install chromium; `make test` does)", returncode=1)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ is absent."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,3 +21,7 @@ needs_chips = pytest.mark.skipif(not CHIPS.is_dir(), reason=f"UTKFace chips not 
 needs_data = pytest.mark.skipif(not (PEOPLE.is_dir() and CHIPS.is_dir()), reason=f"{SHARED}/data not present")
 AAF = SHARED / "data" / "aaf" / "faces"
 needs_aaf = pytest.mark.skipif(not AAF.is_dir(), reason=f"{AAF} not present")
+
+#: Debian's chromium, which the browser tests drive (None when it is not installed).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")

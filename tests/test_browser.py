@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Iterator
@@ -18,14 +17,13 @@ from typing import Iterator
 import pytest
 
 from servers import ThreadedServer
-from shared_data import NO_FACES, PEOPLE, needs_photos
+from shared_data import CHROMIUM, NO_FACES, PEOPLE, needs_chromium, needs_photos
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)"),
+    needs_chromium,
     needs_photos,
 ]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from PIL import Image
 from agedetect.inference import DEFAULT_MODEL
 from servers import ServeProcess
 
-from shared_data import NO_FACES, PEOPLE
+from shared_data import CHROMIUM, NO_FACES, PEOPLE, needs_chromium
 
 #: Names a user's files might carry: none may reach a log, a response or the disk.
 SECRET_NAMES = [
@@ -190,12 +189,11 @@ def test_pages_load_only_their_own_files(private_server, page: str) -> None:
         assert httpx.get(server.url + reference).status_code == 200, reference
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+@needs_chromium
 def test_docs_render_with_the_internet_cut_off(private_server) -> None:
     """Headless Chromium opens /docs with every request off the server refused: the
     operations still show."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from agedetect.uses import (
     typical_error,
 )
 from model_copies import model_without_typical_error
-from shared_data import needs_data
+from shared_data import CHROMIUM, needs_data
 from uses_support import (
     CHILD,
     COUPLE,
@@ -448,7 +447,6 @@ def test_gap_endpoint_errors(server: str, image: str, fields: dict, status: int,
 
 # ============================================================================ the page
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 try:
     from playwright import sync_api
 except ImportError:  # the browser test skips; the rest of this file still runs
