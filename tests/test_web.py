@@ -7,6 +7,7 @@ import io
 import logging
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -267,3 +268,43 @@ def test_agedetect_serve_refuses_a_bad_model(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "age model not found" in result.stderr and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- too many requests
+
+
+def test_requests_over_the_limit_get_the_json_busy_error_and_idle_connections_do_not_count() -> None:
+    """Requests beyond max_requests open at once are answered at once with the same JSON error
+    body and headers as every other error (uvicorn's own limit would send a bare text/plain
+    503); idle keep-alive connections take no place, and the server answers again as soon
+    as the open requests end."""
+    import socket
+
+    settings = ServeSettings(max_requests=2, body_timeout_s=20)
+    with ThreadedServer(create_app(settings=settings)) as running:
+        idle = [httpx.Client(base_url=running.url, timeout=30) for _ in range(3)]
+        try:
+            for client in idle:  # three connections kept open after their answer
+                assert client.get("/healthz").status_code == 200
+            assert httpx.get(f"{running.url}/healthz", timeout=30).status_code == 200
+
+            stalled = []
+            for _ in range(2):  # two uploads that announce 1 MB and send 10 bytes of it
+                connection = socket.create_connection(("127.0.0.1", running.port))
+                connection.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+                                   b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\nabcd")
+                stalled.append(connection)
+            time.sleep(0.5)
+            busy = httpx.get(f"{running.url}/healthz", timeout=30)
+            message = assert_error(busy, 503, "busy")
+            assert "2 requests" in message and busy.headers["retry-after"] == "1"
+            assert busy.headers["referrer-policy"] == "no-referrer"
+            for connection in stalled:
+                connection.close()
+            deadline = time.monotonic() + 20
+            while httpx.get(f"{running.url}/healthz", timeout=30).status_code != 200:
+                assert time.monotonic() < deadline, "the server stayed busy after the uploads were dropped"
+                time.sleep(0.1)
+        finally:
+            for client in idle:
+                client.close()
