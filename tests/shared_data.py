@@ -4,12 +4,16 @@ is absent."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+TRAIN_SCRIPT = ROOT / "scripts" / "train_models.sh"
 PHOTOS = SHARED / "data" / "photos"
 PEOPLE = PHOTOS / "people"
 NO_FACES = PHOTOS / "no-faces"
@@ -25,3 +29,14 @@ needs_aaf = pytest.mark.skipif(not AAF.is_dir(), reason=f"{AAF} not present")
 #: Debian's chromium, which the browser tests drive (None when it is not installed).
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+
+
+def training_settings() -> tuple[list[Path], int]:
+    """The sources and seed `make model` prepares its data from: the defaults of ``SOURCES``
+    (``SRC`` before it) and ``SEED`` in scripts/train_models.sh."""
+    text = TRAIN_SCRIPT.read_text()
+    sources = re.search(r'^(?:SOURCES|SRC)=\$\{(?:SOURCES|SRC):-(.+)\}$', text, re.M)
+    seed = re.search(r'^SEED=\$\{SEED:-(\d+)\}$', text, re.M)
+    if not (sources and seed):
+        raise RuntimeError(f"{TRAIN_SCRIPT}: no SOURCES=${{SOURCES:-...}} and SEED=${{SEED:-N}} lines to read")
+    return [(ROOT / source).resolve() for source in shlex.split(sources.group(1))], int(seed.group(1))

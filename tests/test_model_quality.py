@@ -2,7 +2,7 @@
 give the figures its sidecar reports (the numbers docs/MODEL_CARD.md prints): MAE, CS@5,
 five-group accuracy, 80% interval coverage and the Challenge 25 screening figures.
 
-The split is rebuilt the way `make model` builds it (``prepared_data`` in conftest.py), so
+The split is rebuilt the way `make model` builds it (``prepared_utkface`` in conftest.py), so
 on the same faces the figures agree to the sidecar's rounding. Each may still move by
 ``GUARD_Z`` = 3 bootstrap standard errors on that many faces (MAE about ±0.24 years, group
 accuracy about ±2.6 points, coverage about ±2.1 points, 13–17s passed about ±9 points on
@@ -13,7 +13,6 @@ distribution, or halfway to it must each fail the same check.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from agedetect.evaluate import (
 )
 from agedetect.inference import DEFAULT_MODEL, AgeEstimator
 from model_copies import constant, mixed, remapped_model, shifted
-from shared_data import needs_chips
+from shared_data import CHIPS, needs_chips, training_settings
 
 pytestmark = [needs_chips, pytest.mark.slow]
 DATASET = "utkface"  # the figures the guard holds the model to: its sidecar's for this dataset
@@ -43,27 +42,20 @@ class Split:
     train_ages: np.ndarray
 
 
-def _rows_of(folder: Path, dataset: str) -> set[str] | None:
-    """Manifest paths of ``dataset``'s faces, or None when the manifest has no dataset column."""
-    with open(folder / "manifest.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or "dataset" not in rows[0]:
-        return None
-    return {str((folder / row["path"]).resolve()) for row in rows if row["dataset"] == dataset}
-
-
 @pytest.fixture(scope="module")
-def split(prepared_data: Path) -> Split:
-    ours = _rows_of(prepared_data, DATASET)
+def split(prepared_utkface: Path) -> Split:
+    def of(name: str):
+        return [s for s in samples_from_prepared(prepared_utkface, name) if s.dataset in (None, "", DATASET)]
 
-    def of_dataset(name: str):
-        samples = samples_from_prepared(prepared_data, name)
-        return [s for s in samples if ours is None or str(Path(s.path).resolve()) in ours]
-
-    test = of_dataset("test")
+    test = of("test")
     estimator = AgeEstimator().load()
     chips = np.stack([estimator.load_chip(sample.path) for sample in test])
-    return Split(np.array([s.age for s in test], float), chips, np.array([s.age for s in of_dataset("train")], float))
+    return Split(np.array([s.age for s in test], float), chips, np.array([s.age for s in of("train")], float))
+
+
+def test_make_model_trains_on_the_utkface_chips_the_guard_reads() -> None:
+    sources, _ = training_settings()
+    assert CHIPS.parent.resolve() in sources, f"scripts/train_models.sh's SOURCES {sources} leave out {CHIPS.parent}"
 
 
 def guard(model: Path, split: Split):
