@@ -208,6 +208,8 @@ def compute_metrics(
     metrics: dict = {
         "n": n,
         **{name: round(float(values.mean()), 4) if n else None for name, values in outcomes.items()},
+        # MAE's sampling error on these faces (its standard error), for the model card's margins.
+        "mae_standard_error": round(float(outcomes["mae"].std(ddof=1) / np.sqrt(n)), 4) if n > 1 else None,
         "mean_interval_width": round(float((decoded.high - decoded.low).mean()), 2) if n else None,
         "failed": sum(failed.values()),
         "failed_reasons": failed,
