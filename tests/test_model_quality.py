@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from agedetect.evaluate import (
+    GUARD_Z,
     GUARDED_FIGURES,
     guard_against_reported,
     guarded_outcomes,
@@ -76,10 +77,13 @@ def test_the_sidecar_reports_every_guarded_figure() -> None:
 def test_the_shipped_model_still_scores_what_its_sidecar_reports(split: Split) -> None:
     result = guard(DEFAULT_MODEL, split)
     assert set(result.measured) == set(GUARDED_FIGURES)
-    assert result.failures == []
-    # The margins are what sampling error allows on this many faces, not a blanket tolerance.
-    assert result.margin["mae"] < 0.4 and result.margin["group_accuracy"] < 0.04
-    assert result.margin["interval_coverage"] < 0.03 and result.margin["teens_passed"] < 0.12
+    assert not result.failures, "the shipped model no longer scores what its sidecar reports:\n" + "\n".join(
+        result.failures)
+    # The margins are what sampling error allows on this many faces, not a blanket tolerance:
+    # a share's standard error is at most 0.5 / sqrt(n).
+    assert result.margin["mae"] < 0.5
+    for name in set(GUARDED_FIGURES) - {"mae"}:
+        assert result.margin[name] <= 1.1 * GUARD_Z * 0.5 / result.n[name] ** 0.5, name
 
 
 def population(split: Split) -> np.ndarray:
