@@ -33,6 +33,7 @@ from agedetect.faces import (
     DEFAULT_THRESHOLD,
     detect_faces,
 )
+from agedetect.evaluate import Box, match_detections, read_labelled_boxes
 from agedetect.images import load_image
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
@@ -42,7 +43,6 @@ PYPI_MTCNN_REPORTED = (
     "28 false faces on no-faces, 170 ms"
 )
 
-Box = tuple[float, float, float, float]
 Detector = Callable[[np.ndarray], list[tuple[Box, float]]]
 
 
@@ -60,31 +60,6 @@ class Result:
     @property
     def recall(self) -> float:
         return self.hits / self.labelled if self.labelled else float("nan")
-
-
-def load_truth(folder: Path) -> dict[str, list[Box]]:
-    truth: dict[str, list[Box]] = {}
-    for line in (folder / "ground_truth_bboxes.txt").read_text().splitlines():
-        if line.strip():
-            name, *numbers = line.split()
-            x1, y1, x2, y2 = (float(v) for v in numbers)
-            truth.setdefault(name, []).append((x1, y1, x2, y2))
-    return truth
-
-
-def match(detections: list[tuple[Box, float]], labelled: list[Box]) -> tuple[int, int]:
-    """(hits, false detections): best-scoring detections first take the nearest free centre."""
-    centres = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, y1, x2, y2 in labelled]
-    free = set(range(len(centres)))
-    hits = 0
-    for (x1, y1, x2, y2), _ in sorted(detections, key=lambda d: -d[1]):
-        inside = [i for i in free if x1 <= centres[i][0] <= x2 and y1 <= centres[i][1] <= y2]
-        if inside:
-            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            nearest = min(inside, key=lambda i: math.dist(centres[i], (cx, cy)))
-            free.remove(nearest)
-            hits += 1
-    return hits, len(detections) - hits
 
 
 def mtcnn_detector(**options: object) -> Detector:
@@ -133,7 +108,7 @@ def fit_640x480(rgb: np.ndarray) -> np.ndarray:
 
 
 def evaluate(name: str, detector: Detector, photos: Path, limit: int | None, repeat: int) -> Result:
-    truth = load_truth(photos / "cmu-mit")
+    truth = read_labelled_boxes(photos / "cmu-mit" / "ground_truth_bboxes.txt")
     cmu = sorted(p for p in (photos / "cmu-mit").iterdir() if p.suffix.lower() != ".txt")
     nofaces = sorted((photos / "no-faces").iterdir())
     people = sorted((photos / "people").iterdir())
@@ -144,7 +119,7 @@ def evaluate(name: str, detector: Detector, photos: Path, limit: int | None, rep
     for path in cmu:
         found, cpu, _ = timed(detector, load_image(path), repeat)
         labelled = truth.get(path.name, [])
-        hits, false = match(found, labelled)
+        hits, false = match_detections(found, labelled)
         result.hits += hits
         result.labelled += len(labelled)
         result.false_cmu += false

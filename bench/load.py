@@ -28,7 +28,8 @@ import time
 
 import httpx
 
-from serve import free_port, photo_640x480, rss_mb, start_server  # bench/serve.py: the same photo and launcher
+from serve import photo_640x480, start_server  # bench/serve.py: the same photo and launcher
+from servers import rss_mb  # tests/servers.py, on the path through bench/serve.py
 
 TARGETS = {"errors": 0, "p95_ms": 500.0}
 
@@ -104,21 +105,16 @@ def main() -> None:
         parser.error("--seconds must be > 0 and --clients >= 1")
 
     data = photo_640x480()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process, _ = start_server(port, args.model, args.concurrency, timeout=90)
-    try:
-        run_phase(url, data, 2, 2.0, process.pid)  # warm the connection path
-        figures: dict = {"rss_mb_idle": round(rss_mb(process.pid), 1)}
-        figures["load"] = run_phase(url, data, args.clients, args.seconds, process.pid)
-        figures["peak_rss_mb_after_load"] = round(rss_mb(process.pid, "VmHWM"), 1)
+    with start_server(args.model, args.concurrency, timeout=90) as server:
+        url, pid = server.url, server.pid
+        run_phase(url, data, 2, 2.0, pid)  # warm the connection path
+        figures: dict = {"rss_mb_idle": round(rss_mb(pid), 1)}
+        figures["load"] = run_phase(url, data, args.clients, args.seconds, pid)
+        figures["peak_rss_mb_after_load"] = round(rss_mb(pid, "VmHWM"), 1)
         if not args.no_overload:
-            figures["overload"] = run_phase(url, data, 4 * args.clients, max(5.0, args.seconds / 4), process.pid)
-            figures["peak_rss_mb_after_overload"] = round(rss_mb(process.pid, "VmHWM"), 1)
-        figures["server_alive"] = process.poll() is None
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+            figures["overload"] = run_phase(url, data, 4 * args.clients, max(5.0, args.seconds / 4), pid)
+            figures["peak_rss_mb_after_overload"] = round(rss_mb(pid, "VmHWM"), 1)
+        figures["server_alive"] = server.alive()
 
     if args.json:
         print(json.dumps(figures, indent=2))

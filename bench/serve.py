@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -30,15 +28,12 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" / "people" / "img2.jpg"
-AGEDETECT = str(Path(sys.executable).with_name("agedetect"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from servers import ServeProcess  # noqa: E402  (the launcher the serving tests use)
+from shared_data import PEOPLE  # noqa: E402
+
+PHOTO = PEOPLE / "img2.jpg"
 TARGETS = {"p50_ms_1_client": 50.0, "cold_start_s": 3.0, "peak_rss_mb": 500.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def photo_640x480() -> bytes:
@@ -48,28 +43,12 @@ def photo_640x480() -> bytes:
     return buffer.getvalue()
 
 
-def start_server(
-    port: int, model: str | None, concurrency: int | None = None, timeout: float = 60.0
-) -> tuple[subprocess.Popen, float]:
-    """``agedetect serve`` on loopback, once ``/healthz`` answers; and the seconds that took."""
-    command = [AGEDETECT, "serve", "--port", str(port), "--no-access-log"]
-    command += ["--model", model] if model else []
-    command += ["--concurrency", str(concurrency)] if concurrency else []
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    with httpx.Client(timeout=1) as client:
-        while True:
-            try:
-                if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    return process, time.perf_counter() - started
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                raise SystemExit(f"agedetect serve exited: {process.stderr.read().decode()}")
-            if time.perf_counter() - started > timeout:
-                process.kill()
-                raise SystemExit(f"agedetect serve did not answer /healthz within {timeout:g} s")
-            time.sleep(0.005)
+def start_server(model: str | None, concurrency: int | None = None, timeout: float = 60.0) -> ServeProcess:
+    """``agedetect serve`` on loopback without an access log, started (``/healthz`` answered):
+    tests/servers.py's launcher, which the serving tests use too. Use it as a context manager."""
+    args = ["--no-access-log", *(["--model", model] if model else []),
+            *(["--concurrency", str(concurrency)] if concurrency else [])]
+    return ServeProcess(*args, timeout=timeout)
 
 
 def latencies(url: str, data: bytes, clients: int, per_client: int) -> tuple[list[float], float, int]:
@@ -104,14 +83,6 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    """A process's memory from /proc: ``VmRSS`` now, ``VmHWM`` its peak."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="requests per scenario (default 200)")
@@ -120,22 +91,17 @@ def main() -> None:
     args = parser.parse_args()
 
     data = photo_640x480()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process, cold_start = start_server(port, args.model)
-    try:
+    with start_server(args.model) as server:
+        url = server.url
         latencies(url, data, 1, 5)  # warm the connection path; the model is already warm
-        figures: dict[str, float] = {"cold_start_s": round(cold_start, 2)}
+        figures: dict[str, float] = {"cold_start_s": round(server.started_in, 2)}
         for clients in (1, 8):
             times, wall, failures = latencies(url, data, clients, max(1, args.requests // clients))
             figures[f"p50_ms_{clients}_client{'s' * (clients > 1)}"] = round(1000 * percentile(times, 50), 1)
             figures[f"p95_ms_{clients}_client{'s' * (clients > 1)}"] = round(1000 * percentile(times, 95), 1)
             figures[f"requests_per_s_{clients}_client{'s' * (clients > 1)}"] = round(len(times) / wall, 1)
             figures[f"failures_{clients}_client{'s' * (clients > 1)}"] = failures
-        figures["peak_rss_mb"] = round(rss_mb(process.pid, "VmHWM"), 1)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        figures["peak_rss_mb"] = round(server.memory_mb()["peak"], 1)
 
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -1,6 +1,7 @@
-"""Real servers for the web tests: the app on uvicorn in a thread of the test process
-(:class:`ThreadedServer`), or ``agedetect serve`` as users run it, in its own process
-(:class:`ServeProcess`, whose memory and logs a test can read). Loopback only."""
+"""Real servers for the web tests and the serving benchmarks: the app on uvicorn in a thread
+of the test process (:class:`ThreadedServer`), or ``agedetect serve`` as users run it, in its
+own process (:class:`ServeProcess`, whose start-up time, memory and logs a test or benchmark
+can read). Loopback only. ``bench/serve.py`` and ``bench/load.py`` import this file too."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's memory in MB from /proc: ``VmRSS`` now, ``VmHWM`` its peak so far."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 class ThreadedServer:
@@ -56,12 +65,13 @@ class ServeProcess:
     """``agedetect serve ARGS`` on a free loopback port, stdout and stderr captured.
 
     ``cwd`` and ``env`` (merged over this process's; ``None`` removes a variable) let a
-    test choose where the server runs and which ``TMPDIR`` it sees. Waits for
-    ``/healthz`` on enter; terminates on exit.
+    test choose where the server runs and which ``TMPDIR`` it sees. Waits up to
+    ``timeout`` seconds for ``/healthz`` on enter (``started_in`` is how long it took from
+    launch); terminates on exit.
     """
 
     def __init__(self, *args: str, cwd: str | os.PathLike | None = None,
-                 env: dict[str, str | None] | None = None) -> None:
+                 env: dict[str, str | None] | None = None, timeout: float = 90.0) -> None:
         self.port = free_port()
         self.command = [AGEDETECT, "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
         self.cwd = cwd
@@ -70,6 +80,8 @@ class ServeProcess:
         self.process: subprocess.Popen | None = None
         self._output: list[bytes] = []
         self._reader: threading.Thread | None = None
+        self.timeout = timeout
+        self.started_in = float("nan")
 
     @property
     def url(self) -> str:
@@ -85,12 +97,7 @@ class ServeProcess:
 
     def memory_mb(self) -> dict[str, float]:
         """``rss`` (resident now) and ``peak`` (VmHWM, the highest so far) in MB."""
-        fields = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields["rss" if key == "VmRSS" else "peak"] = int(value.split()[0]) / 1024
-        return fields
+        return {"rss": rss_mb(self.pid, "VmRSS"), "peak": rss_mb(self.pid, "VmHWM")}
 
     @property
     def raw_output(self) -> bytes:
@@ -102,6 +109,7 @@ class ServeProcess:
         return self.raw_output.decode(errors="replace")
 
     def __enter__(self) -> "ServeProcess":
+        launched = time.perf_counter()
         self.process = subprocess.Popen(
             self.command, cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
@@ -109,17 +117,18 @@ class ServeProcess:
         self._reader = threading.Thread(target=lambda: self._output.extend(iter(self.process.stdout.readline, b"")),
                                         daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if not self.alive() or time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError(f"agedetect serve did not start:\n{self.output}")
-            time.sleep(0.05)
+        with httpx.Client(timeout=2) as client:
+            while True:
+                try:
+                    if client.get(f"{self.url}/healthz").status_code == 200:
+                        self.started_in = time.perf_counter() - launched
+                        return self
+                except httpx.TransportError:
+                    pass
+                if not self.alive() or time.perf_counter() - launched > self.timeout:
+                    self.__exit__()
+                    raise RuntimeError(f"agedetect serve did not start within {self.timeout:g} s:\n{self.output}")
+                time.sleep(0.005)
 
     def __exit__(self, *exc) -> None:
         if self.process is None:

@@ -1,28 +1,51 @@
-"""Where the tests find the shared data (``../shared`` beside the clone), and markers that
-skip a test with a clear reason when a part of it is absent."""
+"""Where the tests (and the benchmarks) find the shared data (``../shared`` beside the
+clone), and the one set of markers that skip a test with a clear reason when a part of it
+is absent."""
 
 from __future__ import annotations
 
+import re
+import shlex
+import shutil
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+TRAIN_SCRIPT = ROOT / "scripts" / "train_models.sh"
 PHOTOS = SHARED / "data" / "photos"
 PEOPLE = PHOTOS / "people"
 NO_FACES = PHOTOS / "no-faces"
+CMU_MIT = PHOTOS / "cmu-mit"
 CHIPS = SHARED / "data" / "utkface" / "UTKFace"
+
 needs_photos = pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present")
-needs_chips = pytest.mark.skipif(not CHIPS.is_dir(), reason=f"{CHIPS} not present")
+needs_chips = pytest.mark.skipif(not CHIPS.is_dir(), reason=f"UTKFace chips not found at {CHIPS}")
+needs_data = pytest.mark.skipif(not (PEOPLE.is_dir() and CHIPS.is_dir()), reason=f"{SHARED}/data not present")
 AAF = SHARED / "data" / "aaf" / "faces"
 needs_aaf = pytest.mark.skipif(not AAF.is_dir(), reason=f"{AAF} not present")
+
+#: Debian's chromium, which the browser tests drive (None when it is not installed).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+
+
+def training_settings() -> tuple[list[Path], int]:
+    """The sources and seed `make model` prepares its data from: the defaults of ``SOURCES``
+    (``SRC`` before it) and ``SEED`` in scripts/train_models.sh."""
+    text = TRAIN_SCRIPT.read_text()
+    sources = re.search(r'^(?:SOURCES|SRC)=\$\{(?:SOURCES|SRC):-(.+)\}$', text, re.M)
+    seed = re.search(r'^SEED=\$\{SEED:-(\d+)\}$', text, re.M)
+    if not (sources and seed):
+        raise RuntimeError(f"{TRAIN_SCRIPT}: no SOURCES=${{SOURCES:-...}} and SEED=${{SEED:-N}} lines to read")
+    return [(ROOT / source).resolve() for source in shlex.split(sources.group(1))], int(seed.group(1))
 
 
 def copy_sample(source: Path, dest: Path, every: int, count: int, start: int = 0) -> list[str]:
     """Copy every ``every``-th file of ``source`` (sorted by name, from ``start``), at most
     ``count`` of them, into ``dest``; returns their names."""
     import os
-    import shutil
 
     dest.mkdir(parents=True, exist_ok=True)
     names = sorted(os.listdir(source))[start::every][:count]

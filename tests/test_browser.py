@@ -10,24 +10,21 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from shared_data import NO_FACES, PEOPLE
+from servers import ThreadedServer
+from shared_data import CHROMIUM, NO_FACES, PEOPLE, needs_chromium, needs_photos
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)"),
-    pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present"),
+    needs_chromium,
+    needs_photos,
 ]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
 expect = playwright_api.expect
@@ -35,23 +32,10 @@ expect = playwright_api.expect
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    import uvicorn
-
     from agedetect.web import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with ThreadedServer(create_app()) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")

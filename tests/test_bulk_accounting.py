@@ -16,12 +16,10 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -32,8 +30,9 @@ from typer.testing import CliRunner
 from agedetect.cli import app
 from agedetect.inference import AgeEstimator
 
-from shared_data import CHIPS, NO_FACES, PEOPLE
-pytestmark = pytest.mark.skipif(not (PEOPLE.is_dir() and CHIPS.is_dir()), reason="../shared data not present")
+from built_images import png_claiming
+from shared_data import CHIPS, NO_FACES, PEOPLE, needs_data
+pytestmark = needs_data
 
 runner = CliRunner()
 
@@ -51,15 +50,6 @@ def small_copy(source: Path, target: Path, side: int = 480) -> Path:
     picture.thumbnail((side, side))
     picture.save(target, quality=90)
     return target
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    """A PNG header claiming ``width`` x ``height`` pixels (a decompression bomb's header)."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
 
 
 def make_fifo(path: Path) -> None:
@@ -89,7 +79,7 @@ def add_hazards(folder: Path, name: Callable[[str], str]) -> dict[str, Path]:
     paths["text"].write_text("a shopping list, not a photo\n")
     paths["dangling"].symlink_to(folder / "gone-long-ago.jpg")
     make_fifo(paths["fifo"])
-    paths["bomb"].write_bytes(_png_claiming(100_000, 100_000))
+    paths["bomb"].write_bytes(png_claiming(100_000, 100_000))
     (folder / name("folder")).mkdir()
     return paths
 

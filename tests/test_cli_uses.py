@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -12,21 +13,20 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from agedetect.cli import app
+from agedetect.inference import DEFAULT_MODEL
+from model_copies import model_without_typical_error
+from shared_data import needs_data
 from uses_support import (
     CHILD,
-    CHIPS,
     COUPLE,
     NO_FACE,
     OLD,
     ONE_FACE,
-    PHOTOS,
     corrupt_jpeg,
-    model_with_typical_error,
-    model_without_typical_error,
     save_pasted,
 )
 
-pytestmark = pytest.mark.skipif(not (PHOTOS.is_dir() and CHIPS.is_dir()), reason="../shared data not present")
+pytestmark = needs_data
 
 runner = CliRunner()
 
@@ -35,7 +35,7 @@ runner = CliRunner()
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("uses")
     return {
-        "model": model_with_typical_error(folder / "model"),
+        "model": DEFAULT_MODEL,  # its sidecar has the typical_error table gap needs
         "child": save_pasted(folder / "child.jpg", CHILD),
         "old": save_pasted(folder / "old.jpg", OLD),
         "both": save_pasted(folder / "both.jpg", CHILD, OLD),
@@ -82,6 +82,24 @@ def test_screen_no_face_refers_and_bad_input_is_one_line(files: dict) -> None:
     assert code == 2 and "median" in err
     code, _, err = run("screen", files["old"], "--min-age", 60, "--buffer", 50)
     assert code == 2 and "at most 100" in err
+
+
+def test_max_risk_caps_the_pass_and_one_or_more_turns_the_cap_off() -> None:
+    """At min_age = the estimate rounded down and no buffer, the estimate passes but the model
+    gives the face a large chance of being under min_age: the default cap refers it;
+    --max-risk 1 turns the cap off (the policy shows none) and it passes."""
+    from agedetect import AgeEstimator
+
+    age = AgeEstimator().predict(ONE_FACE)[0].age
+    policy = ["--min-age", math.floor(age), "--buffer", 0, "--json"]
+    capped = json.loads(run("screen", ONE_FACE, *policy)[1])
+    assert capped["decision"] == "refer" and capped["policy"]["max_minor_risk"] == 0.025
+    off = json.loads(run("screen", ONE_FACE, *policy, "--max-risk", 1)[1])
+    assert off["decision"] == "pass" and off["policy"]["max_minor_risk"] is None
+    almost_off = json.loads(run("screen", ONE_FACE, *policy, "--max-risk", 0.999)[1])
+    assert almost_off["policy"]["max_minor_risk"] == 0.999  # under 1 the cap stays, however loose
+    code, _, err = run("screen", ONE_FACE, "--max-risk", 1.5)
+    assert code == 2 and "--max-risk" in err
 
 
 # ============================================================================ gap

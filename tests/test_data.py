@@ -31,7 +31,7 @@ from agedetect.errors import DataError
 from agedetect.labels import AgeGroups, LabelError, parse_utkface_name
 
 from shared_data import CHIPS as UTKFACE
-needs_utkface = pytest.mark.skipif(not UTKFACE.is_dir(), reason=f"UTKFace chips not found at {UTKFACE}")
+from shared_data import needs_chips as needs_utkface
 
 #: The four names the UTKFace README lists as not following the pattern.
 README_MALFORMED = {

@@ -21,9 +21,8 @@ from agedetect.faces import (
     similarity_transform,
 )
 
-from shared_data import CHIPS, PHOTOS
-needs_photos = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"{PHOTOS} not present")
-needs_chips = pytest.mark.skipif(not CHIPS.is_dir(), reason=f"{CHIPS} not present")
+from agedetect.evaluate import match_detections, read_labelled_boxes
+from shared_data import CHIPS, CMU_MIT, PHOTOS, needs_chips, needs_photos
 
 # Frontal chips of varied age, sex and skin that the detector finds at the defaults.
 CHIP_NAMES = [
@@ -222,21 +221,13 @@ def test_importing_faces_loads_no_onnx_runtime() -> None:
 
 
 def _recall(names: list[str]) -> tuple[int, int]:
-    truth: dict[str, list[list[float]]] = {}
-    for line in (PHOTOS / "cmu-mit" / "ground_truth_bboxes.txt").read_text().splitlines():
-        name, *box = line.split()
-        truth.setdefault(name, []).append([float(v) for v in box])
+    """(hits, labelled faces) on these CMU+MIT photos, by bench/faces.py's matching rule."""
+    truth = read_labelled_boxes(CMU_MIT / "ground_truth_bboxes.txt")
     hits = total = 0
     for name in names:
-        labelled = [centre(tuple(b)) for b in truth.get(name, [])]
-        total += len(labelled)
-        free = list(range(len(labelled)))
-        for face in detect_faces(PHOTOS / "cmu-mit" / name, sort="score"):
-            x1, y1, x2, y2 = face.box
-            inside = [i for i in free if x1 <= labelled[i][0] <= x2 and y1 <= labelled[i][1] <= y2]
-            if inside:
-                free.remove(inside[0])
-                hits += 1
+        found = [(face.box, face.score) for face in detect_faces(CMU_MIT / name)]
+        hits += match_detections(found, truth.get(name, []))[0]
+        total += len(truth.get(name, []))
     return hits, total
 
 
@@ -244,7 +235,7 @@ def _recall(names: list[str]) -> tuple[int, int]:
 def test_recall_on_a_cmu_mit_subset_stays_above_the_measured_floor() -> None:
     # Every 4th photo by name: 33 photos, 116 labelled faces, of which the defaults found 100
     # (86%) when this was written (bench/faces.py measures all 511). Below 80% is a regression.
-    names = sorted(p.name for p in (PHOTOS / "cmu-mit").glob("*.jpg"))[::4]
+    names = sorted(p.name for p in CMU_MIT.glob("*.jpg"))[::4]
     hits, total = _recall(names)
     assert total == 116
     assert hits / total >= 0.80, f"{hits}/{total}"

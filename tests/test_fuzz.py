@@ -15,8 +15,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from agedetect.inference import DEFAULT_MODEL
 from servers import ServeProcess
-from uses_support import model_with_typical_error
 
 OPERATIONS = [
     ("GET", "/healthz"),
@@ -34,10 +34,9 @@ TAKES_INPUT = {("POST", "/api/v1/predict"), ("POST", "/api/v1/screen"), ("POST",
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    # /api/v1/gap needs the model's typical error table (503 without one).
-    model = model_with_typical_error(tmp_path_factory.mktemp("model"))
-    with ServeProcess("--no-access-log", "--model", str(model)) as running:
+def server() -> Iterator[ServeProcess]:
+    # /api/v1/gap needs the model's typical error table (503 without one): the shipped one has it.
+    with ServeProcess("--no-access-log", "--model", str(DEFAULT_MODEL)) as running:
         yield running
 
 

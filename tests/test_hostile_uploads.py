@@ -13,12 +13,10 @@ the server's memory must stay bounded.
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import socket
 import struct
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -29,6 +27,7 @@ from PIL import Image, ImageDraw
 
 from agedetect.inference import AgeEstimator
 from agedetect.web import ServeSettings, create_app
+from built_images import encoded, png, png_bomb
 from servers import ServeProcess, ThreadedServer
 
 from shared_data import SHARED
@@ -55,12 +54,6 @@ class Case:
     content_type: str = "image/jpeg"
 
 
-def _save(picture: Image.Image, format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format, **options)
-    return buffer.getvalue()
-
-
 def _base_picture() -> tuple[Image.Image, int]:
     """A 640x480 photo with one face (200 for it), or, without ../shared, a drawn scene with
     none (422 for it): every format and mode below carries the same picture."""
@@ -72,32 +65,9 @@ def _base_picture() -> tuple[Image.Image, int]:
     return picture, NO_FACE
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-
-def _png(width: int, height: int, bit_depth: int, colour_type: int, raw_rows: Iterator[bytes] | bytes,
-         extra: bytes = b"") -> bytes:
-    """A PNG written by hand (for what Pillow will not write: 48-bit RGB, bombs)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    if isinstance(raw_rows, bytes):
-        compressed = zlib.compress(raw_rows, 9)
-    else:
-        packer = zlib.compressobj(9)
-        compressed = b"".join(packer.compress(row) for row in raw_rows) + packer.flush()
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + extra + _png_chunk(b"IDAT", compressed)
-            + _png_chunk(b"IEND", b""))
-
-
-def png_bomb(side: int = 50_000) -> bytes:
-    """A valid 1-bit PNG of ``side`` x ``side`` black pixels: 2.5 billion pixels in ~0.3 MB."""
-    row = b"\0" * (1 + (side + 7) // 8)  # filter byte + packed bits
-    return _png(side, side, 1, 0, (row for _ in range(side)))
-
-
 def _jpeg_claiming(width: int, height: int) -> bytes:
     """A real JPEG whose frame header (SOF0) is rewritten to claim ``width`` x ``height``."""
-    data = bytearray(_save(Image.new("RGB", (16, 16), "gray"), "JPEG"))
+    data = bytearray(encoded(Image.new("RGB", (16, 16), "gray"), "JPEG"))
     at = data.index(b"\xff\xc0") + 5  # marker, length (2), precision (1), then height, width
     data[at:at + 4] = struct.pack(">HH", height, width)
     return bytes(data)
@@ -105,7 +75,7 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
 
 def _gif_claiming(width: int, height: int) -> bytes:
     """A real GIF whose logical screen is rewritten to ``width`` x ``height``."""
-    data = bytearray(_save(Image.new("P", (16, 16)), "GIF"))
+    data = bytearray(encoded(Image.new("P", (16, 16)), "GIF"))
     data[6:10] = struct.pack("<HH", width, height)
     return bytes(data)
 
@@ -130,53 +100,53 @@ def format_cases() -> list[Case]:
     upside_down = picture.transpose(Image.Transpose.ROTATE_180)
 
     cases = [
-        Case("jpeg", _save(picture, "JPEG", quality=90), expect),
-        Case("jpeg-progressive", _save(picture, "JPEG", progressive=True), expect),
-        Case("jpeg-gray", _save(gray, "JPEG"), expect),
-        Case("jpeg-cmyk", _save(picture.convert("CMYK"), "JPEG"), expect),
-        Case("jpeg-exif-rotated-6", _save(sideways, "JPEG", exif=_exif(6)), expect),
-        Case("jpeg-exif-rotated-3", _save(upside_down, "JPEG", exif=_exif(3)), expect),
-        Case("jpeg-exif-orientation-99", _save(picture, "JPEG", exif=_exif(99)), expect),
-        Case("jpeg-exif-garbage", _save(picture, "JPEG", exif=b"Exif\0\0II*\0\xff\xff\xff\x7f" + b"\xab" * 64),
+        Case("jpeg", encoded(picture, "JPEG", quality=90), expect),
+        Case("jpeg-progressive", encoded(picture, "JPEG", progressive=True), expect),
+        Case("jpeg-gray", encoded(gray, "JPEG"), expect),
+        Case("jpeg-cmyk", encoded(picture.convert("CMYK"), "JPEG"), expect),
+        Case("jpeg-exif-rotated-6", encoded(sideways, "JPEG", exif=_exif(6)), expect),
+        Case("jpeg-exif-rotated-3", encoded(upside_down, "JPEG", exif=_exif(3)), expect),
+        Case("jpeg-exif-orientation-99", encoded(picture, "JPEG", exif=_exif(99)), expect),
+        Case("jpeg-exif-garbage", encoded(picture, "JPEG", exif=b"Exif\0\0II*\0\xff\xff\xff\x7f" + b"\xab" * 64),
              expect),
-        Case("png-rgb", _save(picture, "PNG"), expect, "photo.png", "image/png"),
-        Case("png-rgba", _save(rgba, "PNG"), expect, "photo.png", "image/png"),
-        Case("png-gray-alpha", _save(gray.convert("LA"), "PNG"), expect, "photo.png", "image/png"),
-        Case("png-palette", _save(palette, "PNG"), expect, "photo.png", "image/png"),
-        Case("png-palette-transparent", _save(palette, "PNG", transparency=0), expect, "photo.png", "image/png"),
-        Case("png-16-bit-gray", _save(Image.fromarray(sixteen), "PNG"), expect, "photo.png", "image/png"),
-        Case("png-48-bit-rgb", _png(picture.width, picture.height, 16, 2,
+        Case("png-rgb", encoded(picture, "PNG"), expect, "photo.png", "image/png"),
+        Case("png-rgba", encoded(rgba, "PNG"), expect, "photo.png", "image/png"),
+        Case("png-gray-alpha", encoded(gray.convert("LA"), "PNG"), expect, "photo.png", "image/png"),
+        Case("png-palette", encoded(palette, "PNG"), expect, "photo.png", "image/png"),
+        Case("png-palette-transparent", encoded(palette, "PNG", transparency=0), expect, "photo.png", "image/png"),
+        Case("png-16-bit-gray", encoded(Image.fromarray(sixteen), "PNG"), expect, "photo.png", "image/png"),
+        Case("png-48-bit-rgb", png(picture.width, picture.height, 16, 2,
                                     b"".join(b"\0" + row.tobytes() for row in rgb48)), expect, "photo.png", "image/png"),
-        Case("png-1-bit", _save(gray.convert("1"), "PNG"), (OK, NO_FACE), "photo.png", "image/png"),
-        Case("webp-lossy", _save(picture, "WEBP", quality=85), expect, "photo.webp", "image/webp"),
-        Case("webp-lossless-alpha", _save(rgba, "WEBP", lossless=True), expect, "photo.webp", "image/webp"),
-        Case("webp-animated", _save(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100),
+        Case("png-1-bit", encoded(gray.convert("1"), "PNG"), (OK, NO_FACE), "photo.png", "image/png"),
+        Case("webp-lossy", encoded(picture, "WEBP", quality=85), expect, "photo.webp", "image/webp"),
+        Case("webp-lossless-alpha", encoded(rgba, "WEBP", lossless=True), expect, "photo.webp", "image/webp"),
+        Case("webp-animated", encoded(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100),
              expect, "photo.webp", "image/webp"),
-        Case("gif", _save(palette, "GIF"), expect, "photo.gif", "image/gif"),
-        Case("gif-animated", _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0),
+        Case("gif", encoded(palette, "GIF"), expect, "photo.gif", "image/gif"),
+        Case("gif-animated", encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0),
              expect, "photo.gif", "image/gif"),
-        Case("tiff", _save(picture, "TIFF"), expect, "photo.tif", "image/tiff"),
-        Case("tiff-lzw-cmyk", _save(picture.convert("CMYK"), "TIFF", compression="tiff_lzw"), expect,
+        Case("tiff", encoded(picture, "TIFF"), expect, "photo.tif", "image/tiff"),
+        Case("tiff-lzw-cmyk", encoded(picture.convert("CMYK"), "TIFF", compression="tiff_lzw"), expect,
              "photo.tif", "image/tiff"),
-        Case("tiff-16-bit", _save(Image.fromarray(sixteen), "TIFF"), expect, "photo.tif", "image/tiff"),
-        Case("tiff-float", _save(Image.fromarray(np.asarray(gray, np.float32) / 255), "TIFF"), expect,
+        Case("tiff-16-bit", encoded(Image.fromarray(sixteen), "TIFF"), expect, "photo.tif", "image/tiff"),
+        Case("tiff-float", encoded(Image.fromarray(np.asarray(gray, np.float32) / 255), "TIFF"), expect,
              "photo.tif", "image/tiff"),
-        Case("tiff-multipage", _save(frames[0], "TIFF", save_all=True, append_images=frames[1:]), expect,
+        Case("tiff-multipage", encoded(frames[0], "TIFF", save_all=True, append_images=frames[1:]), expect,
              "photo.tif", "image/tiff"),
-        Case("bmp", _save(picture, "BMP"), expect, "photo.bmp", "image/bmp"),
-        Case("bmp-palette", _save(palette, "BMP"), expect, "photo.bmp", "image/bmp"),
-        Case("jpeg2000", _save(picture, "JPEG2000"), expect, "photo.jp2", "image/jp2"),
-        Case("ppm", _save(picture, "PPM"), expect, "photo.ppm", "image/x-portable-pixmap"),
-        Case("ico", _save(picture, "ICO", sizes=[(64, 64)]), (OK, NO_FACE), "photo.ico", "image/x-icon"),
+        Case("bmp", encoded(picture, "BMP"), expect, "photo.bmp", "image/bmp"),
+        Case("bmp-palette", encoded(palette, "BMP"), expect, "photo.bmp", "image/bmp"),
+        Case("jpeg2000", encoded(picture, "JPEG2000"), expect, "photo.jp2", "image/jp2"),
+        Case("ppm", encoded(picture, "PPM"), expect, "photo.ppm", "image/x-portable-pixmap"),
+        Case("ico", encoded(picture, "ICO", sizes=[(64, 64)]), (OK, NO_FACE), "photo.ico", "image/x-icon"),
         # Sizes: one pixel, a sliver, and a 36-megapixel photo (under the 40 MP limit).
-        Case("1x1-png", _save(Image.new("RGB", (1, 1), "white"), "PNG"), NO_FACE, "dot.png", "image/png"),
-        Case("1x1-jpeg", _save(Image.new("RGB", (1, 1), "white"), "JPEG"), NO_FACE),
-        Case("1x5000-png", _save(Image.new("L", (1, 5000), 128), "PNG"), NO_FACE, "line.png", "image/png"),
-        Case("5000x2-png", _save(Image.new("L", (5000, 2), 128), "PNG"), NO_FACE, "line.png", "image/png"),
-        Case("6000x6000-jpeg", _save(picture.resize((6000, 6000), Image.Resampling.BILINEAR), "JPEG", quality=80),
+        Case("1x1-png", encoded(Image.new("RGB", (1, 1), "white"), "PNG"), NO_FACE, "dot.png", "image/png"),
+        Case("1x1-jpeg", encoded(Image.new("RGB", (1, 1), "white"), "JPEG"), NO_FACE),
+        Case("1x5000-png", encoded(Image.new("L", (1, 5000), 128), "PNG"), NO_FACE, "line.png", "image/png"),
+        Case("5000x2-png", encoded(Image.new("L", (5000, 2), 128), "PNG"), NO_FACE, "line.png", "image/png"),
+        Case("6000x6000-jpeg", encoded(picture.resize((6000, 6000), Image.Resampling.BILINEAR), "JPEG", quality=80),
              expect, "large.jpg"),
         # A valid photo with a web page appended: it decodes, and nothing of the tail is echoed.
-        Case("jpeg-with-html-tail", _save(picture, "JPEG") + b"<html><script>alert(1)</script></html>", expect),
+        Case("jpeg-with-html-tail", encoded(picture, "JPEG") + b"<html><script>alert(1)</script></html>", expect),
     ]
     return cases
 
@@ -184,8 +154,8 @@ def format_cases() -> list[Case]:
 def hostile_cases() -> list[Case]:
     """Files that are not images, are broken, or lie about their size."""
     picture = Image.new("RGB", (300, 200), (120, 160, 90))
-    jpeg = _save(picture, "JPEG")
-    png = _save(picture, "PNG")
+    jpeg = encoded(picture, "JPEG")
+    good_png = encoded(picture, "PNG")
     rng = np.random.default_rng(6)
     return [
         Case("empty", b"", UNSUPPORTED),
@@ -193,10 +163,10 @@ def hostile_cases() -> list[Case]:
         Case("random-2MB", rng.bytes(2_000_000), UNSUPPORTED),
         Case("jpeg-truncated-half", jpeg[: len(jpeg) // 2], UNSUPPORTED),
         Case("jpeg-magic-only", b"\xff\xd8\xff\xe0", UNSUPPORTED),
-        Case("png-truncated-half", png[: len(png) // 2], UNSUPPORTED, "photo.png", "image/png"),
-        Case("png-signature-only", png[:8], UNSUPPORTED, "photo.png", "image/png"),
-        Case("png-bad-crc", png[:29] + b"\0\0\0\0" + png[33:], UNSUPPORTED, "photo.png", "image/png"),
-        Case("png-0x0", _png(0, 0, 8, 0, b""), UNSUPPORTED, "photo.png", "image/png"),
+        Case("png-truncated-half", good_png[: len(good_png) // 2], UNSUPPORTED, "photo.png", "image/png"),
+        Case("png-signature-only", good_png[:8], UNSUPPORTED, "photo.png", "image/png"),
+        Case("png-bad-crc", good_png[:29] + b"\0\0\0\0" + good_png[33:], UNSUPPORTED, "photo.png", "image/png"),
+        Case("png-0x0", png(0, 0, 8, 0, b""), UNSUPPORTED, "photo.png", "image/png"),
         Case("text", b"just some words, no pixels\n" * 10, UNSUPPORTED),
         Case("html", b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>",
              UNSUPPORTED, "photo.png", "image/png"),
@@ -209,11 +179,11 @@ def hostile_cases() -> list[Case]:
         Case("zip", b"PK\x03\x04" + b"\0" * 26 + b"PK\x05\x06" + b"\0" * 18, UNSUPPORTED, "photo.zip"),
         # Decompression bombs: a real one (valid, 2.5 gigapixels) and headers that lie.
         Case("png-bomb-2.5-gigapixels", png_bomb(), TOO_LARGE, "photo.png", "image/png"),
-        Case("png-header-claims-10-gigapixels", _png(100_000, 100_000, 8, 0, b"\0" * 100), TOO_LARGE,
+        Case("png-header-claims-10-gigapixels", png(100_000, 100_000, 8, 0, b"\0" * 100), TOO_LARGE,
              "photo.png", "image/png"),
         Case("jpeg-header-claims-4-gigapixels", _jpeg_claiming(65_000, 65_000), TOO_LARGE),
         Case("gif-header-claims-4-gigapixels", _gif_claiming(65535, 65535), TOO_LARGE, "photo.gif", "image/gif"),
-        Case("png-huge-text-chunk", _save(picture, "PNG", pnginfo=_huge_text()), UNSUPPORTED, "photo.png",
+        Case("png-huge-text-chunk", encoded(picture, "PNG", pnginfo=_huge_text()), UNSUPPORTED, "photo.png",
              "image/png"),
     ]
 

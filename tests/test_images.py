@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +12,9 @@ from PIL import Image
 
 from agedetect.errors import ImageTooLargeError, UnreadableImageError
 from agedetect.images import MAX_PIXELS, load_image
+from built_images import encoded, png_claiming
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
-
-
-def encoded(image: Image.Image, format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()
 
 
 def halves() -> Image.Image:
@@ -29,19 +22,6 @@ def halves() -> Image.Image:
     image = Image.new("RGB", (60, 30), BLUE)
     image.paste(RED, (0, 0, 30, 30))
     return image
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that claims width x height pixels in a few dozen bytes (no real pixel data)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    pixels = zlib.compress(b"\0" * 16)
-    signature = b"\x89PNG\r\n\x1a\n"
-    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def test_exif_orientation_is_honoured() -> None:
@@ -145,7 +125,7 @@ def test_formats(format: str, options: dict, exact: bool, tmp_path: Path) -> Non
 
 def test_decompression_bomb_is_refused_fast(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
-    path.write_bytes(png_header(100_000, 100_000))  # 10 gigapixels claimed in ~70 bytes
+    path.write_bytes(png_claiming(100_000, 100_000))  # 10 gigapixels claimed in ~70 bytes
     start = time.perf_counter()
     with pytest.raises(ImageTooLargeError, match="bomb.png"):
         load_image(path)
@@ -156,7 +136,7 @@ def test_image_just_over_our_limit_is_refused_with_its_size() -> None:
     # 11000 x 10000 = 110 MP: over MAX_PIXELS but under Pillow's own bomb error.
     assert 11_000 * 10_000 > MAX_PIXELS
     with pytest.raises(ImageTooLargeError, match="11000x10000"):
-        load_image(png_header(11_000, 10_000))
+        load_image(png_claiming(11_000, 10_000))
 
 
 def test_max_pixels_applies_to_every_kind_of_input() -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from agedetect import AgeEstimator, FacePrediction
 from agedetect.errors import ImageError, ImageTooLargeError, ModelError, NoFaceError, UnreadableImageError
-from agedetect.inference import DEFAULT_MODEL, AgeEstimate
+from agedetect.inference import AgeEstimate
 from agedetect.labels import parse_utkface_name
 
 from shared_data import CHIPS, NO_FACES, PEOPLE, SHARED, needs_chips, needs_photos  # noqa: E402,F401
@@ -155,14 +155,6 @@ def test_nothing_loads_until_used(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- model integrity
-
-
-@pytest.fixture
-def model_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "age_model.onnx"
-    shutil.copy(DEFAULT_MODEL, target)
-    shutil.copy(DEFAULT_MODEL.with_suffix(".json"), target.with_suffix(".json"))
-    return target
 
 
 def test_a_copy_of_the_shipped_model_loads(model_copy: Path) -> None:

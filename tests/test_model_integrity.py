@@ -10,7 +10,6 @@ adds garbled sidecars, networks that load but are not age models, and every entr
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -27,17 +26,8 @@ from agedetect.errors import ModelError
 from agedetect.inference import DEFAULT_MODEL, sha256_of
 from agedetect.web import create_app
 from servers import ServeProcess
-from uses_support import model_without_typical_error
+from model_copies import SIDECAR, copy_model, model_without_typical_error
 
-SIDECAR = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
-
-
-def copy_model(folder: Path, sidecar: dict | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    model = folder / "age_model.onnx"
-    shutil.copyfile(DEFAULT_MODEL, model)
-    model.with_suffix(".json").write_text(json.dumps(SIDECAR if sidecar is None else sidecar))
-    return model
 
 
 def corrupt_model(folder: Path) -> Path:

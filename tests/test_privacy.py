@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -26,10 +25,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from agedetect.inference import DEFAULT_MODEL
 from servers import ServeProcess
-from uses_support import model_with_typical_error
 
-from shared_data import NO_FACES, PEOPLE
+from shared_data import CHROMIUM, NO_FACES, PEOPLE, needs_chromium
 
 #: Names a user's files might carry: none may reach a log, a response or the disk.
 SECRET_NAMES = [
@@ -90,7 +89,7 @@ def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(textwrap.dedent(AUDIT_HOOK))
     write_log = root / "writes.log"
-    model = model_with_typical_error(root / "model")  # /api/v1/gap needs the typical error table
+    model = DEFAULT_MODEL  # its sidecar has the typical error table /api/v1/gap needs
     env = {
         "TMPDIR": str(watched["tmp"]),
         "HOME": str(watched["home"]),
@@ -141,7 +140,7 @@ def test_uploads_touch_no_disk_and_no_log(private_server) -> None:
     assert b"JFIF" not in log and b"\xff\xd8\xff" not in log
 
 
-def test_every_answer_says_no_store(private_server) -> None:
+def test_every_answer_says_no_store_no_referrer_and_nosniff(private_server) -> None:
     server, _ = private_server
     with httpx.Client(base_url=server.url, timeout=60) as client:
         photo = uploads()[1][1]
@@ -163,6 +162,7 @@ def test_every_answer_says_no_store(private_server) -> None:
     for what, response in answers.items():
         assert response.headers.get("cache-control") == "no-store", what
         assert response.headers.get("referrer-policy") == "no-referrer", what
+        assert response.headers.get("x-content-type-options") == "nosniff", what
     assert answers["predict"].status_code in (200, 422)
 
 
@@ -189,12 +189,11 @@ def test_pages_load_only_their_own_files(private_server, page: str) -> None:
         assert httpx.get(server.url + reference).status_code == 200, reference
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+@needs_chromium
 def test_docs_render_with_the_internet_cut_off(private_server) -> None:
     """Headless Chromium opens /docs with every request off the server refused: the
     operations still show."""

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from agedetect.cli import app
 
-from shared_data import CHIPS, NO_FACES, PEOPLE, SHARED
+from shared_data import CHIPS, NO_FACES, PEOPLE, needs_data
 AGEDETECT = str(Path(sys.executable).with_name("agedetect"))
 
 try:
@@ -34,7 +34,6 @@ try:
 except ImportError:
     ray = None
 needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install -e '.[ray]'; make test does)")
-needs_data = pytest.mark.skipif(not (PEOPLE.is_dir() and CHIPS.is_dir()), reason=f"{SHARED}/data not present")
 
 #: Wall-clock bound of one Ray run over the small folder (Ray's own start included).
 RUN_LIMIT_S = 180  # a hang guard: a run takes 10-40 s on 2 idle cores, much longer on busy ones

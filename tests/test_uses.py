@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agedetect.errors import ImageTooLargeError, ModelError, NoFaceError, UnreadableImageError
-from agedetect.inference import AgeEstimator, FacePrediction
+from agedetect.inference import DEFAULT_MODEL, AgeEstimator, FacePrediction
 from agedetect.labels import AgeGroups
 from agedetect.uses import (
     GAP_CONTEXTS,
@@ -31,21 +30,18 @@ from agedetect.uses import (
     total_variation,
     typical_error,
 )
+from model_copies import model_without_typical_error
+from shared_data import CHROMIUM, needs_data
 from uses_support import (
     CHILD,
-    CHIPS,
     COUPLE,
     NO_FACE,
     OLD,
     ONE_FACE,
-    PHOTOS,
     corrupt_jpeg,
-    model_with_typical_error,
-    model_without_typical_error,
     pasted,
 )
 
-needs_data = pytest.mark.skipif(not (PHOTOS.is_dir() and CHIPS.is_dir()), reason="../shared data not present")
 
 #: Words a result must never use: it describes a photo and a model, not a person's health.
 DIAGNOSTIC = re.compile(r"\b(health|healthy|unhealthy|ill|illness|disease|sick|diagnos\w*|ageing|aging)\b", re.I)
@@ -267,13 +263,9 @@ def test_total_variation_is_half_the_l1_distance() -> None:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return model_with_typical_error(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def estimator(model: Path) -> AgeEstimator:
-    return AgeEstimator(model).load()
+def estimator() -> AgeEstimator:
+    """The shipped model, whose sidecar has the typical_error table ``gap`` needs."""
+    return AgeEstimator(DEFAULT_MODEL).load()
 
 
 @needs_data
@@ -340,7 +332,7 @@ def test_age_gap_without_a_face_a_readable_image_or_a_typical_error(
 def server(estimator: AgeEstimator):
     """The real app (the test model, with a typical_error table) on a real uvicorn server: its URL."""
     from agedetect.web import create_app
-    from test_web import ThreadedServer  # the serving tests' loopback server
+    from servers import ThreadedServer
 
     with ThreadedServer(create_app(estimator)) as running:
         yield running.url
@@ -351,6 +343,22 @@ def post(url: str, path: str, image: bytes | None, **fields: object):
 
     files = {"image": ("photo.jpg", image, "image/jpeg")} if image is not None else None
     return httpx.post(url + path, files=files, data={k: str(v) for k, v in fields.items()}, timeout=30)
+
+
+@needs_data
+def test_screen_endpoint_max_risk_of_one_or_more_means_no_cap(server: str, estimator: AgeEstimator) -> None:
+    """The web twin of `screen --max-risk`: the estimate passes at min_age = the estimate
+    rounded down, the default cap refers the face, max_risk=1 turns the cap off."""
+    age = estimator.predict(ONE_FACE)[0].age
+    fields = {"min_age": math.floor(age), "buffer": 0}
+    capped = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), **fields).json()
+    assert capped["decision"] == "refer" and capped["policy"]["max_minor_risk"] == 0.025
+    off = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), **fields, max_risk=1).json()
+    assert off["decision"] == "pass" and off["policy"]["max_minor_risk"] is None
+    loose = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), **fields, max_risk=0.999).json()
+    assert loose["policy"]["max_minor_risk"] == 0.999
+    over = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), max_risk=1.5)
+    assert over.status_code == 422 and over.json()["error"]["code"] == "invalid_request"
 
 
 @needs_data
@@ -439,7 +447,6 @@ def test_gap_endpoint_errors(server: str, image: str, fields: dict, status: int,
 
 # ============================================================================ the page
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 try:
     from playwright import sync_api
 except ImportError:  # the browser test skips; the rest of this file still runs

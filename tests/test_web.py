@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import logging
-import os
 import subprocess
 import tempfile
 import time
@@ -18,10 +17,10 @@ import pytest
 from PIL import Image
 
 from agedetect.web import ServeSettings, create_app
-from servers import AGEDETECT, ThreadedServer, free_port
+from built_images import encoded
+from servers import AGEDETECT, ServeProcess, ThreadedServer
 
-from shared_data import NO_FACES, PEOPLE
-needs_photos = pytest.mark.skipif(not PEOPLE.is_dir(), reason=f"{PEOPLE} not present")
+from shared_data import NO_FACES, PEOPLE, needs_photos
 
 MAX_UPLOAD = 3_000_000  # small, so the over-the-limit tests send little
 MAX_PIXELS = 20_000_000
@@ -49,17 +48,12 @@ def assert_error(response: httpx.Response, status: int, code: str) -> str:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
     body = response.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
     assert body["error"]["code"] == code
     assert "Traceback" not in response.text and 'File "' not in response.text
     return body["error"]["message"]
-
-
-def jpeg(array: np.ndarray, quality: int = 90) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- good photos
@@ -101,7 +95,7 @@ def test_formats_and_exif_rotation(client: httpx.Client) -> None:
     """A PNG and an EXIF-rotated JPEG of the same photo find the same faces, in upright pixels."""
     picture = Image.open(PEOPLE / "img1.jpg").convert("RGB")
     picture.thumbnail((800, 800))
-    upright = post(client, jpeg(np.asarray(picture))).json()
+    upright = post(client, encoded(np.asarray(picture), "JPEG", quality=90)).json()
     png = io.BytesIO()
     picture.save(png, "PNG")
     as_png = post(client, png.getvalue(), "photo.png", content_type="image/png").json()
@@ -160,7 +154,7 @@ def test_not_an_image_is_415(client: httpx.Client, data: bytes, what: str) -> No
 
 def test_truncated_jpeg_is_415(client: httpx.Client) -> None:
     rng = np.random.default_rng(1)
-    whole = jpeg(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    whole = encoded(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8), "JPEG", quality=90)
     assert "corrupt or truncated" in assert_error(post(client, whole[: len(whole) // 2]), 415, "unsupported_image")
 
 
@@ -258,27 +252,12 @@ def test_openapi_documents_the_upload(client: httpx.Client) -> None:
 
 @pytest.mark.slow
 def test_agedetect_serve_starts_and_stops(tmp_path: Path) -> None:
-    port = free_port()
-    command = [AGEDETECT, "serve", "--port", str(port)]
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "agedetect serve did not start"
-            time.sleep(0.1)
+    with ServeProcess(cwd=tmp_path, env={"TMPDIR": str(tmp_path)}) as server:
         if PEOPLE.is_dir():
             files = {"image": ("a.jpg", (PEOPLE / "img1.jpg").read_bytes(), "image/jpeg")}
-            assert httpx.post(f"http://127.0.0.1:{port}/api/v1/predict", files=files, timeout=60).status_code == 200
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=30)[0].decode()
-    assert f"http://127.0.0.1:{port}" in output
+            assert httpx.post(f"{server.url}/api/v1/predict", files=files, timeout=60).status_code == 200
+    assert not server.alive()
+    assert server.url in server.output
     assert list(tmp_path.iterdir()) == []  # nothing written to the working or temporary folder
 
 
@@ -289,3 +268,43 @@ def test_agedetect_serve_refuses_a_bad_model(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "age model not found" in result.stderr and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- too many requests
+
+
+def test_requests_over_the_limit_get_the_json_busy_error_and_idle_connections_do_not_count() -> None:
+    """Requests beyond max_requests open at once are answered at once with the same JSON error
+    body and headers as every other error (uvicorn's own limit would send a bare text/plain
+    503); idle keep-alive connections take no place, and the server answers again as soon
+    as the open requests end."""
+    import socket
+
+    settings = ServeSettings(max_requests=2, body_timeout_s=20)
+    with ThreadedServer(create_app(settings=settings)) as running:
+        idle = [httpx.Client(base_url=running.url, timeout=30) for _ in range(3)]
+        try:
+            for client in idle:  # three connections kept open after their answer
+                assert client.get("/healthz").status_code == 200
+            assert httpx.get(f"{running.url}/healthz", timeout=30).status_code == 200
+
+            stalled = []
+            for _ in range(2):  # two uploads that announce 1 MB and send 10 bytes of it
+                connection = socket.create_connection(("127.0.0.1", running.port))
+                connection.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+                                   b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\nabcd")
+                stalled.append(connection)
+            time.sleep(0.5)
+            busy = httpx.get(f"{running.url}/healthz", timeout=30)
+            message = assert_error(busy, 503, "busy")
+            assert "2 requests" in message and busy.headers["retry-after"] == "1"
+            assert busy.headers["referrer-policy"] == "no-referrer"
+            for connection in stalled:
+                connection.close()
+            deadline = time.monotonic() + 20
+            while httpx.get(f"{running.url}/healthz", timeout=30).status_code != 200:
+                assert time.monotonic() < deadline, "the server stayed busy after the uploads were dropped"
+                time.sleep(0.1)
+        finally:
+            for client in idle:
+                client.close()

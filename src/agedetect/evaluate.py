@@ -196,21 +196,20 @@ def compute_metrics(
     >>> m["mae"], m["cs5"], m["group_accuracy"]
     (6.0, 0.5, 0.5)
     """
-    from sklearn.metrics import confusion_matrix, mean_absolute_error
+    from sklearn.metrics import confusion_matrix
 
     ages = np.asarray(ages, dtype=np.float64)
     decoded = decode_ages(probabilities, groups)
+    outcomes = face_outcomes(ages, decoded, groups)
     signed = decoded.age - ages
-    errors = np.abs(signed)
     true_group = groups.index_of(ages)
     n = len(ages)
     failed = dict(failed or {})
     metrics: dict = {
         "n": n,
-        "mae": round(float(mean_absolute_error(ages, decoded.age)), 4) if n else None,
-        "cs5": round(float((errors <= 5).mean()), 4) if n else None,
-        "group_accuracy": round(float((decoded.group_index == true_group).mean()), 4) if n else None,
-        "interval_coverage": round(float(((ages >= decoded.low) & (ages <= decoded.high)).mean()), 4) if n else None,
+        **{name: round(float(values.mean()), 4) if n else None for name, values in outcomes.items()},
+        # MAE's sampling error on these faces (its standard error), for the model card's margins.
+        "mae_standard_error": round(float(outcomes["mae"].std(ddof=1) / np.sqrt(n)), 4) if n > 1 else None,
         "mean_interval_width": round(float((decoded.high - decoded.low).mean()), 2) if n else None,
         "failed": sum(failed.values()),
         "failed_reasons": failed,
@@ -226,6 +225,21 @@ def compute_metrics(
     if races is not None and any(r is not None for r in races):
         metrics["mae_by_race_label"] = _mae_by(signed, [RACES.get(r, "unknown") if r is not None else "unknown" for r in races], list(RACES.values()))
     return metrics
+
+
+def face_outcomes(ages: np.ndarray, decoded, groups: AgeGroups) -> dict[str, np.ndarray]:
+    """One value per face behind each headline figure, whose mean is the figure: ``mae``
+    (absolute error), ``cs5`` (error at most 5 years), ``group_accuracy`` (right group),
+    ``interval_coverage`` (true age inside the 80% interval). ``decoded`` is
+    :func:`agedetect.ages.decode_ages`' answer for the faces."""
+    ages = np.asarray(ages, dtype=np.float64)
+    errors = np.abs(decoded.age - ages)
+    return {
+        "mae": errors,
+        "cs5": errors <= 5,
+        "group_accuracy": decoded.group_index == groups.index_of(ages),
+        "interval_coverage": (ages >= decoded.low) & (ages <= decoded.high),
+    }
 
 
 def _band_of(age: float) -> str:
@@ -389,3 +403,148 @@ Race labels are used only to audit error; agedetect never predicts race.</p>
 <img src="error_by_group.png" alt="error by age band, gender and race label"></body></html>"""
     (out / "index.html").write_text(page)
     return out / "index.html"
+
+
+# --------------------------------------------------------------------------- detection
+
+Box = tuple[float, float, float, float]
+
+
+def read_labelled_boxes(path: Path) -> dict[str, list[Box]]:
+    """A ground-truth file of ``file x1 y1 x2 y2`` lines (CMU+MIT's): boxes per file name."""
+    truth: dict[str, list[Box]] = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            name, *numbers = line.split()
+            x1, y1, x2, y2 = (float(v) for v in numbers)
+            truth.setdefault(name, []).append((x1, y1, x2, y2))
+    return truth
+
+
+def match_detections(detections: Iterable[tuple[Box, float]], labelled: list[Box]) -> tuple[int, int]:
+    """(hits, false detections) of one photo's ``(box, score)`` detections against its
+    labelled boxes: a hit is a detection whose box contains a labelled box's centre (the
+    CMU+MIT labels are tight eyes-to-mouth boxes, so an overlap threshold would be unfair);
+    best-scoring detections first take the nearest free centre, so each labelled face and
+    each detection counts at most once.
+
+    >>> match_detections([((0, 0, 10, 10), 0.9), ((0, 0, 10, 10), 0.8), ((50, 50, 60, 60), 0.7)],
+    ...                  [(4, 4, 6, 6), (1, 1, 3, 3), (80, 80, 90, 90)])
+    (2, 1)
+    """
+    centres = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, y1, x2, y2 in labelled]
+    free = set(range(len(centres)))
+    hits = found = 0
+    for (x1, y1, x2, y2), _ in sorted(detections, key=lambda d: -d[1]):
+        found += 1
+        inside = [i for i in free if x1 <= centres[i][0] <= x2 and y1 <= centres[i][1] <= y2]
+        if inside:
+            middle = ((x1 + x2) / 2, (y1 + y2) / 2)
+            free.remove(min(inside, key=lambda i: (centres[i][0] - middle[0]) ** 2 + (centres[i][1] - middle[1]) ** 2))
+            hits += 1
+    return hits, found - hits
+
+
+# --------------------------------------------------------------------------- regression guard
+
+#: The figures a model's sidecar reports that the regression guard holds it to.
+GUARDED_FIGURES = ("mae", "cs5", "group_accuracy", "interval_coverage",
+                   "minors_passed", "teens_passed", "adults_referred")
+#: How many bootstrap standard errors a freshly measured figure may move from the sidecar's.
+GUARD_Z = 3.0
+#: The sidecar stores figures rounded to 4 decimals; a difference within that is no change.
+_ROUNDING = 5e-5
+
+
+def reported_metrics(metadata: dict, dataset: str = "utkface") -> dict:
+    """The held-out figures a model's sidecar reports for ``dataset``: the same numbers the
+    model card prints. Reads ``metrics["by_dataset"][dataset]``, then ``metrics[dataset]``,
+    then ``metrics`` itself (the flat form, one dataset). The one place that knows the shape.
+
+    >>> reported_metrics({"metrics": {"mae": 5.0}})["mae"]
+    5.0
+    >>> reported_metrics({"metrics": {"utkface": {"mae": 4.0}, "aaf": {"mae": 3.0}}})["mae"]
+    4.0
+    >>> reported_metrics({"metrics": {"by_dataset": {"utkface": {"mae": 4.5}}, "mae": 4.2}})["mae"]
+    4.5
+    """
+    metrics = metadata.get("metrics")
+    if not isinstance(metrics, dict):
+        raise DataError("the model's sidecar has no metrics to check it against")
+    by_dataset = metrics.get("by_dataset")
+    for candidate in (by_dataset.get(dataset) if isinstance(by_dataset, dict) else None, metrics.get(dataset), metrics):
+        if isinstance(candidate, dict) and "mae" in candidate:
+            return candidate
+    raise DataError(f"the model's sidecar reports no figures for {dataset!r}")
+
+
+def guarded_outcomes(ages, probabilities: np.ndarray, groups: AgeGroups, policy: dict | None) -> dict[str, np.ndarray]:
+    """Per-face outcomes of every figure in :data:`GUARDED_FIGURES` (the screening ones under
+    ``policy``, a sidecar's ``screening.policy``; left out when it is ``None``)."""
+    from agedetect.uses import ScreeningPolicy, screening_outcomes
+
+    ages = np.asarray(ages, dtype=np.float64)
+    outcomes = face_outcomes(ages, decode_ages(probabilities, groups), groups)
+    if policy is not None:
+        rule = ScreeningPolicy(int(policy["min_age"]), int(policy["buffer"]), policy.get("basis", "estimate"),
+                               policy.get("max_minor_risk"))
+        outcomes |= screening_outcomes(ages, probabilities, groups, rule)
+    return outcomes
+
+
+@dataclass
+class GuardResult:
+    """A model's freshly measured figures against the ones its sidecar reports."""
+
+    measured: dict[str, float]
+    reported: dict[str, float | None]
+    margin: dict[str, float]  # GUARD_Z bootstrap standard errors (plus the sidecar's rounding)
+    n: dict[str, int]  # faces behind each figure
+
+    @property
+    def failures(self) -> list[str]:
+        out = []
+        for name in self.measured:
+            reported = self.reported[name]
+            if reported is None:
+                out.append(f"{name}: the sidecar reports no figure to hold the model to")
+            elif abs(self.measured[name] - reported) > self.margin[name]:
+                out.append(f"{name}: measured {self.measured[name]:.4f} on {self.n[name]} faces, the sidecar reports "
+                           f"{reported:.4f} (allowed ±{self.margin[name]:.4f}, {GUARD_Z:g} bootstrap standard errors)")
+        return out
+
+
+def guard_against_reported(outcomes: dict[str, np.ndarray], reported: dict, *, resamples: int = 2000,
+                           seed: int = 0) -> GuardResult:
+    """Compare per-face ``outcomes`` (:func:`guarded_outcomes`) with a sidecar's ``reported``
+    figures (:func:`reported_metrics`): a figure fails when it moves more than
+    :data:`GUARD_Z` bootstrap standard errors on that many faces. On the very faces the
+    sidecar was measured on, the figures agree exactly; the margin lets the check run on a
+    re-drawn split of the same data (sampling error only), and no further.
+
+    >>> rng = np.random.default_rng(1)
+    >>> errors = rng.exponential(5.0, 3000)
+    >>> result = guard_against_reported({"mae": errors}, {"mae": float(errors.mean())})
+    >>> result.failures, 0.2 < result.margin["mae"] < 0.35
+    ([], True)
+    >>> guard_against_reported({"mae": errors + 2}, {"mae": float(errors.mean())}).failures[0][:14]
+    'mae: measured '
+    """
+    rng = np.random.default_rng(seed)
+    screening = reported.get("screening") or {}
+    result = GuardResult({}, {}, {}, {})
+    for name, values in outcomes.items():
+        values = np.asarray(values, dtype=np.float64)
+        if not len(values):
+            continue
+        draws = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+        result.measured[name] = float(values.mean())
+        result.reported[name] = expected = reported.get(name, screening.get(name))
+        error = float(draws.std())
+        if name != "mae" and expected is not None:
+            # A share's error at the reported rate too, so a measurement that happens to be
+            # all 0s or all 1s (a standard error of 0) is not held to a zero margin.
+            error = max(error, (expected * (1 - expected) / len(values)) ** 0.5)
+        result.margin[name] = GUARD_Z * error + _ROUNDING
+        result.n[name] = len(values)
+    return result

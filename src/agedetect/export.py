@@ -15,12 +15,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from agedetect.errors import DataError
+from agedetect.errors import DataError, ModelError
 from agedetect.inference import sha256_of
 from agedetect.models import ExportWrapper
 from agedetect.train import load_checkpoint
 
 OPSET = 17
+#: The largest difference in any age's probability allowed between the PyTorch model and
+#: its ONNX export. Storing weights as float16 moves them by about 1e-4; a wrong graph
+#: (a missed layer, a wrong crop or normalisation) moves them by far more than this.
+PARITY_TOLERANCE = 2e-3
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:
@@ -264,3 +268,25 @@ def check_parity(
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     actual = session.run(None, {"chips": chips})[0]
     return float(np.abs(expected - actual).max())
+
+
+def verify_export(
+    checkpoints: str | Path | Sequence[str | Path], onnx_path: str | Path, mirror: bool | None = None,
+    tolerance: float = PARITY_TOLERANCE, faces: int = 4,
+) -> float:
+    """Check the exported graph answers as the PyTorch model does on random chips; returns
+    the largest difference. Over ``tolerance`` the export (ONNX file and sidecar) is removed
+    and a :class:`ModelError` says so: a model that disagrees with itself must not ship."""
+    onnx_path = Path(onnx_path)
+    size = json.loads(sidecar_path(onnx_path).read_text())["input_size"]
+    chips = np.random.default_rng(0).integers(0, 256, (faces, size, size, 3), dtype=np.uint8)
+    gap = check_parity(checkpoints, onnx_path, chips, mirror=mirror)
+    if not gap <= tolerance:  # NaN fails too
+        onnx_path.unlink(missing_ok=True)
+        sidecar_path(onnx_path).unlink(missing_ok=True)
+        raise ModelError(
+            f"{onnx_path}: PyTorch and ONNX Runtime disagree by up to {gap:.2e} in an age's probability "
+            f"(tolerance {tolerance:.0e}), so the export is wrong; it was removed. Check the ONNX opset and "
+            "the export wrapper against the model."
+        )
+    return gap

@@ -243,17 +243,51 @@ def screening_metrics(
     (0.5, 0.5, 0.5, 2)
     """
     policy = ScreeningPolicy(int(min_age), int(buffer), basis, max_minor_risk)
+    outcomes = screening_outcomes(ages, probabilities, groups, policy, unscored_ages=unscored_ages)
+
+    def share(values: np.ndarray) -> float | None:
+        return round(float(values.mean()), 4) if len(values) else None
+
+    return {
+        "minors_passed": share(outcomes["minors_passed"]),
+        "teens_passed": share(outcomes["teens_passed"]),
+        "adults_referred": share(outcomes["adults_referred"]),
+        "n_minors": len(outcomes["minors_passed"]),
+        "n_teens": len(outcomes["teens_passed"]),
+        "n_adults": len(outcomes["adults_referred"]),
+        "policy": policy.to_dict(),
+    }
+
+
+def screening_outcomes(
+    ages: Sequence[float] | np.ndarray,
+    probabilities: np.ndarray,
+    groups: AgeGroups,
+    policy: ScreeningPolicy,
+    *,
+    unscored_ages: Sequence[float] = (),
+) -> dict[str, np.ndarray]:
+    """The per-input outcomes behind :func:`screening_metrics`' shares: for
+    ``minors_passed`` one bool per minor (passed?), for ``teens_passed`` one per 13-17-year-old,
+    for ``adults_referred`` one per adult at or over the threshold (referred?). Each share is
+    its array's mean; a bootstrap resamples the arrays.
+
+    >>> p = np.zeros((3, 101)); p[0, 16] = p[1, 30] = p[2, 20] = 1
+    >>> o = screening_outcomes([15, 16, 30], p, AgeGroups.default(), ScreeningPolicy(18, 7, max_minor_risk=None))
+    >>> o["minors_passed"].tolist(), o["adults_referred"].tolist()
+    ([False, True], [True])
+    """
     ages = np.asarray(ages, dtype=np.float64)
     if len(ages) != len(probabilities):
         raise ValueError(f"{len(ages)} true ages but {len(probabilities)} age distributions")
     unscored = np.asarray(unscored_ages, dtype=np.float64)
     if len(ages):
         decoded = decode_ages(np.asarray(probabilities, dtype=np.float64), groups)
-        value = decoded.age if basis == "estimate" else decoded.low
+        value = decoded.age if policy.basis == "estimate" else decoded.low
         passed = value >= policy.threshold
-        if max_minor_risk is not None:
+        if policy.max_minor_risk is not None:
             minor_risk = np.asarray(probabilities, dtype=np.float64)[:, : policy.min_age].sum(axis=1)
-            passed &= minor_risk <= max_minor_risk
+            passed &= minor_risk <= policy.max_minor_risk
     else:
         passed = np.zeros(0, bool)
     # Inputs with no face are referred: they join every count as "not passed".
@@ -262,19 +296,8 @@ def screening_metrics(
     minors = all_ages < policy.min_age
     teens = (all_ages >= TEEN_AGES[0]) & (all_ages <= TEEN_AGES[1])
     adults = all_ages >= policy.threshold
-
-    def share(values: np.ndarray) -> float | None:
-        return round(float(values.mean()), 4) if len(values) else None
-
-    return {
-        "minors_passed": share(all_passed[minors]),
-        "teens_passed": share(all_passed[teens]),
-        "adults_referred": share(~all_passed[adults]),
-        "n_minors": int(minors.sum()),
-        "n_teens": int(teens.sum()),
-        "n_adults": int(adults.sum()),
-        "policy": policy.to_dict(),
-    }
+    return {"minors_passed": all_passed[minors], "teens_passed": all_passed[teens],
+            "adults_referred": ~all_passed[adults]}
 
 
 # ============================================================================ age gap

@@ -51,7 +51,7 @@ def serve_command(
         port=port,
         log_level="info",
         access_log=access_log,
-        # Connections beyond this get 503 at once instead of queueing uploads in memory.
-        limit_concurrency=64,
+        # No limit_concurrency: uvicorn would answer over it with its own text/plain 503;
+        # the app refuses requests beyond ServeSettings.max_requests with its JSON 503 instead.
         server_header=False,
     )

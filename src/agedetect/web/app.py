@@ -30,7 +30,7 @@ from agedetect import __version__
 from agedetect.errors import AgeDetectError
 from agedetect.files import default_workers
 from agedetect.inference import AgeEstimator
-from agedetect.web.errors import handle_error
+from agedetect.web.errors import error_response, handle_error
 from agedetect.web.routes import STATIC, router
 from agedetect.web.service import PredictionService
 from agedetect.web.uses_routes import router as uses_router
@@ -56,15 +56,20 @@ class ServeSettings:
         max_concurrency: photos processed at once; more requests wait their turn.
         body_timeout_s: longest wait for the next part of a request body (408 after it),
             so a client that stops sending mid-upload cannot hold a connection forever.
+        max_requests: requests open at once (uploading, waiting or being answered); one
+            more gets a JSON 503 ``busy`` at once, with every error's headers and
+            ``Retry-After``, instead of queueing its upload in memory. Idle keep-alive
+            connections do not count.
     """
 
     max_upload_bytes: int = 10_000_000
     max_pixels: int = 40_000_000
     max_concurrency: int = default_workers()
     body_timeout_s: float = 15.0
+    max_requests: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "max_concurrency"):
+        for name in ("max_upload_bytes", "max_pixels", "max_concurrency", "max_requests"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
@@ -120,7 +125,8 @@ def create_app(
     app.include_router(router)
     app.include_router(uses_router)  # /api/v1/screen, /api/v1/gap
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(PrivacyMiddleware, max_body_bytes=body_limit, body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(PrivacyMiddleware, max_body_bytes=body_limit, body_timeout_s=settings.body_timeout_s,
+                       max_requests=settings.max_requests)
     return app
 
 
@@ -147,18 +153,34 @@ def return_freed_memory_promptly(threshold: int = 1 << 20) -> bool:
 
 class PrivacyMiddleware:
     """Adds no-store and related headers to every answer, refuses request bodies over
-    ``max_body_bytes`` (413) before they are read into memory, and bodies that stall for
-    ``body_timeout_s`` (408)."""
+    ``max_body_bytes`` (413) before they are read into memory, bodies that stall for
+    ``body_timeout_s`` (408), and requests beyond ``max_requests`` open at once (503
+    ``busy``), each with the app's JSON error body."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float = 15.0) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float = 15.0, max_requests: int = 64) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self.max_requests = max_requests
+        self.open_requests = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.open_requests >= self.max_requests:
+            busy = error_response(503, "busy", f"the server is answering {self.max_requests} requests already; "
+                                               "try again in a moment")
+            busy.headers.update({"retry-after": "1", "connection": "close", **_PRIVACY_HEADERS})
+            await busy(scope, receive, send)
+            return
+        self.open_requests += 1
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            self.open_requests -= 1
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.max_body_bytes
         declared = Headers(scope=scope).get("content-length")
         received = 0

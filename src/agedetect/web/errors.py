@@ -10,7 +10,9 @@ ImageTooLargeError          413     too_large
 UnreadableImageError        415     unsupported_image
 NoFaceError                 422     no_face
 request validation error    422     invalid_request
+a request body that stalls  408     timeout
 ModelError                  503     model_unavailable
+more requests than allowed  503     busy (from the app's middleware)
 other AgeDetectError        400     bad_input
 unexpected exception        500     internal_error
 ==========================  ======  ===================

@@ -1,0 +1,119 @@
+"""The docs say what the code does: the README's example answer is the shipped model's,
+its error table lists every error the app answers, and one place states how long
+`make model` takes (the model card, from the run itself)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agedetect.web import errors as web_errors
+from shared_data import ROOT, needs_photos
+
+README = ROOT / "README.md"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@needs_photos
+def test_the_readme_example_is_what_the_shipped_model_answers() -> None:
+    """Each number as printed, to its last digit (one unit of it either way, for a rounding
+    that falls differently on another CPU); `python scripts/readme_example.py` rewrites it."""
+    example = _script("readme_example")
+    text = README.read_text()
+    start, end = example.example_span(text)
+    printed, fresh = text[start:end], example.render(example.answer())
+    ours, theirs = NUMBER.findall(printed), NUMBER.findall(fresh)
+    assert len(ours) == len(theirs), f"README's example has another shape; the model says:\n{fresh}"
+    for written, measured in zip(ours, theirs):
+        unit = 10 ** -len(written.partition(".")[2])
+        assert abs(float(written) - float(measured)) <= unit + 1e-9, (
+            f"README says {written} where the shipped model says {measured}: run scripts/readme_example.py\n{fresh}")
+
+
+def _error_table() -> set[tuple[int, str]]:
+    text = README.read_text()
+    table = text[text.index("| status | code | when |"):]
+    table = table[: table.index("\n\n")]
+    return {(int(status), code) for status, code in re.findall(r"^\| (\d{3}) \| `(\w+)` \|", table, re.M)}
+
+
+def test_the_readme_error_table_lists_every_error_the_app_answers() -> None:
+    answered = {(status, code) for _, status, code in web_errors.DOMAIN_ERRORS}
+    answered |= set(web_errors._HTTP_CODES.items())
+    answered |= {(503, "busy"), (500, "internal_error"), (422, "invalid_request")}
+    assert _error_table() == answered
+
+
+@pytest.mark.parametrize("path", ["README.md", "Makefile"])
+def test_only_the_model_card_says_how_long_make_model_takes(path: str) -> None:
+    lines = [line for line in (ROOT / path).read_text().splitlines() if "make model" in line or "Takes" in line]
+    assert not [line for line in lines if re.search(r"\b\d+ minutes\b", line)], \
+        "a typed duration of make model: the model card records the measured one"
+
+
+# --------------------------------------------------------------------------- the model card
+
+
+def runs_folder(folder: Path, metrics: dict) -> Path:
+    """What `make model` leaves in runs/ for scripts/model_card.py, with ``metrics`` as the
+    shipped model's test figures (the comparison rows are the shipped model's figures too)."""
+    folder.mkdir()
+    row = {key: metrics[key] for key in ("mae", "cs5", "group_accuracy", "interval_coverage")}
+    row |= {"teens_passed_as_25": 0.2, "ms_per_face": 2.0}
+    files = {
+        "final-test.json": metrics,
+        "final-val.json": {"screening": {"minors_passed": 0.02, "teens_passed": 0.05, "adults_referred": 0.1}},
+        "compare.json": {name: row for name in ("dense", "cnn", "transfer", "final")},
+        "prepare.json": {"seen": 10, "accepted": 9, "rejected": 1, "reasons": {"duplicate": 1},
+                         "splits": {"train": 7, "val": 1, "test": 1}, "out": "runs/nowhere"},
+    }
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content))
+    return folder
+
+
+def test_the_model_card_prints_the_sidecars_figures_and_compares_sha256s(tmp_path: Path, monkeypatch) -> None:
+    card = _script("model_card")
+    sidecar = json.loads(card.MODEL.with_suffix(".json").read_text())
+    runs = runs_folder(tmp_path / "runs", sidecar["metrics"])
+    out = tmp_path / "card.md"
+    monkeypatch.setattr(sys, "argv", ["model_card.py", "--runs", str(runs), "--out", str(out), "--minutes", "7"])
+    card.main()
+    text = out.read_text()
+    assert f"MAE **{sidecar['metrics']['mae']:.2f}** years" in text
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    committed = subprocess.run(["git", "-C", str(ROOT), "show", "HEAD:src/agedetect/weights/age_model.onnx"],
+                               capture_output=True)
+    if head.returncode == 0 and committed.returncode == 0:
+        same = hashlib.sha256(committed.stdout).hexdigest() == sidecar["sha256"]
+        expected = "byte-identical to the one committed at" if same else "is not the one committed at"
+        assert expected in text and head.stdout.strip() in text
+    assert "It took 7 minutes" in text and "Past experiments" in text and "5.04–5.19" in text
+    # Another model than the committed one is named as such, by its sha256.
+    assert "is not the one committed at" in card.reproduction("7", sidecar | {"sha256": "0" * 64}) or head.returncode
+    assert card.reproduction(None, sidecar) == ""  # no claim when the card is not written by make model
+
+
+def test_the_model_card_refuses_figures_other_than_the_sidecars(tmp_path: Path, monkeypatch) -> None:
+    card = _script("model_card")
+    sidecar = json.loads(card.MODEL.with_suffix(".json").read_text())
+    runs = runs_folder(tmp_path / "runs", sidecar["metrics"] | {"mae": 3.0})
+    monkeypatch.setattr(sys, "argv", ["model_card.py", "--runs", str(runs), "--out", str(tmp_path / "card.md")])
+    with pytest.raises(SystemExit, match="sidecar metrics are not runs/final-test.json"):
+        card.main()

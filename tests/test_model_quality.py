@@ -1,0 +1,113 @@
+"""The regression guard: the shipped model, scored afresh on the held-out test split, must
+give the figures its sidecar reports (the numbers docs/MODEL_CARD.md prints): MAE, CS@5,
+five-group accuracy, 80% interval coverage and the Challenge 25 screening figures.
+
+The split is rebuilt the way `make model` builds it (``prepared_utkface`` in conftest.py), so
+on the same faces the figures agree to the sidecar's rounding. Each may still move by
+``GUARD_Z`` = 3 bootstrap standard errors on that many faces (MAE about ±0.24 years, group
+accuracy about ±2.6 points, coverage about ±2.1 points, 13–17s passed about ±9 points on
+95 teens), so a re-drawn split of the same data still passes; a model that got worse does
+not: copies of the shipped model that answer five years older, always the same
+distribution, or halfway to it must each fail the same check.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agedetect.evaluate import (
+    GUARD_Z,
+    GUARDED_FIGURES,
+    guard_against_reported,
+    guarded_outcomes,
+    reported_metrics,
+    samples_from_prepared,
+)
+from agedetect.inference import DEFAULT_MODEL, AgeEstimator
+from model_copies import constant, mixed, remapped_model, shifted
+from shared_data import CHIPS, needs_chips, training_settings
+
+pytestmark = [needs_chips, pytest.mark.slow]
+DATASET = "utkface"  # the figures the guard holds the model to: its sidecar's for this dataset
+
+
+@dataclass
+class Split:
+    ages: np.ndarray
+    chips: np.ndarray  # (N, S, S, 3) uint8, as the model reads them
+    train_ages: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def split(prepared_utkface: Path) -> Split:
+    def of(name: str):
+        return [s for s in samples_from_prepared(prepared_utkface, name) if s.dataset in (None, "", DATASET)]
+
+    test = of("test")
+    estimator = AgeEstimator().load()
+    chips = np.stack([estimator.load_chip(sample.path) for sample in test])
+    return Split(np.array([s.age for s in test], float), chips, np.array([s.age for s in of("train")], float))
+
+
+def test_make_model_trains_on_the_utkface_chips_the_guard_reads() -> None:
+    sources, _ = training_settings()
+    assert CHIPS.parent.resolve() in sources, f"scripts/train_models.sh's SOURCES {sources} leave out {CHIPS.parent}"
+
+
+def guard(model: Path, split: Split):
+    estimator = AgeEstimator(model).load()
+    reported = reported_metrics(estimator.metadata, DATASET)
+    policy = (reported.get("screening") or {}).get("policy")
+    outcomes = guarded_outcomes(split.ages, estimator.chip_probabilities(split.chips), estimator.groups, policy)
+    return guard_against_reported(outcomes, reported)
+
+
+def test_the_sidecar_reports_every_guarded_figure() -> None:
+    reported = reported_metrics(json.loads(DEFAULT_MODEL.with_suffix(".json").read_text()), DATASET)
+    screening = reported.get("screening") or {}
+    assert {name for name in GUARDED_FIGURES if reported.get(name, screening.get(name)) is None} == set()
+    assert screening.get("policy"), "the sidecar's screening figures must say which policy made them"
+
+
+def test_the_shipped_model_still_scores_what_its_sidecar_reports(split: Split) -> None:
+    result = guard(DEFAULT_MODEL, split)
+    assert set(result.measured) == set(GUARDED_FIGURES)
+    assert not result.failures, "the shipped model no longer scores what its sidecar reports:\n" + "\n".join(
+        result.failures)
+    # The margins are what sampling error allows on this many faces, not a blanket tolerance:
+    # a share's standard error is at most 0.5 / sqrt(n).
+    assert result.margin["mae"] < 0.5
+    for name in set(GUARDED_FIGURES) - {"mae"}:
+        assert result.margin[name] <= 1.1 * GUARD_Z * 0.5 / result.n[name] ** 0.5, name
+
+
+def population(split: Split) -> np.ndarray:
+    """The training split's age histogram over 0..100: the best answer that ignores the face."""
+    return np.bincount(np.clip(split.train_ages, 0, 100).astype(int), minlength=101).astype(float)
+
+
+#: A worse model and the figures that must fail for it whatever the shipped model's own
+#: figures are (a constant distribution's interval is honest, so its coverage may pass).
+WORSE = {
+    "five years older": {"mae", "cs5", "group_accuracy", "interval_coverage"},
+    "always the same distribution": {"mae", "cs5", "group_accuracy"},
+    "halfway to the same distribution": {"mae"},
+}
+
+
+@pytest.mark.parametrize(("kind", "expected"), WORSE.items())
+def test_a_worse_model_fails_the_guard(kind: str, expected: set[str], split: Split, tmp_path: Path) -> None:
+    matrix = {"five years older": lambda: shifted(5),
+              "always the same distribution": lambda: constant(population(split)),
+              "halfway to the same distribution": lambda: mixed(0.5, population(split))}[kind]()
+    model = remapped_model(tmp_path / "worse", matrix)
+    assert json.loads(model.with_suffix(".json").read_text())["sha256"] != \
+        json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["sha256"]
+    result = guard(model, split)
+    failed = {line.split(":")[0] for line in result.failures}
+    assert expected <= failed, result.failures
