@@ -22,9 +22,10 @@ class DecodedAges:
     """Per-face quantities decoded from age distributions, as arrays over faces."""
 
     age: np.ndarray  # (N,) the estimate: the distribution's median age
+    years: np.ndarray  # (N,) the estimate in whole years, as shown (:func:`whole_years`)
     low: np.ndarray  # (N,) lower end of the central INTERVAL_MASS interval
     high: np.ndarray  # (N,) upper end
-    group_index: np.ndarray  # (N,) group of the estimate
+    group_index: np.ndarray  # (N,) group of the estimate in whole years
     group_probabilities: np.ndarray  # (N, G) probability mass in each group
 
 
@@ -35,12 +36,13 @@ def decode_ages(probabilities: np.ndarray, groups: AgeGroups, mass: float = INTE
     expected absolute error (the error users feel and MAE counts), and it is the middle of
     the same quantiles the interval is made of. Bin ``k`` holds ages ``k-0.5..k+0.5``, so
     the median is interpolated within the bin where the CDF crosses one half. The interval
-    runs between the ``(1-mass)/2`` and ``(1+mass)/2`` quantiles.
+    runs between the ``(1-mass)/2`` and ``(1+mass)/2`` quantiles. The group is the group of
+    the whole-year age shown to people (:func:`whole_years`), so the two always agree.
 
     >>> p = np.zeros((1, 101)); p[0, 30] = 0.2; p[0, 34] = 0.3; p[0, 40] = 0.5
     >>> d = decode_ages(p, AgeGroups.default())
-    >>> float(d.age[0]), float(d.low[0]), float(d.high[0]), d.group_index.tolist()
-    (34.5, 30.0, 40.0, [2])
+    >>> float(d.age[0]), int(d.years[0]), float(d.low[0]), float(d.high[0]), d.group_index.tolist()
+    (34.5, 35, 30.0, 40.0, [2])
     >>> d.group_probabilities.round(2).tolist()
     [[0.0, 0.0, 0.5, 0.5, 0.0]]
     """
@@ -57,11 +59,13 @@ def decode_ages(probabilities: np.ndarray, groups: AgeGroups, mass: float = INTE
     bin_group = groups.index_of(ages)
     group_probs = np.zeros((probs.shape[0], len(groups)))
     np.add.at(group_probs.T, bin_group, probs.T)
+    years = whole_years(median)
     return DecodedAges(
         age=median,
+        years=years,
         low=np.minimum(low, median),
         high=np.maximum(high, median),
-        group_index=groups.index_of(median),
+        group_index=groups.index_of(years),
         group_probabilities=group_probs,
     )
 
@@ -83,6 +87,19 @@ def widen(probabilities: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
         raise ValueError("a widening scale is a finite number >= 1")
     flattened = np.power(np.clip(probs, 0.0, None), 1.0 / scale)
     return flattened / np.clip(flattened.sum(axis=1, keepdims=True), 1e-300, None)
+
+
+def whole_years(age: np.ndarray | float) -> np.ndarray:
+    """An estimate as the whole number of years people are shown: rounded, halves up
+    (as JavaScript's ``Math.round``; Python's ``round`` would take halves to even).
+
+    Every display (page, CLI tables, annotated photos) and the ``age_years`` and
+    ``age_group`` of every answer use this one value.
+
+    >>> whole_years(np.array([50.49, 50.5, 50.65, 20.5])).tolist()
+    [50, 51, 51, 21]
+    """
+    return np.floor(np.asarray(age, dtype=np.float64) + 0.5).astype(np.int64)
 
 
 def _median(probs: np.ndarray, cdf: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from PIL import Image
 
-from agedetect.ages import decode_ages, widen
+from agedetect.ages import decode_ages, whole_years, widen
 from agedetect.errors import ImageError, ModelError, NoFaceError
 from agedetect.faces import (
     DEFAULT_MAX_SIDE,
@@ -69,7 +69,8 @@ class AgeEstimate:
         age: the estimate in years: the median of the model's age distribution.
         age_interval: ``(low, high)``, whole years holding the central 80% of that
             distribution: the model's own range for this face.
-        age_group: label of the group the age falls in (e.g. ``"27-35"``).
+        age_group: label of the group the whole-year age (:attr:`age_years`) falls in
+            (e.g. ``"27-35"``).
         group_probabilities: each group's share of the distribution, in age order.
     """
 
@@ -80,9 +81,15 @@ class AgeEstimate:
     #: The model's probability of each whole age 0..100 (empty when not kept).
     age_distribution: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
+    @property
+    def age_years(self) -> int:
+        """The estimate as the whole number of years shown (:func:`agedetect.ages.whole_years`)."""
+        return int(whole_years(self.age))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "age": round(self.age, 2),
+            "age_years": self.age_years,
             "age_interval": [round(v, 2) for v in self.age_interval],
             "age_group": self.age_group,
             "group_probabilities": {k: round(v, 4) for k, v in self.group_probabilities.items()},
@@ -133,18 +140,25 @@ class FacePrediction:
     def face(self) -> Face:
         return Face(self.box, self.landmarks, self.score)
 
+    @property
+    def age_years(self) -> int:
+        """The estimate as the whole number of years shown: ``age`` rounded, halves up;
+        ``age_group`` is this value's group (:func:`agedetect.ages.whole_years`)."""
+        return int(whole_years(self.age))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (numbers rounded to what they mean).
 
         >>> p = FacePrediction((1, 2, 3, 4), ((0, 0),) * 5, 0.99, 30.123, (25.0, 36.0), "27-35",
         ...                    {"0-20": 0.0, "21-26": 0.2, "27-35": 0.8})
-        >>> p.to_dict()["age"], p.to_dict()["box"]
-        (30.12, [1.0, 2.0, 3.0, 4.0])
+        >>> p.to_dict()["age"], p.to_dict()["age_years"], p.to_dict()["box"]
+        (30.12, 30, [1.0, 2.0, 3.0, 4.0])
         """
         return {
             "box": [round(float(v), 1) for v in self.box],
             "score": round(float(self.score), 4),
             "age": round(self.age, 2),
+            "age_years": self.age_years,
             "age_interval": [round(v, 2) for v in self.age_interval],
             "age_group": self.age_group,
             "group_probabilities": {k: round(v, 4) for k, v in self.group_probabilities.items()},
