@@ -33,3 +33,7 @@ class ModelError(AgeDetectError, RuntimeError):
 
 class DataError(AgeDetectError, ValueError):
     """A dataset folder, manifest or labels file is missing or malformed."""
+
+
+class NoSuchFaceError(AgeDetectError, ValueError):
+    """A face was asked for by number, and the photo has fewer faces."""

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from agedetect.ages import decode_ages
+from agedetect.ages import decode_ages, whole_years
 from agedetect.batch import ProcessingError, failure_reason, predict_files  # noqa: F401  (ProcessingError: re-exported)
-from agedetect.errors import AgeDetectError, ModelError, NoFaceError, UnreadableImageError  # noqa: F401  (UnreadableImageError: doctest)
+from agedetect.errors import AgeDetectError, ModelError, NoFaceError, NoSuchFaceError, UnreadableImageError  # noqa: F401  (UnreadableImageError: doctest)
 from agedetect.labels import AgeGroups
 
 if TYPE_CHECKING:
@@ -112,10 +112,11 @@ class FaceDecision:
     """The screening decision for one face.
 
     Attributes:
-        face: index of the face in the photo (0 = the largest).
+        face: the face's number in the photo, 1 = the largest (as everywhere in agedetect).
         box: ``(x1, y1, x2, y2)`` in pixels.
         age, age_interval: the estimate and its 80% interval.
         decision: ``"pass"`` or ``"refer"`` (a person checks ID).
+        reason: why, in words ("estimated age 31 reaches 25").
     """
 
     face: int
@@ -123,14 +124,21 @@ class FaceDecision:
     age: float
     age_interval: tuple[float, float]
     decision: str
+    reason: str = ""
+
+    @property
+    def age_years(self) -> int:
+        return int(whole_years(self.age))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "face": self.face,
             "box": [round(float(v), 1) for v in self.box],
             "age": round(self.age, 2),
+            "age_years": self.age_years,
             "age_interval": [round(v, 2) for v in self.age_interval],
             "decision": self.decision,
+            "reason": self.reason,
         }
 
 
@@ -161,42 +169,64 @@ class ScreeningResult:
         }
 
 
+def _years(value: float, threshold: int) -> str:
+    """An age in a sentence about ``threshold``: whole years, as people are shown ages,
+    unless rounding would put it on the other side of the threshold.
+
+    >>> _years(31.2, 25), _years(24.6, 25), _years(24.0, 25)
+    ('31', '24.6', '24')
+    """
+    shown = int(whole_years(value))
+    return f"{value:.1f}" if (shown >= threshold) != (value >= threshold) else str(shown)
+
+
+def _face_reason(prediction: "FacePrediction", policy: ScreeningPolicy) -> tuple[str, str]:
+    """``(decision, reason)`` for one face."""
+    what = "estimated age" if policy.basis == "estimate" else "low end of the 80% range"
+    value = prediction.age if policy.basis == "estimate" else prediction.age_interval[0]
+    risk = prediction.probability_under(policy.min_age)
+    if value < policy.threshold:
+        return "refer", f"{what} {_years(value, policy.threshold)} is under {policy.threshold}"
+    if policy.max_minor_risk is not None and risk is not None and risk > policy.max_minor_risk:
+        return "refer", (f"{what} {_years(value, policy.threshold)} reaches {policy.threshold}, but the model gives a {risk:.0%} "
+                         f"chance of being under {policy.min_age}")
+    return "pass", f"{what} {_years(value, policy.threshold)} reaches {policy.threshold}"
+
+
 def decide_screening(predictions: Sequence["FacePrediction"], policy: ScreeningPolicy) -> ScreeningResult:
     """Apply ``policy`` to the faces of one photo (as :meth:`AgeEstimator.predict` returns them).
+
+    Every face gets its own decision and reason; the photo passes only when every face does.
 
     >>> from agedetect.inference import FacePrediction
     >>> face = lambda age: FacePrediction((0, 0, 9, 9), ((0, 0),) * 5, 1.0, age, (age - 5, age + 5), "", {})
     >>> [decide_screening(faces, ScreeningPolicy(18, 7)).decision
     ...  for faces in ([face(25.0)], [face(24.99)], [], [face(40.0), face(20.0)])]
     ['pass', 'refer', 'refer', 'refer']
+    >>> result = decide_screening([face(40.0), face(20.0)], ScreeningPolicy(18, 7))
+    >>> [(d.face, d.decision, d.reason) for d in result.faces]
+    [(1, 'pass', 'estimated age 40 reaches 25'), (2, 'refer', 'estimated age 20 is under 25')]
+    >>> print(result.message)
+    Check ID: face 2 of 2: estimated age 20 is under 25 (policy: legal age 18 + 7 years' buffer).
     """
     decisions = tuple(
-        FaceDecision(
-            index, p.box, p.age, p.age_interval,
-            "pass" if policy.passes(p.age, p.age_interval[0], p.probability_under(policy.min_age)) else "refer",
-        )
-        for index, p in enumerate(predictions)
+        FaceDecision(number, p.box, p.age, p.age_interval, *_face_reason(p, policy))
+        for number, p in enumerate(predictions, start=1)
     )
-    threshold = policy.threshold
-    what = "estimated age" if policy.basis == "estimate" else "low end of the age range"
     if not decisions:
         return ScreeningResult("refer", "No face found: check ID.", policy, decisions)
+    what = "estimated age" if policy.basis == "estimate" else "low end of the 80% range"
     referred = [d for d in decisions if d.decision == "refer"]
     if not referred:
         many = "Every face looks" if len(decisions) > 1 else "Looks"
-        return ScreeningResult("pass", f"{many} {threshold} or over ({what}).", policy, decisions)
+        return ScreeningResult("pass", f"{many} {policy.threshold} or over ({what}).", policy, decisions)
     youngest = min(referred, key=lambda d: d.age if policy.basis == "estimate" else d.age_interval[0])
-    value = youngest.age if policy.basis == "estimate" else youngest.age_interval[0]
-    who = "" if len(decisions) == 1 else f"face {youngest.face + 1} of {len(decisions)}: "
-    if value >= threshold:  # referred by the risk cap, not the threshold
-        risk = predictions[youngest.face].probability_under(policy.min_age) or 0.0
-        reason = (f"{what} {value:.0f} reaches {threshold}, but the model gives a {risk:.0%} chance "
-                  f"of being under {policy.min_age}")
-    else:
-        reason = f"{what} {value:.0f} is under {threshold}"
+    who = "" if len(decisions) == 1 else f"face {youngest.face} of {len(decisions)}: "
+    others = f" ({len(referred)} of {len(decisions)} faces referred)" if len(referred) > 1 else ""
     return ScreeningResult(
         "refer",
-        f"Check ID: {who}{reason} (policy: legal age {policy.min_age} + {policy.buffer} years' buffer).",
+        f"Check ID: {who}{youngest.reason}{others} (policy: legal age {policy.min_age} + {policy.buffer} "
+        "years' buffer).",
         policy,
         decisions,
     )
@@ -371,7 +401,7 @@ class AgeGap:
 
     Attributes:
         stated_age: the age given.
-        estimated_age, age_interval, box: the estimate for the photo's main (largest) face.
+        estimated_age, age_interval, box: the estimate for the face compared.
         gap: ``estimated_age - stated_age``: positive when the face looks older.
         typical_error: the model's mean absolute error for people of the stated age.
         unusual_above: a gap beyond this (the band's 90th-percentile error) is ``unusual``.
@@ -379,7 +409,8 @@ class AgeGap:
         looks: ``"older"``, ``"younger"`` or ``"about as stated"`` (only ``older``/``younger``
             when unusual).
         message: the result in words, never a diagnosis.
-        faces: how many faces the photo has (the largest is used).
+        faces: how many faces the photo has.
+        face: the number of the face compared (1 = the largest, the default).
     """
 
     stated_age: int
@@ -395,11 +426,17 @@ class AgeGap:
     message: str
     context: str
     faces: int
+    face: int = 1
+
+    @property
+    def estimated_years(self) -> int:
+        return int(whole_years(self.estimated_age))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "stated_age": self.stated_age,
             "estimated_age": round(self.estimated_age, 2),
+            "estimated_years": self.estimated_years,
             "age_interval": [round(v, 2) for v in self.age_interval],
             "gap": round(self.gap, 2),
             "typical_error": round(self.typical_error, 2),
@@ -412,6 +449,7 @@ class AgeGap:
             "context": self.context,
             "box": [round(float(v), 1) for v in self.box],
             "faces": self.faces,
+            "face": self.face,
         }
 
 
@@ -423,7 +461,8 @@ def check_stated_age(age: Any) -> int:
 
 
 def compare_age(
-    prediction: "FacePrediction", stated_age: int, error: TypicalError, *, context: str = "self", faces: int = 1
+    prediction: "FacePrediction", stated_age: int, error: TypicalError, *, context: str = "self", faces: int = 1,
+    face: int = 1,
 ) -> AgeGap:
     """The gap between one face's estimate and ``stated_age``, judged against ``error``.
 
@@ -455,40 +494,77 @@ def compare_age(
         message=_gap_message(gap, unusual, stated_age, error, context),
         context=context,
         faces=faces,
+        face=face,
     )
 
 
+def choose_face(predictions: Sequence["FacePrediction"], face: int | None, name: str = "the photo") -> int:
+    """The number of the face to compare: ``face`` (1 = the largest), or 1 when ``None``.
+
+    >>> choose_face([1, 2], None), choose_face([1, 2], 2)
+    (1, 2)
+    >>> choose_face([1, 2], 3)
+    Traceback (most recent call last):
+    ...
+    agedetect.errors.NoSuchFaceError: the photo has 2 faces, numbered 1 (the largest) to 2; there is no face 3
+    """
+    if not predictions:
+        raise NoFaceError(f"{name}: no face found, so there is no age to compare")
+    if face is None:
+        return 1
+    if isinstance(face, bool) or not isinstance(face, (int, np.integer)) or not 1 <= face <= len(predictions):
+        count = len(predictions)
+        numbered = "numbered 1" if count == 1 else f"numbered 1 (the largest) to {count}"
+        raise NoSuchFaceError(f"{name} has {count} face{'s' * (count != 1)}, {numbered}; there is no face {face}")
+    return int(face)
+
+
 def _gap_message(gap: float, unusual: bool, stated: int, error: TypicalError, context: str) -> str:
-    how = f"{abs(gap):.1f} years {'older' if gap > 0 else 'younger'} than {stated}"
+    """The gap in words; its two halves always say the same thing.
+
+    >>> e = TypicalError("25-35", 100, 5.0, 10.0)
+    >>> print(_gap_message(7.4, False, 30, e, "self"))  # doctest: +NORMALIZE_WHITESPACE
+    Within the model's usual error of the stated age: the estimate is 7.4 years above 30, which
+    the model's own error explains (for people aged 25-35 it is off by 5.0 years on average, and by
+    more than 10.0 years for only 1 in 10).
+    """
+    how = f"{abs(gap):.1f} years {'above' if gap > 0 else 'below'} {stated}"
     errs = (
-        f"for people aged {error.band} the model is off by {error.mae:.1f} years on average, "
+        f"for people aged {error.band} it is off by {error.mae:.1f} years on average, "
         f"and by more than {error.p90_error:.1f} years for only 1 in 10"
     )
     if not unusual:
         if context == "profile":
-            return f"Consistent with the stated age: the photo looks {how}, within what the model usually errs ({errs})."
-        return f"Looks about as old as stated: {how}, within what the model usually errs ({errs})."
+            return (f"Consistent with the stated age: the estimate is {how}, which the model's own error "
+                    f"explains ({errs}).")
+        return (f"Within the model's usual error of the stated age: the estimate is {how}, which the model's "
+                f"own error explains ({errs}).")
+    looks = "older" if gap > 0 else "younger"
     if context == "profile":
         if gap < 0:
             return (
-                f"The face looks {how}, more than the model usually errs ({errs}): the photo may be "
-                "older than it seems. Worth a person's look before relying on it."
+                f"The face looks {looks} than stated: the estimate is {how}, more than the model's own error "
+                f"explains ({errs}). The photo may be older than it seems; worth a person's look before "
+                "relying on it."
             )
         return (
-            f"The face looks {how}, more than the model usually errs ({errs}): worth a person's "
-            "look at the stated age."
+            f"The face looks {looks} than stated: the estimate is {how}, more than the model's own error "
+            f"explains ({errs}). Worth a person's look at the stated age."
         )
-    return f"Looks {'older' if gap > 0 else 'younger'} than stated by more than the model usually errs: {how} ({errs})."
+    return f"Looks {looks} than stated: the estimate is {how}, more than the model's own error explains ({errs})."
 
 
 def age_gap(
-    image: "ImageInput", stated_age: int, *, context: str = "self", estimator: "AgeEstimator | None" = None
+    image: "ImageInput", stated_age: int, *, context: str = "self", estimator: "AgeEstimator | None" = None,
+    face: int | None = None,
 ) -> AgeGap:
-    """Compare the estimated age of the photo's main (largest) face with ``stated_age``.
+    """Compare the estimated age of face number ``face`` (1 = the largest, the default)
+    with ``stated_age``.
 
     Raises:
         ValueError: ``stated_age`` is not a whole number in 0..120, or ``context`` unknown.
         NoFaceError: no face was found.
+        NoSuchFaceError: the photo has fewer faces than ``face``.
         UnreadableImageError, ImageTooLargeError: the image cannot be used.
         ModelError: the model carries no typical error to judge the gap by.
     """
@@ -496,10 +572,10 @@ def age_gap(
     estimator = estimator or default_estimator()
     error = typical_error(estimator.metadata, stated_age)  # before the work: a model without it fails fast
     predictions = estimator.predict(image)
-    if not predictions:
-        name = str(image) if isinstance(image, (str, Path)) else "image"
-        raise NoFaceError(f"{name}: no face found, so there is no age to compare")
-    return compare_age(predictions[0], stated_age, error, context=context, faces=len(predictions))
+    name = str(image) if isinstance(image, (str, Path)) else "the photo"
+    number = choose_face(predictions, face, name)
+    return compare_age(predictions[number - 1], stated_age, error, context=context, faces=len(predictions),
+                       face=number)
 
 
 # ============================================================================ audience
@@ -507,7 +583,7 @@ def age_gap(
 
 @dataclass(frozen=True)
 class AudienceFace:
-    """One face counted by :class:`Audience`."""
+    """One face counted by :class:`Audience` (``face``: its number in its photo, 1 = the largest)."""
 
     file: str
     face: int
@@ -553,9 +629,9 @@ class Audience:
         self.processed += 1
         if not result:
             self.no_face_images += 1
-        for index, p in enumerate(result):
+        for number, p in enumerate(result, start=1):
             self.faces.append(
-                AudienceFace(str(file), index, p.box, p.age, p.age_interval, p.age_group, dict(p.group_probabilities))
+                AudienceFace(str(file), number, p.box, p.age, p.age_interval, p.age_group, dict(p.group_probabilities))
             )
 
     @property
@@ -631,10 +707,11 @@ def write_audience_report(audience: Audience, out: str | Path) -> Path:
     labels = audience.groups.labels
     with open(out / "faces.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "face", "x1", "y1", "x2", "y2", "age", "age_low", "age_high", "age_group",
-                         *(f"p_{label}" for label in labels)])
+        writer.writerow(["file", "face", "x1", "y1", "x2", "y2", "age", "age_years", "age_low", "age_high",
+                         "age_group", *(f"p_{label}" for label in labels)])
         for f in audience.faces:
             writer.writerow([f.file, f.face, *(round(float(v), 1) for v in f.box), round(f.age, 2),
+                             int(whole_years(f.age)),
                              *(round(v, 2) for v in f.age_interval), f.age_group,
                              *(round(f.group_probabilities.get(label, 0.0), 4) for label in labels)])
     with open(out / "failures.csv", "w", newline="") as handle:
