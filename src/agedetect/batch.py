@@ -37,10 +37,14 @@ from agedetect.errors import AgeDetectError, ImageTooLargeError, UnreadableImage
 if TYPE_CHECKING:
     from agedetect.inference import AgeEstimator, FacePrediction
 
-#: Keys of a row as ``agedetect predict --format json`` prints it.
-COLUMNS = ("file", "face", "box", "age", "age_interval", "age_group", "error")
-#: Columns of ``agedetect predict --format csv`` (a row of :data:`COLUMNS`, flattened).
-CSV_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "age", "age_low", "age_high", "age_group", "error")
+#: Keys of a row as ``agedetect predict --format json`` prints it: what the web API answers
+#: for a face, with the file and the face's number (1 = the largest, as everywhere).
+COLUMNS = ("file", "face", "box", "score", "age", "age_years", "age_interval", "age_group",
+           "group_probabilities", "landmarks", "error")
+#: Columns of ``agedetect predict --format csv`` (a row of :data:`COLUMNS`, flattened),
+#: followed by one ``p_<group>`` column per age group (:func:`csv_columns`).
+CSV_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "score", "age", "age_years", "age_low", "age_high",
+               "age_group", "error")
 
 #: ``reason`` of an image that was read but had no face in it.
 NO_FACE = "no_face"
@@ -95,14 +99,8 @@ class FileResult:
         with ``error`` set for a file without a face."""
         if not self.faces:
             return [dict.fromkeys(COLUMNS) | {"file": self.file, "error": self.message}]
-        rows = []
-        for index, prediction in enumerate(self.faces):
-            data = prediction.to_dict()
-            rows.append({
-                "file": self.file, "face": index, "box": data["box"], "age": data["age"],
-                "age_interval": data["age_interval"], "age_group": data["age_group"], "error": None,
-            })
-        return rows
+        return [{"file": self.file, "face": number} | prediction.to_dict() | {"error": None}
+                for number, prediction in enumerate(self.faces, start=1)]
 
     def records(self, group_labels: Sequence[str]) -> list[dict[str, Any]]:
         """Flat records for a table: the :data:`CSV_COLUMNS` of each row, then ``reason``
@@ -118,19 +116,30 @@ class FileResult:
         return out
 
 
-def flat_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A row of :data:`COLUMNS` as the :data:`CSV_COLUMNS` (``None`` where it has no value).
+def csv_columns(group_labels: Sequence[str]) -> tuple[str, ...]:
+    """The header of ``agedetect predict --format csv``: :data:`CSV_COLUMNS`, then
+    ``p_<group>`` for each age group, in age order."""
+    return (*CSV_COLUMNS, *(f"p_{label}" for label in group_labels))
 
-    >>> flat_row({"file": "a.jpg", "face": 0, "box": [1, 2, 3, 4], "age": 30.5,
-    ...           "age_interval": [25.0, 36.0], "age_group": "27-35", "error": None})["x2"]
-    3
+
+def flat_row(row: dict[str, Any], group_labels: Sequence[str] = ()) -> dict[str, Any]:
+    """A row of :data:`COLUMNS` as the :data:`CSV_COLUMNS` (``None`` where it has no value),
+    with a ``p_<group>`` column for each of ``group_labels``.
+
+    >>> row = flat_row({"file": "a.jpg", "face": 1, "box": [1, 2, 3, 4], "score": 0.99, "age": 30.5,
+    ...                 "age_years": 31, "age_interval": [25.0, 36.0], "age_group": "27-35",
+    ...                 "group_probabilities": {"0-26": 0.25, "27+": 0.75}, "error": None}, ["0-26", "27+"])
+    >>> row["x2"], row["age_years"], row["p_27+"]
+    (3, 31, 0.75)
     """
     box = row["box"] or [None] * 4
     low, high = row["age_interval"] or (None, None)
+    probabilities = row.get("group_probabilities") or {}
     return {
         "file": row["file"], "face": row["face"], "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3],
-        "age": row["age"], "age_low": low, "age_high": high, "age_group": row["age_group"], "error": row["error"],
-    }
+        "score": row.get("score"), "age": row["age"], "age_years": row.get("age_years"), "age_low": low,
+        "age_high": high, "age_group": row["age_group"], "error": row["error"],
+    } | {f"p_{label}": probabilities.get(label) for label in group_labels}
 
 
 def predict_files(

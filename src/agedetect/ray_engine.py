@@ -263,7 +263,8 @@ def record_schema(labels: Sequence[str]) -> "pyarrow.Schema":
     """Arrow types of :meth:`agedetect.batch.FileResult.records`."""
     import pyarrow as pa
 
-    types = {"file": pa.string(), "face": pa.int32(), "age_group": pa.string(), "error": pa.string()}
+    types = {"file": pa.string(), "face": pa.int32(), "age_years": pa.int32(), "age_group": pa.string(),
+             "error": pa.string()}
     fields = [pa.field(name, types.get(name, pa.float64())) for name in CSV_COLUMNS]
     fields.append(pa.field("reason", pa.string()))
     fields += [pa.field(f"p_{label}", pa.float64()) for label in labels]
@@ -290,7 +291,7 @@ def _tally(table: "pyarrow.Table") -> dict[str, list]:
     failures = table.filter(pc.is_valid(table["reason"]))
     counts = {
         "faces": faces.num_rows,
-        "files_with_faces": int(pc.sum(pc.equal(faces["face"], 0)).as_py() or 0),
+        "files_with_faces": int(pc.sum(pc.equal(faces["face"], 1)).as_py() or 0),
         "groups": Counter(faces["age_group"].to_pylist()),
         "reasons": Counter(failures["reason"].to_pylist()),
         "p_sums": {name: float(pc.sum(faces[name]).as_py() or 0.0) for name in table.column_names
