@@ -1,7 +1,8 @@
 """The page in a real headless Chromium (Debian's ``chromium``, driven by Playwright).
 
 Uploads a photo with two faces and checks that both estimated ages appear; an image
-with no face and a text file get their messages. Screenshots the page with the couple
+with no face and a text file get their messages. (tests/test_page.py walks through the
+rest of the page at a desktop and a phone size.) Screenshots the page with the couple
 photo into a temporary folder; ``AGEDETECT_SCREENSHOT=docs/img/web.png`` writes it there
 instead, to refresh the README's picture (so a plain ``make test`` leaves the tree clean).
 """
@@ -71,7 +72,7 @@ def wait_until(page, selector: str, function: str, timeout: float = 20.0) -> Non
 
 
 def upload(page, path: Path):
-    with page.expect_response("**/api/v1/predict") as answer:
+    with page.expect_response("**/api/v1/check") as answer:
         page.set_input_files("[data-testid=file]", str(path))
     return answer.value
 
@@ -83,11 +84,12 @@ def test_two_faces_show_both_ages(page, tmp_path: Path) -> None:
     assert len(faces) == 2
     page.wait_for_selector("[data-testid=face] >> nth=1")
     shown = page.locator("[data-testid=age]").all_inner_texts()
-    assert shown == [str(js_round(face["age"])) for face in faces]
-    # One box and one label per face over the photo, and five group bars per face.
+    assert shown == [str(js_round(face["age"])) for face in faces] == [str(f["age_years"]) for f in faces]
+    # One box and one label (number, age, badge) per face over the photo, and five group bars per face.
     assert page.locator("#overlay rect").count() == 2
     labels = page.locator("#overlay text").all_text_contents()
-    assert labels == [f"{i + 1}: {js_round(f['age'])}" for i, f in enumerate(faces)]
+    decisions = [d["decision"].upper() for d in response.json()["screening"]["faces"]]
+    assert labels == [f"{f['face']}: {f['age_years']}{d}" for f, d in zip(faces, decisions)]
     assert page.locator(".groups tr").count() == 10
     assert "2 faces found" in page.inner_text("[data-testid=message]")
     wait_until(page, "#photo", "img => img.complete && img.naturalWidth > 0")
@@ -100,9 +102,9 @@ def test_two_faces_show_both_ages(page, tmp_path: Path) -> None:
 
 
 def test_no_face_and_not_an_image_get_messages(page, tmp_path: Path) -> None:
-    assert upload(page, NO_FACES / "114740.jpg").status == 422
+    assert upload(page, NO_FACES / "114740.jpg").status == 200  # an answer: no face, so refer
     expect(page.locator("[data-testid=message]")).to_contain_text("No face found")
-    assert page.locator("[data-testid=result]").is_hidden()
+    assert page.locator("[data-testid=face]").count() == 0
 
     text = tmp_path / "notes.jpg"
     text.write_text("not a photo")
@@ -115,9 +117,9 @@ def test_camera_capture_is_sent(page) -> None:
     pattern holds no face, so the answer is the no-face message)."""
     page.click("#camera-open")
     wait_until(page, "#video", "video => video.videoWidth > 0")
-    with page.expect_response("**/api/v1/predict") as answer:
+    with page.expect_response("**/api/v1/check") as answer:
         page.click("#camera-shoot")
-    assert answer.value.status == 422  # the test pattern has no face
+    assert answer.value.status == 200 and answer.value.json()["faces"] == []  # the test pattern has no face
     assert answer.value.request.headers["content-type"].startswith("multipart/form-data")
     assert page.locator("#camera").is_hidden()
     expect(page.locator("[data-testid=message]")).to_contain_text("No face found")

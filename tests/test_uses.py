@@ -198,7 +198,11 @@ def test_gap_is_unusual_only_beyond_the_models_own_error(estimate: float, stated
         assert (gap.unusual, gap.looks, gap.typical_error, gap.unusual_above) == (unusual, looks, 4.5, 9.0)
         assert not DIAGNOSTIC.search(gap.message), gap.message
         if unusual and context == "self":
-            assert f"looks {looks} than stated by more than the model usually errs" in gap.message.lower()
+            assert gap.message.startswith(f"Looks {looks} than stated: the estimate is")
+            assert "more than the model's own error explains" in gap.message
+        if not unusual and context == "self":  # both halves of the sentence agree (issue 12)
+            assert gap.message.startswith("Within the model's usual error of the stated age")
+            assert "explains" in gap.message and "older than" not in gap.message
         if context == "profile":
             assert "photo" in gap.message or "stated age" in gap.message
 
@@ -370,7 +374,8 @@ def test_screen_endpoint(server: str, tmp_path: Path) -> None:
     assert body["policy"] == {"min_age": 18, "buffer": 7, "threshold": 25, "basis": "estimate",
                               "max_minor_risk": 0.025}
     assert len(body["faces"]) == 2
-    assert set(body["faces"][0]) == {"face", "box", "age", "age_interval", "decision"}
+    assert set(body["faces"][0]) == {"face", "box", "age", "age_years", "age_interval", "decision", "reason"}
+    assert [f["face"] for f in body["faces"]] == [1, 2]
     expected = "pass" if all(f["decision"] == "pass" for f in body["faces"]) else "refer"
     assert body["decision"] == expected
     assert all((f["age"] >= 25) == (f["decision"] == "pass") for f in body["faces"])
@@ -471,8 +476,8 @@ def page(server: str):
         browser.close()
 
 
-def upload_and_wait(page, path: Path, last: str):
-    with page.expect_response(f"**/api/v1/{last}") as answer:
+def upload_and_wait(page, path: Path):
+    with page.expect_response("**/api/v1/check") as answer:
         page.set_input_files("[data-testid=file]", str(path))
     return answer.value.json()
 
@@ -483,28 +488,29 @@ def upload_and_wait(page, path: Path, last: str):
 def test_page_shows_the_age_check_and_your_age(page, estimator: AgeEstimator, tmp_path: Path) -> None:
     estimate = estimator.predict(ONE_FACE)[0].age
     page.fill("[data-testid=your-age]", "3")
-    gap = upload_and_wait(page, ONE_FACE, "gap")
+    gap = upload_and_wait(page, ONE_FACE)["gap"]
     page.wait_for_selector("[data-testid=gap]:not([hidden])")
     screening = page.inner_text("[data-testid=screening]")
     assert screening.startswith("PASS" if estimate >= 25 else "REFER") and "25" in screening
     text = page.inner_text("[data-testid=gap]")
     assert f"Estimated {math.floor(estimate + 0.5)}, stated 3" in text and gap["message"] in text
-    assert gap["unusual"] and "more than the model usually errs" in text and not DIAGNOSTIC.search(gap["message"])
+    assert gap["unusual"] and "more than the model's own error explains" in text
+    assert not DIAGNOSTIC.search(gap["message"])
 
     # A stricter policy re-runs the check on the same photo: nobody looks 90.
-    with page.expect_response("**/api/v1/screen"):
+    with page.expect_response("**/api/v1/check"):
         page.fill("#buffer", "72")
         page.dispatch_event("#buffer", "change")
     sync_api.expect(page.locator("[data-testid=screening]")).to_have_text(re.compile("^REFER"))
     assert page.inner_text("#threshold") == "90"
 
-    # No face: the predict answer is an error, the age check still refers; no age to compare.
-    upload_and_wait(page, NO_FACE, "gap")
+    # No face: the age check still refers; no age to compare.
+    upload_and_wait(page, NO_FACE)
     sync_api.expect(page.locator("[data-testid=screening]")).to_contain_text("No face found")
-    assert "no face found" in page.inner_text("[data-testid=gap]").lower()
+    assert page.locator("[data-testid=gap]").is_hidden()
 
-    # Not an image: neither check runs.
-    with page.expect_response("**/api/v1/predict"):
+    # Not an image: neither check shows.
+    with page.expect_response("**/api/v1/check"):
         page.set_input_files("[data-testid=file]", str(corrupt_jpeg(tmp_path / "corrupt.jpg")))
     page.wait_for_selector("[data-testid=screening]", state="hidden")
     assert page.errors == []  # type: ignore[attr-defined]

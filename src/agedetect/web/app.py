@@ -30,7 +30,7 @@ from agedetect import __version__
 from agedetect.errors import AgeDetectError
 from agedetect.files import default_workers
 from agedetect.inference import AgeEstimator
-from agedetect.web.errors import error_response, handle_error
+from agedetect.web.errors import InvalidFields, error_response, handle_error
 from agedetect.web.routes import STATIC, router
 from agedetect.web.service import PredictionService
 from agedetect.web.uses_routes import router as uses_router
@@ -120,10 +120,10 @@ def create_app(
         ),
         lifespan=lifespan,
     )
-    for kind in (AgeDetectError, RequestValidationError, HTTPException, Exception):
+    for kind in (AgeDetectError, RequestValidationError, HTTPException, InvalidFields, Exception):
         app.add_exception_handler(kind, handle_error)
     app.include_router(router)
-    app.include_router(uses_router)  # /api/v1/screen, /api/v1/gap
+    app.include_router(uses_router)  # /api/v1/screen, /api/v1/gap, /api/v1/check (the page's one request)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(PrivacyMiddleware, max_body_bytes=body_limit, body_timeout_s=settings.body_timeout_s,
                        max_requests=settings.max_requests)

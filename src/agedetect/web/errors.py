@@ -9,7 +9,9 @@ error                       status  code
 ImageTooLargeError          413     too_large
 UnreadableImageError        415     unsupported_image
 NoFaceError                 422     no_face
-request validation error    422     invalid_request
+NoSuchFaceError             422     no_such_face
+request validation error    422     invalid_request (with ``fields``)
+InvalidFields               422     invalid_request (with ``fields``)
 a request body that stalls  408     timeout
 ModelError                  503     model_unavailable
 more requests than allowed  503     busy (from the app's middleware)
@@ -27,7 +29,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from agedetect.errors import AgeDetectError, ImageTooLargeError, ModelError, NoFaceError, UnreadableImageError
+from agedetect.errors import (
+    AgeDetectError,
+    ImageTooLargeError,
+    ModelError,
+    NoFaceError,
+    NoSuchFaceError,
+    UnreadableImageError,
+)
 from agedetect.web.schemas import ErrorResponse
 
 logger = logging.getLogger("agedetect.web")
@@ -37,6 +46,7 @@ DOMAIN_ERRORS: tuple[tuple[type[AgeDetectError], int, str], ...] = (
     (ImageTooLargeError, 413, "too_large"),
     (UnreadableImageError, 415, "unsupported_image"),
     (NoFaceError, 422, "no_face"),
+    (NoSuchFaceError, 422, "no_such_face"),
     (ModelError, 503, "model_unavailable"),
     (AgeDetectError, 400, "bad_input"),
 )
@@ -60,11 +70,31 @@ UPLOAD_ERROR_RESPONSES: dict[int | str, dict] = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        ErrorResponse.model_validate({"error": {"code": code, "message": message}}).model_dump(),
-        status_code=status,
-    )
+#: What people call each form field, for messages in plain sentences.
+FIELD_NAMES = {
+    "image": "The photo",
+    "min_age": "The legal age",
+    "buffer": "The buffer",
+    "basis": "The basis",
+    "max_risk": "The risk cap",
+    "age": "Your age",
+    "context": "The question",
+    "face": "The face number",
+}
+
+
+class InvalidFields(Exception):
+    """Form fields that are each valid but not together (e.g. legal age + buffer over 100):
+    answered as a validation error, field by field."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(fields.values()))
+        self.fields = fields
+
+
+def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "fields": fields}}
+    return JSONResponse(ErrorResponse.model_validate(body).model_dump(exclude_none=True), status_code=status)
 
 
 async def handle_error(request: Request, error: Exception) -> JSONResponse:
@@ -74,7 +104,10 @@ async def handle_error(request: Request, error: Exception) -> JSONResponse:
             if isinstance(error, kind):
                 return error_response(status, code, str(error))
     if isinstance(error, RequestValidationError):
-        return error_response(422, "invalid_request", _describe_validation(error))
+        fields = describe_validation(error.errors())
+        return error_response(422, "invalid_request", " ".join(fields.values()) or "Invalid request.", fields)
+    if isinstance(error, InvalidFields):
+        return error_response(422, "invalid_request", str(error), error.fields)
     if isinstance(error, HTTPException):
         code = _HTTP_CODES.get(error.status_code, "http_error")
         response = error_response(error.status_code, code, str(error.detail))
@@ -86,13 +119,34 @@ async def handle_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "the server failed on this request; it has been logged")
 
 
-def _describe_validation(error: RequestValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        location = [str(part) for part in item.get("loc", ()) if part != "body"]
+def describe_validation(errors: list[dict]) -> dict[str, str]:
+    """Each invalid field with what was wrong, in a plain sentence.
+
+    >>> describe_validation([{"loc": ("body", "age"), "type": "greater_than_equal", "ctx": {"ge": 0}},
+    ...                      {"loc": ("body", "buffer"), "type": "int_parsing"}])
+    {'age': 'Your age must be at least 0.', 'buffer': 'The buffer must be a whole number.'}
+    """
+    fields: dict[str, str] = {}
+    for item in errors:
+        location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query")]
         field = ".".join(location) or "request"
-        if item.get("type") == "missing":
-            parts.append(f"missing form field {field!r}: send the photo as multipart/form-data field 'image'")
+        name = FIELD_NAMES.get(field, f"The field {field!r}")
+        kind, ctx = item.get("type", ""), item.get("ctx") or {}
+        if kind == "missing" and field == "image":
+            text = "No photo arrived: send it as the multipart/form-data file field 'image'."
+        elif kind == "missing":
+            text = f"{name} is missing."
+        elif kind in ("int_parsing", "int_from_float", "int_type"):
+            text = f"{name} must be a whole number."
+        elif kind in ("float_parsing", "float_type"):
+            text = f"{name} must be a number."
+        elif kind in ("greater_than_equal", "greater_than"):
+            text = f"{name} must be at least {ctx.get('ge', ctx.get('gt'))}."
+        elif kind in ("less_than_equal", "less_than"):
+            text = f"{name} must be at most {ctx.get('le', ctx.get('lt'))}."
+        elif kind == "literal_error":
+            text = f"{name} must be one of {ctx.get('expected', 'the listed values')}."
         else:
-            parts.append(f"{field}: {item.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
+            text = f"{name} is not valid."
+        fields.setdefault(field, text)
+    return fields

@@ -74,5 +74,5 @@ async def predict(image: ImageUpload, service: Service) -> PredictResponse:
             "roughly frontal and at least 24 pixels wide"
         )
     return PredictResponse(
-        faces=[FaceResult.of(face) for face in analysis.faces], width=analysis.width, height=analysis.height
+        faces=[FaceResult.of(face, number) for number, face in enumerate(analysis.faces, start=1)], width=analysis.width, height=analysis.height
     )

@@ -13,23 +13,25 @@ from agedetect.inference import FacePrediction
 class FaceResult(BaseModel):
     """One face and its estimated age."""
 
+    face: int = Field(description="the face's number: 1 is the largest, as in every agedetect output")
     box: tuple[float, float, float, float] = Field(
         description="x1, y1, x2, y2 in pixels of the upright image (after EXIF rotation)"
     )
     score: float = Field(description="detector confidence that this is a face, 0..1")
-    age: float = Field(description="estimated age in years (the mean of the model's distribution)")
+    age: float = Field(description="estimated age in years: the median of the model's age distribution")
+    age_years: int = Field(description="the estimate in whole years, as shown to people (age rounded, halves up)")
     age_interval: tuple[float, float] = Field(
         description="low, high: whole years holding the central 80% of the model's distribution"
     )
-    age_group: str = Field(description="the age group the estimate falls in")
+    age_group: str = Field(description="the age group age_years falls in")
     group_probabilities: dict[str, float] = Field(description="each age group's probability, in age order")
     landmarks: dict[str, tuple[float, float]] = Field(
         description=f"(x, y) of {', '.join(LANDMARK_NAMES)}; left/right as seen in the image"
     )
 
     @classmethod
-    def of(cls, prediction: FacePrediction) -> "FaceResult":
-        return cls.model_validate(prediction.to_dict())
+    def of(cls, prediction: FacePrediction, number: int) -> "FaceResult":
+        return cls.model_validate({"face": number} | prediction.to_dict())
 
 
 class PredictResponse(BaseModel):
@@ -43,6 +45,8 @@ class PredictResponse(BaseModel):
 class ErrorDetail(BaseModel):
     code: str = Field(description="stable machine-readable reason, e.g. no_face, too_large, unsupported_image")
     message: str = Field(description="what was wrong and what to do, for people")
+    fields: dict[str, str] | None = Field(
+        default=None, description="invalid_request: each form field that was wrong, with what was wrong with it")
 
 
 class ErrorResponse(BaseModel):

@@ -1,17 +1,21 @@
-// agedetect page: send one photo to /api/v1/predict and draw what comes back.
+// agedetect page: send one photo, with the age-check fields, to /api/v1/check and show
+// what comes back: every face with its age, its PASS/REFER badge and its box, the age
+// check for the photo, the age gap, and downloads of the answer made in the browser.
 // Plain DOM, no framework and no build step. Text from the server is set with
 // textContent only, never as HTML.
-"use strict";
+import { clearChecks, onFieldsChange, readFields, showChecks, showFieldErrors } from "./uses.js";
 
-const COLORS = ["#e4572e", "#17bebb", "#ffc914", "#76b041", "#a86ad8", "#2e86de"];
+export const COLORS = ["#e4572e", "#17bebb", "#ffc914", "#76b041", "#a86ad8", "#2e86de"];
+const BADGE = { pass: { text: "PASS", color: "#1a7f37" }, refer: { text: "REFER", color: "#b54708" } };
 const MESSAGES = {
   no_face: "No face found in this photo. Try one where a face is clearly visible and roughly frontal.",
   unsupported_image: "This file is not an image agedetect can read. Use a JPEG, PNG, WebP, BMP, TIFF or GIF photo.",
   too_large: "This photo is too large.",
-  invalid_request: "The photo did not arrive. Please try again.",
+  invalid_request: "Please correct the highlighted field.",
 };
 
-const state = { model: null, objectUrl: null, busy: false };
+// The photo on screen and the answer for it; ``run`` drops answers to an older request.
+const state = { model: null, file: null, objectUrl: null, answer: null, run: 0, controller: null };
 const $ = (id) => document.getElementById(id);
 
 function showMessage(text, kind = "info") {
@@ -32,8 +36,27 @@ async function loadModelInfo() {
   }
 }
 
-async function send(file) {
-  if (state.busy) return;
+// ---------------------------------------------------------------- one photo, one request
+
+/** Clear every earlier result: photo, faces, boxes, verdicts, downloads. */
+function clearAnswer() {
+  state.run++;
+  if (state.controller) state.controller.abort();
+  state.answer = null;
+  clearChecks();
+  $("result").hidden = true;
+  $("faces").replaceChildren();
+  $("overlay").replaceChildren();
+  $("downloads").hidden = true;
+  $("photo").removeAttribute("src");
+  if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
+  state.objectUrl = null;
+}
+
+/** A new photo: clear what was shown, refuse what the server would refuse, then check it. */
+function choose(file) {
+  clearAnswer();
+  state.file = null;
   if (state.model && file.size > state.model.max_upload_bytes) {
     showMessage(`${MESSAGES.too_large} The limit is ${Math.floor(state.model.max_upload_bytes / 1e6)} MB; ` +
       `this file is ${(file.size / 1e6).toFixed(1)} MB.`, "error");
@@ -43,46 +66,103 @@ async function send(file) {
     showMessage(MESSAGES.unsupported_image, "error");
     return;
   }
-  state.busy = true;
-  document.body.classList.add("busy");
-  showMessage("Looking for faces…");
+  state.file = file;
+  state.objectUrl = URL.createObjectURL(file);
+  $("photo").src = state.objectUrl;  // shown at once, whatever the answer: the user sees what was sent
+  $("result").hidden = false;
+  check();
+}
+
+/** Send the current photo with the current fields (again after a field changes). */
+async function check() {
+  const file = state.file;
+  if (!file) {
+    readFields();  // still show the fields' own errors
+    return;
+  }
+  const run = ++state.run;
+  if (state.controller) state.controller.abort();
+  clearChecks();
+  const fields = readFields();
+  if (!fields) {
+    // The faces do not depend on the fields, but their badges do: drop the stale ones.
+    showFaces(null);
+    showMessage(MESSAGES.invalid_request, "error");
+    return;
+  }
   const form = new FormData();
   // A neutral name: the photo's own file name never leaves the browser.
   form.append("image", file, "photo");
+  for (const [key, value] of Object.entries(fields)) form.append(key, value);
+  state.controller = new AbortController();
+  document.body.classList.add("busy");
+  showMessage("Looking for faces…");
+  let answer;
+  let body = null;
   try {
-    const answer = await fetch("/api/v1/predict", { method: "POST", body: form });
-    const body = await answer.json().catch(() => null);
-    if (answer.ok && body) {
-      show(file, body);
-      const n = body.faces.length;
-      showMessage(`${n} face${n === 1 ? "" : "s"} found.`, "ok");
-    } else {
-      const code = body && body.error ? body.error.code : "";
-      const detail = body && body.error ? body.error.message : `The server answered ${answer.status}.`;
-      hideResult();
-      showMessage(code === "too_large" ? `${MESSAGES.too_large} ${detail}` : (MESSAGES[code] || detail), "error");
+    answer = await fetch("/api/v1/check", { method: "POST", body: form, signal: state.controller.signal });
+    body = await answer.json().catch(() => null);
+  } catch (error) {
+    if (run === state.run) {
+      document.body.classList.remove("busy");
+      showMessage("Could not reach the server. Is it still running?", "error");
     }
-    // uses.js runs the age check and age gap on every photo the server could read.
-    document.dispatchEvent(new CustomEvent("agedetect:photo", { detail: { file, readable: answer.ok || (body && body.error && body.error.code === "no_face") } }));
-  } catch (_) {
-    showMessage("Could not reach the server. Is it still running?", "error");
-  } finally {
-    state.busy = false;
-    document.body.classList.remove("busy");
+    return;
+  }
+  if (run !== state.run) return;  // a newer photo or field change took over
+  document.body.classList.remove("busy");
+  if (answer.ok && body) {
+    state.answer = body;
+    showAnswer(body);
+    bringIntoView();
+    return;
+  }
+  const error = body && body.error ? body.error : { code: "", message: `The server answered ${answer.status}.` };
+  if (error.code === "invalid_request" && error.fields) {
+    showFieldErrors(error.fields);
+    showFaces(null);
+    showMessage(MESSAGES.invalid_request, "error");
+    return;
+  }
+  clearAnswer();  // the server could not use the photo: nothing of it stays on screen
+  state.file = null;
+  showMessage(error.code === "too_large" ? `${MESSAGES.too_large} ${error.message}` : (MESSAGES[error.code] || error.message), "error");
+}
+
+function showAnswer(body) {
+  const n = body.faces.length;
+  showFaces(body);
+  showChecks(body);
+  $("downloads").hidden = false;
+  if (n === 0) showMessage(MESSAGES.no_face, "error");
+  else showMessage(`${n} face${n === 1 ? "" : "s"} found.`, "ok");
+}
+
+/** On a narrow screen the answer starts below the form: scroll it into view. */
+function bringIntoView() {
+  const answer = $("answer");
+  const top = answer.getBoundingClientRect().top;
+  if (top < 0 || top > window.innerHeight * 0.5) {
+    const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    answer.scrollIntoView({ block: "start", behavior: smooth ? "smooth" : "auto" });
   }
 }
 
-function hideResult() {
-  $("result").hidden = true;
+// ---------------------------------------------------------------- faces, boxes and badges
+
+/** Each face's screening decision, by face number. */
+function decisions(body) {
+  return new Map(body.screening.faces.map((d) => [d.face, d]));
 }
 
-function show(file, body) {
-  if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
-  state.objectUrl = URL.createObjectURL(file);
-  $("photo").src = state.objectUrl;
-  drawBoxes(body);
-  listFaces(body.faces);
-  $("result").hidden = false;
+/** Draw the answer's faces (or, with ``null``, remove their boxes and badges). */
+function showFaces(body) {
+  $("overlay").replaceChildren();
+  $("faces").replaceChildren();
+  if (!body) return;
+  const decided = decisions(body);
+  drawBoxes($("overlay"), body, decided);
+  listFaces(body.faces, decided);
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -93,52 +173,73 @@ function svgElement(name, attributes) {
   return element;
 }
 
-function drawBoxes(body) {
-  const overlay = $("overlay");
-  overlay.replaceChildren();
+/** The label over a face's box: its number, its age in whole years, its badge. */
+function boxLabel(face, decision) {
+  return { text: `${face.face}: ${face.age_years}`, badge: decision ? BADGE[decision.decision] : null };
+}
+
+function drawBoxes(overlay, body, decided) {
   overlay.setAttribute("viewBox", `0 0 ${body.width} ${body.height}`);
   const unit = Math.max(body.width, body.height) / 100;
-  body.faces.forEach((face, i) => {
+  for (const face of body.faces) {
     const [x1, y1, x2, y2] = face.box;
-    const color = COLORS[i % COLORS.length];
+    const color = COLORS[(face.face - 1) % COLORS.length];
     overlay.append(svgElement("rect", {
-      x: x1, y: y1, width: x2 - x1, height: y2 - y1,
+      x: x1, y: y1, width: x2 - x1, height: y2 - y1, "data-face": face.face,
       fill: "none", stroke: color, "stroke-width": Math.max(2, unit * 0.5),
     }));
     const size = Math.max(12, Math.min(unit * 4, (x2 - x1) * 0.35));
-    const text = `${i + 1}: ${Math.round(face.age)}`;
+    const { text, badge } = boxLabel(face, decided.get(face.face));
     const label = svgElement("text", {
       x: x1, y: Math.max(size, y1 - size * 0.25), "font-size": size, class: "box-label",
       fill: "#fff", stroke: color, "stroke-width": size * 0.25, "paint-order": "stroke",
     });
     label.textContent = text;
+    if (badge) {
+      const mark = svgElement("tspan", { stroke: badge.color, dx: size * 0.3, class: "box-badge" });
+      mark.textContent = badge.text;
+      label.append(mark);
+    }
     overlay.append(label);
-  });
+    // Keep the label inside the photo (a face at its right edge).
+    const width = label.getComputedTextLength();
+    if (x1 + width > body.width) label.setAttribute("x", Math.max(0, body.width - width));
+  }
 }
 
-function listFaces(faces) {
+function listFaces(faces, decided) {
   const list = $("faces");
-  list.replaceChildren();
-  faces.forEach((face, i) => {
+  for (const face of faces) {
     const item = document.createElement("li");
     item.className = "face";
     item.dataset.testid = "face";
-    item.style.setProperty("--face-color", COLORS[i % COLORS.length]);
+    item.style.setProperty("--face-color", COLORS[(face.face - 1) % COLORS.length]);
 
     const title = document.createElement("h2");
-    const [low, high] = face.age_interval;
-    title.append(`Face ${i + 1}: `);
+    title.append(`Face ${face.face}: `);
     const age = document.createElement("span");
     age.className = "age";
     age.dataset.testid = "age";
-    age.textContent = `${Math.round(face.age)}`;
+    age.textContent = `${face.age_years}`;
     title.append(age, " years");
+    const decision = decided.get(face.face);
+    const parts = [title];
+    if (decision) {
+      const badge = document.createElement("p");
+      badge.className = `badge ${decision.decision}`;
+      badge.dataset.testid = "badge";
+      const word = document.createElement("strong");
+      word.textContent = BADGE[decision.decision].text;
+      badge.append(word, ` ${decision.reason}`);
+      parts.push(badge);
+    }
+    const [low, high] = face.age_interval;
     const range = document.createElement("p");
     range.className = "range";
     range.textContent = `80% sure: between ${Math.round(low)} and ${Math.round(high)} · group ${face.age_group}`;
-    item.append(title, range, groupBars(face));
+    item.append(...parts, range, groupBars(face));
     list.append(item);
-  });
+  }
 }
 
 function groupBars(face) {
@@ -167,6 +268,62 @@ function groupBars(face) {
   return table;
 }
 
+// ---------------------------------------------------------------- downloads, made here
+
+function save(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+function downloadJson() {
+  if (!state.answer) return;
+  save(new Blob([JSON.stringify(state.answer, null, 2)], { type: "application/json" }), "agedetect.json");
+}
+
+/** The photo at full size with each face's box, number, age and badge, as a PNG. */
+function downloadPhoto() {
+  const body = state.answer;
+  const photo = $("photo");
+  if (!body || !photo.complete || !photo.naturalWidth) return;
+  const canvas = document.createElement("canvas");
+  canvas.width = body.width;
+  canvas.height = body.height;
+  const context = canvas.getContext("2d");
+  context.drawImage(photo, 0, 0, body.width, body.height);
+  const unit = Math.max(body.width, body.height) / 100;
+  const decided = decisions(body);
+  for (const face of body.faces) {
+    const [x1, y1, x2, y2] = face.box;
+    const color = COLORS[(face.face - 1) % COLORS.length];
+    context.lineWidth = Math.max(2, unit * 0.5);
+    context.strokeStyle = color;
+    context.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const size = Math.max(12, Math.min(unit * 4, (x2 - x1) * 0.35));
+    const { text, badge } = boxLabel(face, decided.get(face.face));
+    context.font = `700 ${size}px system-ui, sans-serif`;
+    context.lineJoin = "round";
+    context.lineWidth = size * 0.25;
+    const y = Math.max(size, y1 - size * 0.25);
+    const parts = [[text, color], badge ? [` ${badge.text}`, badge.color] : null].filter(Boolean);
+    const width = parts.reduce((sum, [part]) => sum + context.measureText(part).width + size * 0.3, 0);
+    let x = Math.max(0, Math.min(x1, body.width - width));
+    for (const [part, stroke] of parts) {
+      context.strokeStyle = stroke;
+      context.strokeText(part, x, y);
+      context.fillStyle = "#fff";
+      context.fillText(part, x, y);
+      x += context.measureText(part).width + size * 0.3;
+    }
+  }
+  canvas.toBlob((blob) => { if (blob) save(blob, "agedetect.png"); }, "image/png");
+}
+
 // ---------------------------------------------------------------- picking a photo
 
 function firstFile(list) {
@@ -174,19 +331,14 @@ function firstFile(list) {
 }
 
 function setUpPicking() {
-  const input = $("file");
-  input.addEventListener("change", () => {
-    const file = firstFile(input.files);
-    if (file) send(file);
-    input.value = "";  // choosing the same file again still triggers
-  });
-  const capture = $("capture");
-  capture.addEventListener("change", () => {
-    const file = firstFile(capture.files);
-    if (file) send(file);
-    capture.value = "";
-  });
-
+  for (const id of ["file", "capture"]) {
+    const input = $(id);
+    input.addEventListener("change", () => {
+      const file = firstFile(input.files);
+      if (file) choose(file);
+      input.value = "";  // choosing the same file again still triggers
+    });
+  }
   const drop = $("drop");
   for (const name of ["dragenter", "dragover"]) {
     drop.addEventListener(name, (event) => { event.preventDefault(); drop.classList.add("over"); });
@@ -197,12 +349,12 @@ function setUpPicking() {
   drop.addEventListener("drop", (event) => {
     event.preventDefault();
     const file = firstFile(event.dataTransfer && event.dataTransfer.files);
-    if (file) send(file);
+    if (file) choose(file);
   });
   // A pasted screenshot or copied image works too.
   window.addEventListener("paste", (event) => {
     const file = firstFile(event.clipboardData && event.clipboardData.files);
-    if (file) send(file);
+    if (file) choose(file);
   });
 }
 
@@ -251,12 +403,15 @@ function shoot() {
   canvas.getContext("2d").drawImage(video, 0, 0);
   closeCamera();
   canvas.toBlob((blob) => {
-    if (blob) send(new File([blob], "camera.jpg", { type: "image/jpeg" }));
+    if (blob) choose(new File([blob], "camera.jpg", { type: "image/jpeg" }));
   }, "image/jpeg", 0.92);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  setUpPicking();
-  setUpCamera();
-  loadModelInfo();
-});
+// Modules run after the document is parsed.
+setUpPicking();
+setUpCamera();
+onFieldsChange(check);
+readFields();
+$("download-json").addEventListener("click", downloadJson);
+$("download-photo").addEventListener("click", downloadPhoto);
+loadModelInfo();
