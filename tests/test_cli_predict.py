@@ -18,7 +18,9 @@ from agedetect.files import find_images
 
 from shared_data import CHIPS, NO_FACES, PEOPLE, SHARED, needs_chips, needs_photos  # noqa: E402,F401
 
-KEYS = {"file", "face", "box", "age", "age_interval", "age_group", "error"}
+# What the web API carries for a face, with the file and the face's number.
+KEYS = {"file", "face", "box", "score", "age", "age_years", "age_interval", "age_group", "group_probabilities",
+        "landmarks", "error"}
 
 
 def small_copy(source: Path, target: Path, side: int = 900) -> None:
@@ -60,16 +62,18 @@ def test_json_has_a_row_per_face_and_per_failed_file(folder: Path) -> None:
         by_file.setdefault(Path(row["file"]).name, []).append(row)
     assert set(by_file) == {"couple.jpg", "portrait.jpg", "scene.jpg", "truncated.jpg", "notes.jpg"}
     couple = by_file["couple.jpg"]
-    assert [r["face"] for r in couple] == [0, 1] and all(r["error"] is None for r in couple)
+    assert [r["face"] for r in couple] == [1, 2] and all(r["error"] is None for r in couple)
     for row in couple + by_file["portrait.jpg"]:
         low, high = row["age_interval"]
         assert low <= row["age"] <= high and len(row["box"]) == 4 and row["age_group"]
+        assert 0 < row["score"] <= 1 and len(row["landmarks"]) == 5
+        assert sum(row["group_probabilities"].values()) == pytest.approx(1, abs=1e-3)
     assert by_file["scene.jpg"] == [dict.fromkeys(KEYS) | {"file": str(folder / "scene.jpg"), "error": "no face found"}]
     assert "corrupt or truncated" in by_file["truncated.jpg"][0]["error"]
     assert "not an image format" in by_file["notes.jpg"][0]["error"]
     assert by_file["notes.jpg"][0]["age"] is None
     # Counts reconcile on stderr: 5 images, 2 with faces.
-    assert "5 images: 2 with faces (3 faces), 3 without" in result.stderr
+    assert "5 images: 2 with faces (3 faces), 1 without a face, 2 could not be read" in result.stderr
 
 
 @needs_photos
@@ -85,15 +89,18 @@ def test_csv_and_table(folder: Path) -> None:
     result = run(str(folder / "couple.jpg"), str(folder / "scene.jpg"), "--format", "csv", "-w", "1")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == ["file", "face", "x1", "y1", "x2", "y2", "age", "age_low", "age_high", "age_group", "error"]
+    groups = ["0-20", "21-26", "27-35", "36-50", "51+"]
+    assert list(rows[0]) == ["file", "face", "x1", "y1", "x2", "y2", "score", "age", "age_years", "age_low",
+                             "age_high", "age_group", "error", *(f"p_{g}" for g in groups)]
     assert [(Path(r["file"]).name, r["face"], r["error"]) for r in rows] == [
-        ("couple.jpg", "0", ""), ("couple.jpg", "1", ""), ("scene.jpg", "", "no face found")]
+        ("couple.jpg", "1", ""), ("couple.jpg", "2", ""), ("scene.jpg", "", "no face found")]
     assert float(rows[0]["age_low"]) <= float(rows[0]["age"]) <= float(rows[0]["age_high"])
+    assert sum(float(rows[0][f"p_{g}"]) for g in groups) == pytest.approx(1, abs=1e-3) and rows[2]["p_51+"] == ""
 
     table = run(str(folder / "couple.jpg"), "-w", "1")
     assert table.exit_code == 0
-    ages = [f"{r['age']:.1f}" for r in json.loads(run(str(folder / "couple.jpg"), "-f", "json", "-w", "1").stdout)]
-    assert all(age in table.stdout for age in ages)
+    ages = [str(r["age_years"]) for r in json.loads(run(str(folder / "couple.jpg"), "-f", "json", "-w", "1").stdout)]
+    assert all(f" {age} " in table.stdout for age in ages)
 
 
 @needs_photos

@@ -57,8 +57,14 @@ class Scored:
 # --------------------------------------------------------------------------- inputs
 
 
+#: The failure reason of an image whose name carries no UTKFace label at all.
+UNLABELLED = "unlabelled"
+
+
 def samples_from_folder(folder: Path) -> list[Sample]:
-    """UTKFace-named images under ``folder`` (recursive); bad names become failures."""
+    """UTKFace-named images under ``folder`` (recursive); bad names become failures: an
+    image whose name is not a UTKFace name at all (no ``AGE_`` in front) is ``unlabelled``,
+    one that starts like a UTKFace name but breaks off keeps the parser's reason."""
     from agedetect.files import find_images
 
     samples = []
@@ -66,7 +72,8 @@ def samples_from_folder(folder: Path) -> list[Sample]:
         try:
             label = parse_utkface_name(path.name)
         except LabelError as error:
-            samples.append(Sample(path, error=error.reason))
+            unlabelled = error.reason == "malformed_name" and not path.name.split("_")[0].isdigit()
+            samples.append(Sample(path, error=UNLABELLED if unlabelled else error.reason))
             continue
         samples.append(Sample(path, label.age, label.gender, label.race, aligned=label.is_chip))
     return samples

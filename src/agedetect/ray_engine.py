@@ -91,6 +91,7 @@ class RunSummary:
         return {
             "images": self.files_seen,
             "processed": self.files_with_faces + self.files_without_face,
+            "with_faces": self.files_with_faces,
             "no_face_images": self.files_without_face,
             "faces": self.faces,
             "groups": self.groups,

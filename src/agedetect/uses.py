@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from agedetect.ages import decode_ages, whole_years
-from agedetect.batch import ProcessingError, failure_reason, predict_files  # noqa: F401  (ProcessingError: re-exported)
+from agedetect.batch import NO_FACE, NO_FACE_MESSAGE, ProcessingError, failure_reason, predict_files  # noqa: F401  (ProcessingError: re-exported)
 from agedetect.errors import AgeDetectError, ModelError, NoFaceError, NoSuchFaceError, UnreadableImageError  # noqa: F401  (UnreadableImageError: doctest)
 from agedetect.labels import AgeGroups
 
@@ -598,8 +598,9 @@ class AudienceFace:
 class Audience:
     """Faces per age group over many photos; every input is counted.
 
-    ``images`` (seen) = ``processed`` + ``failed``; a photo with no face is processed and
-    counted in ``no_face_images``. Two views of the group mix:
+    ``images`` (seen) = ``with_faces`` + ``no_face_images`` + ``failed``: a photo with no face
+    was read (``processed``) but is listed with the failures (reason ``no_face``), so that
+    every input without a face is named in one place. Two views of the group mix:
 
     - ``counts()``: faces by their most likely group (integers; they match faces.csv);
     - ``shares()``: each group's share estimated by summing every face's group
@@ -611,14 +612,16 @@ class Audience:
     >>> from agedetect.inference import FacePrediction
     >>> p = FacePrediction((0, 0, 9, 9), ((0, 0),) * 5, 1.0, 25.0, (20.0, 31.0), "0-29", {"0-29": 0.6, "30+": 0.4})
     >>> a.add("a.jpg", [p, p]); a.add("b.jpg", []); a.add("c.jpg", UnreadableImageError("c.jpg: corrupt"))
-    >>> a.to_dict()["groups"], a.to_dict()["shares"], a.images, a.failed_reasons()
-    ({'0-29': 2, '30+': 0}, {'0-29': 0.6, '30+': 0.4}, 3, {'unreadable_image': 1})
+    >>> a.to_dict()["groups"], a.to_dict()["shares"], a.images, a.with_faces, a.failed_reasons()
+    ({'0-29': 2, '30+': 0}, {'0-29': 0.6, '30+': 0.4}, 3, 1, {'unreadable_image': 1})
+    >>> a.without_faces()
+    [('b.jpg', 'no_face', 'no face found'), ('c.jpg', 'unreadable_image', 'c.jpg: corrupt')]
     """
 
     groups: AgeGroups
     faces: list[AudienceFace] = field(default_factory=list)
     processed: int = 0
-    no_face_images: int = 0
+    no_face_files: list[str] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (file, reason, detail)
 
     def add(self, file: str | Path, result: Sequence["FacePrediction"] | BaseException) -> None:
@@ -628,7 +631,7 @@ class Audience:
             return
         self.processed += 1
         if not result:
-            self.no_face_images += 1
+            self.no_face_files.append(str(file))
         for number, p in enumerate(result, start=1):
             self.faces.append(
                 AudienceFace(str(file), number, p.box, p.age, p.age_interval, p.age_group, dict(p.group_probabilities))
@@ -637,6 +640,18 @@ class Audience:
     @property
     def images(self) -> int:
         return self.processed + len(self.failures)
+
+    @property
+    def no_face_images(self) -> int:
+        return len(self.no_face_files)
+
+    @property
+    def with_faces(self) -> int:
+        return self.processed - self.no_face_images
+
+    def without_faces(self) -> list[tuple[str, str, str]]:
+        """Every input that gave no face, as failures.csv lists it: ``(file, reason, detail)``."""
+        return [(file, NO_FACE, NO_FACE_MESSAGE) for file in self.no_face_files] + self.failures
 
     @property
     def failed(self) -> int:
@@ -665,6 +680,7 @@ class Audience:
         return {
             "images": self.images,
             "processed": self.processed,
+            "with_faces": self.with_faces,
             "no_face_images": self.no_face_images,
             "faces": len(self.faces),
             "groups": self.counts(),
@@ -699,9 +715,10 @@ def total_variation(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.nda
     return float(0.5 * np.abs(p - q).sum())
 
 
-def write_audience_report(audience: Audience, out: str | Path) -> Path:
-    """Write ``faces.csv``, ``failures.csv``, ``groups.png`` and ``index.html`` into ``out``;
-    returns the page's path."""
+def write_audience_report(audience: Audience, out: str | Path, *, chart: bool = True) -> Path:
+    """Write ``faces.csv``, ``failures.csv`` (every input without a face: no face found, or
+    unreadable), ``groups.png`` (with ``chart``; it needs matplotlib) and ``index.html`` into
+    ``out``; returns the page's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = audience.groups.labels
@@ -717,10 +734,11 @@ def write_audience_report(audience: Audience, out: str | Path) -> Path:
     with open(out / "failures.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "reason", "detail"])
-        writer.writerows(audience.failures)
-    _plot_groups(audience, out / "groups.png")
+        writer.writerows(audience.without_faces())
+    if chart:
+        _plot_groups(audience, out / "groups.png")
     page = out / "index.html"
-    page.write_text(_audience_html(audience))
+    page.write_text(_audience_html(audience, chart))
     return page
 
 
@@ -742,7 +760,7 @@ def _plot_groups(audience: Audience, path: Path) -> None:
     ax.set_xticks(x, labels)
     ax.set_xlabel("age group")
     ax.set_ylabel("faces")
-    ax.set_title(f"{len(audience.faces)} faces in {audience.processed} photos")
+    ax.set_title(f"{len(audience.faces)} faces in {audience.with_faces} photos")
     ax.legend(fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -750,7 +768,7 @@ def _plot_groups(audience: Audience, path: Path) -> None:
     plt.close(fig)
 
 
-def _audience_html(audience: Audience) -> str:
+def _audience_html(audience: Audience, chart: bool = True) -> str:
     e = html.escape
     summary = audience.to_dict()
     shares = summary["shares"] or {}
@@ -758,38 +776,38 @@ def _audience_html(audience: Audience) -> str:
         f"<tr><td>{e(g)}</td><td>{n}</td><td>{shares.get(g, 0) * 100:.1f}%</td></tr>"
         for g, n in summary["groups"].items()
     )
-    reasons = "".join(f"<li>{e(r)}: {n}</li>" for r, n in summary["failed_reasons"].items()) or "<li>none</li>"
-    failures = "".join(f"<tr><td>{e(f)}</td><td>{e(r)}</td></tr>" for f, r, _ in audience.failures[:100])
-    more = f"<p>… and {audience.failed - 100} more in failures.csv</p>" if audience.failed > 100 else ""
+    without = audience.without_faces()
+    reasons = "".join(f"<li>{e(r)}: {n}</li>" for r, n in Counter(r for _, r, _ in without).items()) or "<li>none</li>"
+    failures = "".join(f"<tr><td>{e(f)}</td><td>{e(r)}</td></tr>" for f, r, _ in without[:100])
+    more = f"<p>… and {len(without) - 100} more in failures.csv</p>" if len(without) > 100 else ""
+    figure = ('<img src="groups.png" alt="faces per age group" width="650">' if chart else
+              "<p class=\"note\">No chart: drawing it needs matplotlib (pip install 'agedetect[report]').</p>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>agedetect audience</title>
 <style>body{{font:15px/1.45 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}}
 table{{border-collapse:collapse}}td,th{{padding:.25rem .8rem;border-bottom:1px solid #ddd;text-align:left}}
 .note{{color:#555;font-size:.9em}}</style></head><body>
 <h1>Audience by age group</h1>
-<p><b>{summary['faces']}</b> faces in <b>{summary['processed']}</b> of <b>{summary['images']}</b> images
+<p><b>{summary['faces']}</b> faces in <b>{summary['with_faces']}</b> of <b>{summary['images']}</b> images
 ({summary['no_face_images']} with no face, {summary['failed']} could not be read).</p>
-<img src="groups.png" alt="faces per age group" width="650">
+{figure}
 <table><tr><th>age group</th><th>faces (most likely group)</th><th>estimated share</th></tr>{rows}</table>
 <p class="note">Faces are counted by the group their estimated age falls in. The estimated share sums
 each face's probability of being in each group, which keeps the model's doubt about faces near a
 group's edge and comes closer to the true mix on held-back faces. Ages are estimates from photos,
 with an error of several years each: good for the mix of a crowd, not for any one person.</p>
-<h2>Inputs that failed</h2><ul>{reasons}</ul>
+<h2>Inputs without a face</h2><ul>{reasons}</ul>
 <table>{failures}</table>{more}
 <p class="note">Per face: faces.csv. Per failure: failures.csv.</p>
 </body></html>
 """
 
 
-def check_plotting() -> None:
-    """Fail before a long run, not after it, when the chart cannot be drawn."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise AgeDetectError(
-            "the audience chart needs matplotlib: pip install 'agedetect[report]'"
-        ) from None
+def can_plot() -> bool:
+    """Whether the audience chart can be drawn (matplotlib, from the ``report`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 # ============================================================================ the model

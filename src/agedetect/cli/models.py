@@ -16,18 +16,35 @@ def _need_training_extra() -> None:
     try:
         import torch  # noqa: F401
     except ModuleNotFoundError:
-        console.print("[bold red]error:[/] training needs PyTorch: pip install 'agedetect[train]'")
+        console.print("error: training needs PyTorch: pip install 'agedetect[train]'", style="bold red",
+                      markup=False, highlight=False)
         raise typer.Exit(2) from None
+
+
+def registered_models() -> list[tuple[str, str]]:
+    """``(name, first line of its docstring)`` of each architecture in agedetect.models.
+
+    Read from the module's source, not by importing it, so that listing works on the
+    serving install, which has no PyTorch: a function decorated ``@register_model`` is
+    what ``models.list_models()`` lists (tests/test_cli_models.py checks they agree)."""
+    import ast
+    import importlib.resources
+
+    source = importlib.resources.files("agedetect").joinpath("models.py").read_text(encoding="utf-8")
+    found = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and any(
+            isinstance(d, ast.Name) and d.id == "register_model" for d in node.decorator_list
+        ):
+            doc = (ast.get_docstring(node) or "").strip().splitlines()
+            found.append((node.name, doc[0] if doc else ""))
+    return sorted(found)
 
 
 @app.command("models")
 def models_command() -> None:
-    """List the registered model architectures."""
-    _need_training_extra()
-    from agedetect import models
-
-    for name in models.list_models():
-        doc = (models._REGISTRY[name].__doc__ or "").strip().splitlines()[0]
+    """List the registered model architectures (training them needs the train extra)."""
+    for name, doc in registered_models():
         typer.echo(f"{name:10s} {doc}")
 
 
@@ -80,7 +97,7 @@ def train_command(
                              body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
                              datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else None)
         best = train(config)
-        console.print(f"best checkpoint: {best}")
+        console.print(f"best checkpoint: {best}", markup=False, highlight=False)
 
 
 @app.command("export")
@@ -121,7 +138,8 @@ def export_command(
                 + ("" if found["met"] else f" (target {coverage:.0%} not reached)")
             )
         gap = verify_export(runs, out, mirror=mirror)
-        console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); max |PyTorch - ONNX| = {gap:.2e}")
+        console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); max |PyTorch - ONNX| = {gap:.2e}",
+                      markup=False, highlight=False)
 
 
 def _read_json(path: Path) -> dict:
@@ -148,10 +166,14 @@ def evaluate_command(
     min_age: Optional[int] = typer.Option(None, "--min-age", help="Also score an age-check policy: legal age."),
     buffer: int = typer.Option(7, "--buffer", help="Years above --min-age an estimate must reach to pass."),
 ) -> None:
-    """Score a model on labelled faces: MAE, CS@5, group accuracy, error by band/gender/group."""
+    """Score a model on labelled faces: MAE, CS@5, group accuracy, error by band/gender/group.
+
+    Labels come from UTKFace file names (AGE_GENDER_RACE_DATE.jpg), a prepared folder, or
+    --labels CSV; images without a label are counted as unlabelled, not scored."""
     from rich.progress import Progress
 
     from agedetect import evaluate as ev
+    from agedetect.errors import DataError
     from agedetect.inference import AgeEstimator
 
     with user_errors():
@@ -159,11 +181,18 @@ def evaluate_command(
             samples = ev.samples_from_csv(labels, aligned=aligned)
         elif data is None:
             raise typer.BadParameter("give a DATA folder or --labels CSV")
+        elif not data.exists():
+            raise DataError(f"{data}: no such file or folder")
         elif (data / "manifest.csv").exists():
             wanted = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
             samples = ev.samples_from_prepared(data, split, wanted)
         else:
             samples = ev.samples_from_folder(data)
+        if samples and all(s.error == ev.UNLABELLED for s in samples):
+            raise DataError(
+                f"{data}: none of its {len(samples)} images has an age label: evaluate reads ages from UTKFace "
+                "names (AGE_GENDER_RACE_DATE.jpg) or from --labels CSV (path,age); to estimate ages of "
+                "unlabelled photos use agedetect predict")
         estimator = AgeEstimator(model)
         with Progress(console=console, transient=True, disable=json_out and not console.is_terminal) as bar:
             task = bar.add_task("evaluating", total=len(samples))
@@ -172,7 +201,7 @@ def evaluate_command(
         metrics = ev.metrics_for(scored, groups, screening=(min_age, buffer) if min_age is not None else None)
         if report is not None:
             page = ev.write_report(scored, metrics, groups, report)
-            console.print(f"report: {page}")
+            console.print(f"report: {page}", markup=False, highlight=False)
         if json_out:
             print_json(metrics)
         else:
@@ -180,13 +209,24 @@ def evaluate_command(
 
 
 def _print_summary(metrics: dict) -> None:
+    """The figures on stdout; what could not be scored, and why, on stderr."""
     from rich.table import Table
+
+    from agedetect.cli.common import plain, results
 
     table = Table(title="evaluation", show_header=False)
     for key in ("n", "mae", "cs5", "group_accuracy", "interval_coverage", "failed"):
         table.add_row(key, str(metrics.get(key)))
-    console.print(table)
+    for reason, count in (metrics.get("failed_reasons") or {}).items():
+        table.add_row(plain(f"  {reason}"), str(count))
+    out = results()
+    out.print(table)
     bands = Table("age band", "n", "MAE", title="error by age band")
     for band, value in metrics["mae_by_age_band"].items():
         bands.add_row(band, str(value["n"]), f"{value['mae']:.2f}")
-    console.print(bands)
+    out.print(bands)
+    unlabelled = (metrics.get("failed_reasons") or {}).get("unlabelled")
+    if unlabelled:
+        console.print(f"{unlabelled} image{'s' * (unlabelled != 1)} had no age label in the name (UTKFace: "
+                      "AGE_GENDER_RACE_DATE.jpg) and were not scored; give labels with --labels CSV",
+                      markup=False, highlight=False)

@@ -17,9 +17,9 @@ from typing import Any, Optional
 
 import typer
 
-from agedetect.batch import CSV_COLUMNS, flat_row
+from agedetect.batch import NO_FACE_MESSAGE, csv_columns, flat_row
 from agedetect.cli import app
-from agedetect.cli.common import console, print_json, user_errors
+from agedetect.cli.common import console, plain, print_json, results, user_errors
 from agedetect.cli.engines import (
     ACTORS_HELP, ADDRESS_HELP, ENGINE_HELP, LIST_HELP, Engine, check_options, gather_inputs, run_on_ray, summary_line,
 )
@@ -55,10 +55,10 @@ def predict_command(
         None, "--out", "-o", help="--engine ray: folder for faces/ and failures/ (Parquet) and summary.json."
     ),
 ) -> None:
-    """Estimate the age of every face in the given images: one row per face.
+    """Estimate the age of every face in the given images: one row per face (face 1 is the largest).
 
-    With --engine ray the rows go to Parquet under --out and the counts are printed
-    (as JSON with --format json)."""
+    Exits 2 when no input could be read. With --engine ray the rows go to Parquet under
+    --out and the counts are printed (as JSON with --format json)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from agedetect.inference import AgeEstimator
@@ -77,10 +77,11 @@ def predict_command(
             console.print(summary_line(summary), markup=False, highlight=False)
             return
         # Load (and verify) the model once here: a bad model is one clear error, not one per worker.
-        AgeEstimator(model).load()
+        groups = AgeEstimator(model).load().groups
         targets = _annotation_targets([Path(i) for i in images], annotate) if annotate else [None] * len(images)
         if annotate:
             annotate.mkdir(parents=True, exist_ok=True)
+            _print_renamed(images, targets)
         if aligned:
             tasks: list[Any] = [
                 _Task(tuple(images[i : i + CHIPS_PER_TASK]), tuple(targets[i : i + CHIPS_PER_TASK]))
@@ -101,8 +102,9 @@ def predict_command(
                 rows.extend(task_rows)
                 progress.advance(bar, len(task.images))
 
-    _print_rows(rows, output)
-    _print_summary(rows, len(images), annotate)
+    _print_rows(rows, output, groups.labels)
+    if not _print_summary(rows, len(images), annotate):
+        raise typer.Exit(2)
 
 
 # ---------------------------------------------------------------------- workers
@@ -167,41 +169,51 @@ def _save(picture: Any, target: Path) -> Optional[str]:
 # ---------------------------------------------------------------------- rows
 
 
-def _print_rows(rows: list[dict], output: OutputFormat) -> None:
+def _print_rows(rows: list[dict], output: OutputFormat, group_labels: tuple[str, ...]) -> None:
     if output is OutputFormat.json:
         print_json(rows)
     elif output is OutputFormat.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(csv_columns(group_labels))
         for row in rows:
-            writer.writerow(["" if v is None else v for v in flat_row(row).values()])
+            writer.writerow(["" if v is None else v for v in flat_row(row, group_labels).values()])
     else:
-        from rich.console import Console
         from rich.table import Table
 
         table = Table("file", "face", "box", "age", "80% interval", "group", "error", show_edge=False)
         for row in rows:
             if row["error"] and row["age"] is None:
-                table.add_row(row["file"], "", "", "", "", "", f"[red]{row['error']}[/]")
+                table.add_row(plain(row["file"]), "", "", "", "", "", plain(row["error"], "red"))
                 continue
             box = " ".join(f"{v:.0f}" for v in row["box"]) if row["box"] else ""
             low, high = row["age_interval"]
-            table.add_row(row["file"], str(row["face"]), box, f"{row['age']:.1f}", f"{low:.0f}-{high:.0f}",
-                          row["age_group"], row["error"] or "")
-        out = Console()
-        if not out.is_terminal:  # piped into a file: don't squeeze the table to 80 columns
-            out = Console(width=200)
-        out.print(table)
+            table.add_row(plain(row["file"]), str(row["face"]), box, str(row["age_years"]), f"{low:.0f}-{high:.0f}",
+                          plain(row["age_group"]), plain(row["error"] or ""))
+        results().print(table)
 
 
-def _print_summary(rows: list[dict], images: int, annotate: Optional[Path]) -> None:
+def _print_summary(rows: list[dict], images: int, annotate: Optional[Path]) -> bool:
+    """The counts on stderr; whether any input could be read."""
     failed = {row["file"] for row in rows if row["age"] is None}
+    unreadable = {row["file"] for row in rows if row["age"] is None and row["error"] != NO_FACE_MESSAGE}
     faces = sum(1 for row in rows if row["age"] is not None)
     line = (f"{images} image{'s' * (images != 1)}: {images - len(failed)} with faces ({faces} "
-            f"face{'s' * (faces != 1)}), {len(failed)} without (no face found or unreadable)")
+            f"face{'s' * (faces != 1)}), {len(failed) - len(unreadable)} without a face, {len(unreadable)} "
+            "could not be read")
     if annotate:
         line += f"; annotated copies in {annotate}"
-    console.print(line, highlight=False)
+    console.print(line, markup=False, highlight=False)
+    if images and len(unreadable) == images:
+        console.print("error: no input could be read", style="bold red", markup=False, highlight=False)
+        return False
+    return True
+
+
+def _print_renamed(images: list[str], targets: list[Optional[Path]]) -> None:
+    """Say which annotated copy belongs to which input where names collided."""
+    for image, target in zip(images, targets):
+        if target is not None and target.name != f"{Path(image).stem}{target.suffix}":
+            console.print(f"annotated copy of {image} -> {target}", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------- annotation
@@ -225,25 +237,32 @@ def _annotation_targets(images: list[Path], folder: Path) -> list[Path]:
     return targets
 
 
+#: Each face's colour, by its number (face 1 the first): the page's palette (web/static/app.js).
+FACE_COLORS = ("#e4572e", "#17bebb", "#ffc914", "#76b041", "#a86ad8", "#2e86de")
+
+
 def draw_predictions(rgb: Any, predictions: list) -> Any:
-    """A copy of ``rgb`` (an RGB array) with each face's box and age drawn: a PIL image.
+    """A copy of ``rgb`` (an RGB array) with each face's box, number and age drawn in the
+    face's own colour, as the page draws them: a PIL image.
 
     Drawn after predicting, on a copy, so the model never sees the drawing.
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageColor, ImageDraw, ImageFont
 
     picture = Image.fromarray(rgb).copy()
     draw = ImageDraw.Draw(picture)
     unit = max(picture.size) / 100
-    for index, prediction in enumerate(predictions):
+    for number, prediction in enumerate(predictions, start=1):
+        colour = ImageColor.getrgb(FACE_COLORS[(number - 1) % len(FACE_COLORS)])
         x1, y1, x2, y2 = prediction.box
         low, high = prediction.age_interval
-        width = max(2, round(unit * 0.4))
-        draw.rectangle((x1, y1, x2, y2), outline=(228, 87, 46), width=width)
+        draw.rectangle((x1, y1, x2, y2), outline=colour, width=max(2, round(unit * 0.4)))
         size = max(12, round(min(unit * 3, (x2 - x1) * 0.3)))
         font = ImageFont.load_default(size=size)
-        label = f"{prediction.age:.0f} ({low:.0f}-{high:.0f})"
+        label = f"{number}: {prediction.age_years} ({low:.0f}-{high:.0f})"
+        width = draw.textlength(label, font=font)
+        left = max(0.0, min(x1, picture.width - width))  # inside the picture, for a face at its edge
         top = max(0, y1 - size * 1.3)
-        draw.text((x1, top), label, fill=(255, 255, 255), font=font, stroke_width=max(1, size // 8),
-                  stroke_fill=(228, 87, 46))
+        draw.text((left, top), label, fill=(255, 255, 255), font=font, stroke_width=max(1, size // 8),
+                  stroke_fill=colour)
     return picture

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from agedetect.cli import app
-from agedetect.cli.common import console, print_json, user_errors
+from agedetect.cli.common import EXIT_REFER, console, plain, print_json, results, user_errors
 from agedetect.cli.engines import (
     ACTORS_HELP, ADDRESS_HELP, ENGINE_HELP, LIST_HELP, Engine, check_options, gather_inputs, run_on_ray, summary_line,
 )
@@ -51,7 +51,8 @@ def screen_command(
 ) -> None:
     """Age check: pass if every face looks MIN_AGE + BUFFER or over, else refer to a person to check ID.
 
-    A photo with no face is referred; an unreadable one is an error (exit 2)."""
+    Exit code 0: every face passes; 3: referred (a face did not pass, or no face was
+    found); 2: the photo or an option could not be used."""
     from agedetect.uses import ScreeningPolicy, screen
 
     with user_errors():
@@ -62,26 +63,32 @@ def screen_command(
         result = screen(photo, policy, estimator=_estimator(model))
     if json_out:
         print_json({"file": str(photo)} | result.to_dict())
-        return
-    from rich.table import Table
+    else:
+        from rich.table import Table
 
-    if result.faces:
-        table = Table("face", "box", "age", "80% range", "decision")
-        for face in result.faces:
-            colour = "green" if face.decision == "pass" else "yellow"
-            table.add_row(
-                str(face.face + 1), " ".join(f"{v:.0f}" for v in face.box), f"{face.age:.1f}",
-                f"{face.age_interval[0]:.0f}-{face.age_interval[1]:.0f}", f"[{colour}]{face.decision}[/]",
-            )
-        console.print(table)
-    colour = "green" if result.passed else "yellow"
-    console.print(f"[bold {colour}]{result.decision.upper()}[/] {result.message}", highlight=False)
+        out = results()
+        if result.faces:
+            table = Table("face", "box", "age", "80% range", "decision", "reason")
+            for face in result.faces:
+                colour = "green" if face.decision == "pass" else "yellow"
+                table.add_row(
+                    str(face.face), " ".join(f"{v:.0f}" for v in face.box), str(face.age_years),
+                    f"{face.age_interval[0]:.0f}-{face.age_interval[1]:.0f}", plain(face.decision.upper(), colour),
+                    plain(face.reason),
+                )
+            out.print(table)
+        out.print(plain(result.decision.upper(), "bold " + ("green" if result.passed else "yellow")),
+                  plain(result.message))
+    if not result.passed:
+        raise typer.Exit(EXIT_REFER)
 
 
 @app.command("gap")
 def gap_command(
-    photo: Path = typer.Argument(..., help="A photo of the person (the largest face is used)."),
+    photo: Path = typer.Argument(..., help="A photo of the person."),
     age: int = typer.Option(..., "--age", min=0, max=120, help="The stated age, in whole years."),
+    face: Optional[int] = typer.Option(
+        None, "--face", min=1, help="Which face to compare: 1 is the largest (the default), 2 the next, ..."),
     context: Context = typer.Option(
         Context.self, "--context",
         help="self: how old do I look; profile: is this profile photo consistent with the stated age?",
@@ -96,19 +103,22 @@ def gap_command(
     from agedetect.uses import age_gap
 
     with user_errors():
-        gap = age_gap(photo, age, context=context.value, estimator=_estimator(model))
+        gap = age_gap(photo, age, context=context.value, estimator=_estimator(model), face=face)
     if json_out:
         print_json({"file": str(photo)} | gap.to_dict())
         return
-    console.print(
-        f"estimated age [bold]{gap.estimated_age:.1f}[/] (80% range {gap.age_interval[0]:.0f}-"
+    which = f"face {gap.face} of {gap.faces}" + (" (the largest)" if gap.face == 1 else "") if gap.faces > 1 else "the face"
+    out = results()
+    out.print(
+        f"{which}: estimated age {gap.estimated_years} (80% range {gap.age_interval[0]:.0f}-"
         f"{gap.age_interval[1]:.0f}), stated {gap.stated_age}: gap {gap.gap:+.1f} years; "
         f"the model's typical error at {gap.band} is {gap.typical_error:.1f} years",
-        highlight=False,
+        markup=False,
     )
-    console.print(("[yellow]" if gap.unusual else "[green]") + gap.message + "[/]", highlight=False)
-    if gap.faces > 1:
-        console.print(f"[dim]{gap.faces} faces found; the largest was used.[/]")
+    out.print(plain(gap.message, "yellow" if gap.unusual else "green"))
+    if gap.faces > 1 and face is None:
+        console.print(f"{gap.faces} faces found; --face N compares another (1 is the largest).",
+                      style="dim", markup=False, highlight=False)
 
 
 @app.command("audience")
@@ -131,7 +141,7 @@ def audience_command(
 
     from agedetect.files import default_workers
     from agedetect.inference import AgeEstimator
-    from agedetect.uses import Audience, check_plotting, iter_audience, write_audience_report
+    from agedetect.uses import Audience, can_plot, iter_audience, write_audience_report
 
     check_options(engine, address=address, actors=actors, out=out, workers=workers, out_is_ray_only=False)
     with user_errors():
@@ -145,7 +155,7 @@ def audience_command(
             _print_audience(run.audience_dict(), "failures/ (Parquet)")
             console.print(summary_line(run), markup=False, highlight=False)
             return
-        check_plotting()
+        chart = can_plot()
         groups = AgeEstimator(model).groups  # loads (and verifies) the model once, before the work
         images = gather_inputs(paths, list_file)
         audience = Audience(groups)
@@ -155,23 +165,33 @@ def audience_command(
             for path, result in iter_audience(images, model=model, workers=workers or default_workers()):
                 audience.add(path, result)
                 bar.advance(task)
-        page = write_audience_report(audience, out)
+        page = write_audience_report(audience, out, chart=chart)
     summary = audience.to_dict()
+    if not chart:
+        console.print("no chart drawn (groups.png): it needs matplotlib: pip install 'agedetect[report]'",
+                      style="yellow", markup=False, highlight=False)
     if json_out:
         print_json(summary | {"report": str(page)})
         return
     _print_audience(summary, "failures.csv")
-    console.print(f"report: {page}")
+    console.print(f"report: {page}", markup=False, highlight=False)
 
 
 def _print_audience(summary: dict, failures: str) -> None:
+    """The counts on stdout; where the inputs without faces are listed, on stderr."""
     from rich.table import Table
 
-    table = Table("age group", "faces", "estimated share", title=f"{summary['faces']} faces in {summary['processed']} images")
+    title = f"{summary['faces']} faces in {summary['with_faces']} of {summary['images']} images"
+    table = Table("age group", "faces", "estimated share", title=title)
     for group, count in summary["groups"].items():
         share = (summary["shares"] or {}).get(group)
-        table.add_row(group, str(count), "-" if share is None else f"{share:.1%}")
-    console.print(table)
+        table.add_row(plain(group), str(count), "-" if share is None else f"{share:.1%}")
+    results().print(table)
+    parts = []
+    if summary["no_face_images"]:
+        parts.append(f"{summary['no_face_images']} with no face")
     if summary["failed"]:
         reasons = ", ".join(f"{r}: {n}" for r, n in summary["failed_reasons"].items())
-        console.print(f"[yellow]{summary['failed']} of {summary['images']} images failed[/] ({reasons}); see {failures}")
+        parts.append(f"{summary['failed']} could not be read ({reasons})")
+    if parts:
+        console.print(f"{' and '.join(parts)}; see {failures}", style="yellow", markup=False, highlight=False)
