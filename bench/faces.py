@@ -6,6 +6,13 @@ once), false faces on CMU+MIT and on the 274 no-faces scenes, and the median tim
 on one core: over CMU+MIT + no-faces as they are, and over the people photos fitted to
 640x480. dlib's HOG detector runs in the same process as the yardstick.
 
+Then recall on faces cut by the frame and on very large faces (--edges): crops of the
+people photos around each face the detector finds there whole (score >= 0.99, at least
+60 px), with the frame's edge cutting 25% or 50% of the face off on each side in turn, or
+the face filling 90% of a square frame or overflowing it (frame 0.8x the face), fitted
+to 640 px. A hit is a detection holding the centre of the face's part inside the crop.
+"before" is our MTCNN with black beyond the image's edges, as the reference has it.
+
     .venv/bin/python bench/faces.py              # everything, a few minutes on one core
     .venv/bin/python bench/faces.py --limit 30   # a quick look
 
@@ -27,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+import agedetect.faces
 from agedetect.faces import (
     DEFAULT_MAX_SIDE,
     DEFAULT_MIN_FACE_SIZE,
@@ -67,6 +75,80 @@ def mtcnn_detector(**options: object) -> Detector:
         return [(f.box, f.score) for f in detect_faces(rgb, **options)]  # type: ignore[arg-type]
 
     return run
+
+
+def mtcnn_before_edges() -> Detector:
+    """Our MTCNN as it was before faces cut by the frame were looked for: black beyond the
+    image's edges and no border around PNet's pyramid levels."""
+    def run(rgb: np.ndarray) -> list[tuple[Box, float]]:
+        saved = agedetect.faces._MIRROR_EDGES, agedetect.faces._PNET_EDGE_PAD
+        agedetect.faces._MIRROR_EDGES, agedetect.faces._PNET_EDGE_PAD = False, 0
+        try:
+            return [(f.box, f.score) for f in detect_faces(rgb)]
+        finally:
+            agedetect.faces._MIRROR_EDGES, agedetect.faces._PNET_EDGE_PAD = saved
+
+    return run
+
+
+def edge_crops(people: list[Path], limit: int | None) -> dict[str, list[tuple[np.ndarray, Box]]]:
+    """Crops of the people photos where the frame cuts a face or the face fills the frame:
+    ``{kind: [(crop, face box in the crop), ...]}`` (see the module docstring)."""
+    kinds: dict[str, list[tuple[np.ndarray, Box]]] = {}
+    for path in people[:limit] if limit else people:
+        rgb = load_image(path)
+        height, width = rgb.shape[:2]
+        faces = [f for f in mtcnn_before_edges()(rgb) if f[1] >= 0.99 and f[0][2] - f[0][0] >= 60]
+        for (x1, y1, x2, y2), _ in faces:
+            w, h = x2 - x1, y2 - y1
+            # A frame 3x the face around it, inside the photo, then one edge moved onto the face.
+            frame = (max(0.0, x1 - w), max(0.0, y1 - h), min(width, x2 + w), min(height, y2 + h))
+            for cut in (0.25, 0.5):
+                for side in ("left", "right", "top", "bottom"):
+                    fx1, fy1, fx2, fy2 = frame
+                    if side == "left":
+                        fx1 = x1 + cut * w
+                    elif side == "right":
+                        fx2 = x2 - cut * w
+                    elif side == "top":
+                        fy1 = y1 + cut * h
+                    else:
+                        fy2 = y2 - cut * h
+                    kinds.setdefault(f"cut {cut:.0%}", []).append(_crop(rgb, (fx1, fy1, fx2, fy2), (x1, y1, x2, y2)))
+            cx, cy, side_ = (x1 + x2) / 2, (y1 + y2) / 2, max(w, h)
+            for name, fill in (("fills 90%", 1 / 0.9), ("overflows (0.8x)", 0.8)):
+                half = side_ * fill / 2
+                kinds.setdefault(name, []).append(
+                    _crop(rgb, (cx - half, cy - half, cx + half, cy + half), (x1, y1, x2, y2), size=640))
+    return kinds
+
+
+def _crop(rgb: np.ndarray, frame: Box, face: Box, size: int | None = None) -> tuple[np.ndarray, Box]:
+    """The frame cut from the photo (black beyond it), resized to ``size`` if given, and the
+    face's box in the crop's pixels."""
+    fx1, fy1, fx2, fy2 = (round(v) for v in frame)
+    picture = Image.fromarray(rgb).crop((fx1, fy1, fx2, fy2))
+    scale = 1.0
+    if size:
+        scale = size / max(picture.size)
+        picture = picture.resize((round(picture.width * scale), round(picture.height * scale)),
+                                 Image.Resampling.BILINEAR)
+    x1, y1, x2, y2 = face
+    return np.asarray(picture), ((x1 - fx1) * scale, (y1 - fy1) * scale, (x2 - fx1) * scale, (y2 - fy1) * scale)
+
+
+def edge_recall(detector: Detector, crops: dict[str, list[tuple[np.ndarray, Box]]]) -> dict[str, tuple[int, int]]:
+    """``{kind: (hits, faces)}``: a hit is a detection holding the centre of the face's
+    visible part."""
+    out = {}
+    for kind, items in crops.items():
+        hits = 0
+        for rgb, (x1, y1, x2, y2) in items:
+            height, width = rgb.shape[:2]
+            visible = (max(x1, 0), max(y1, 0), min(x2, width), min(y2, height))
+            hits += match(detector(rgb), [visible])[0]
+        out[kind] = (hits, len(items))
+    return out
 
 
 def dlib_detector(upsample: int) -> Detector:
@@ -168,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="at most this many photos per folder")
     parser.add_argument("--repeat", type=int, default=2, help="time each photo N times; keep best")
     parser.add_argument("--no-dlib", action="store_true", help="skip dlib (upsampled, it is slow)")
+    parser.add_argument("--edges", action="store_true", help="only recall on faces cut by the frame / very large")
     args = parser.parse_args(argv)
     if not (args.photos / "cmu-mit" / "ground_truth_bboxes.txt").is_file():
         print(f"{args.photos}: expected cmu-mit/, no-faces/ and people/ there", file=sys.stderr)
@@ -182,8 +265,18 @@ def main(argv: list[str] | None = None) -> int:
         f"min_face_size={DEFAULT_MIN_FACE_SIZE}, threshold={DEFAULT_THRESHOLD}, "
         f"max_side={DEFAULT_MAX_SIDE}"
     )
+    if args.edges:
+        crops = edge_crops(sorted((args.photos / "people").iterdir()), args.limit)
+        print(f"{'faces cut by the frame / very large':<36} " + " ".join(f"{k:>16}" for k in crops))
+        for name, detector in (("MTCNN-ONNX (ours), defaults", mtcnn_detector()),
+                               ("MTCNN-ONNX before (black edges)", mtcnn_before_edges())):
+            recall = edge_recall(detector, crops)
+            print(f"{name:<36} " + " ".join(f"{f'{h / n:.1%} ({h}/{n})':>16}" for h, n in recall.values()))
+        return 0
+
     candidates: list[tuple[str, Detector]] = [
         ("MTCNN-ONNX (ours), defaults", mtcnn_detector()),
+        ("MTCNN-ONNX before (black edges)", mtcnn_before_edges()),
         ("MTCNN-ONNX threshold=0.7", mtcnn_detector(threshold=0.7)),
         ("MTCNN-ONNX min_face_size=20", mtcnn_detector(min_face_size=20)),
         ("MTCNN-ONNX min_face_size=40", mtcnn_detector(min_face_size=40)),

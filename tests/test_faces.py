@@ -22,7 +22,7 @@ from agedetect.faces import (
 )
 
 from agedetect.evaluate import match_detections, read_labelled_boxes
-from shared_data import CHIPS, CMU_MIT, PHOTOS, needs_chips, needs_photos
+from shared_data import CHIPS, CMU_MIT, PEOPLE, PHOTOS, needs_chips, needs_photos
 
 # Frontal chips of varied age, sex and skin that the detector finds at the defaults.
 CHIP_NAMES = [
@@ -265,12 +265,36 @@ def test_find_subject_looks_again_when_the_default_finds_no_face():
     """UTKFace images as whole photos: some faces score under the default threshold, and a
     labelled photo has a face, so find_subject looks once more at a lower one."""
     rescued = None
-    for path in sorted(CHIPS.iterdir())[:400]:
+    # Few chips need it since faces reaching the frame's edge are found (the 459th does).
+    for path in sorted(CHIPS.iterdir())[:1000]:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         if not detect_faces(rgb) and detect_faces(rgb, threshold=0.7):
             rescued = rgb
             break
-    assert rescued is not None, "no chip among the first 400 needs the second look"
+    assert rescued is not None, "no chip among the first 1000 needs the second look"
     subject, faces = find_subject(rescued)
     assert subject is not None and subject in faces and all(f.score < 0.9 for f in faces)
     assert find_subject(rescued, retry_threshold=0.9) == (None, [])
+
+
+@needs_photos
+def test_faces_cut_by_the_frame_and_very_large_faces_are_found() -> None:
+    """selfie-many-people.jpg: the largest face (bottom right) and a face at the bottom left
+    are both cut by the frame; before, neither got a box."""
+    faces = detect_faces(PEOPLE / "selfie-many-people.jpg")
+    assert len(faces) == 7
+    x1, y1, x2, y2 = faces[0].box  # the largest, reaching the right edge and the bottom
+    assert x2 == 600 and y2 > 560 and x1 > 400
+    assert any(f.box[0] == 0 and f.box[1] > 350 for f in faces)  # bottom left, cut by the left edge
+    # The couple's faces cut through the middle by the frame, each side in turn, and filling
+    # more than the frame.
+    couple = Image.open(PEOPLE / "couple.jpg").convert("RGB")
+    for face in detect_faces(couple):
+        x1, y1, x2, y2 = face.box
+        cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+        for frame in ((cx, y1 - h, x2 + w, y2 + h), (x1 - w, y1 - h, cx, y2 + h),
+                      (x1 - w, cy, x2 + w, y2 + h), (x1 - w, y1 - h, x2 + w, cy),
+                      (cx - 0.4 * w, cy - 0.4 * w, cx + 0.4 * w, cy + 0.4 * w)):
+            crop = couple.crop(tuple(round(v) for v in frame))
+            crop.thumbnail((640, 640))
+            assert detect_faces(crop), frame

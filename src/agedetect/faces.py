@@ -66,6 +66,21 @@ _PNET_NMS = 0.7  # IoU, across levels
 _RNET_NMS = 0.7  # IoU
 _ONET_NMS = 0.7  # intersection over the smaller box: drops boxes nested in a better one
 _MIN_FACE_SIZE_LIMIT = 8  # below PNet's 12 px window the image is upsampled; 8 = x1.5
+# Faces cut by the image's edge (ours, not the reference MTCNN's). PNet sees each pyramid level
+# with a border of half its 12 px window, mirrored from the image, so a window can centre on
+# the edge and the pyramid goes on to faces larger than the image's shorter side. RNet and
+# ONet see a box that reaches beyond the image both ways, black there (as trained) and
+# mirrored, and keep the view that looks more like a face: a face cut through the middle
+# reads as a whole one when mirrored (faces are near symmetric), while black beyond it made
+# them refuse it. A face centred more than a quarter of its side beyond the edge is a
+# reflection and is dropped.
+# Measured with bench/faces.py (docs/faces.md).
+#: Border around each pyramid level, in its pixels.
+_PNET_EDGE_PAD = 6
+#: Mirror the image at its edges (``False``: black beyond them, as the reference).
+_MIRROR_EDGES = True
+#: A face may be centred this share of its side beyond the image's edge.
+_EDGE_SLACK = 0.25
 
 #: Where UTKFace's 200x200 chips put the five landmarks (LANDMARK_NAMES order; x, y in chip
 #: pixels, continuous coordinates: pixel (0, 0) covers [0, 1) x [0, 1)). The median of this
@@ -163,6 +178,16 @@ def detect_faces(
         scale_back = np.array([1.0, 1.0])
 
     boxes, scores, points = _cascade(picture, float(min_face_size), float(threshold))
+    # A face centred well beyond the edge is a reflection of one inside (a face cut through
+    # the middle is centred near the edge: mirrored, it reads as one face centred on it).
+    centres = (boxes[:, 0:2] + boxes[:, 2:4]) / 2
+    slack = (boxes[:, 2:4] - boxes[:, 0:2]) * _EDGE_SLACK
+    size = np.array(picture.size, dtype=np.float64)
+    inside = np.all((centres >= -slack) & (centres <= size + slack), axis=1)
+    # ... and its part inside the image must be at least half the smallest face looked for.
+    visible = np.minimum(boxes[:, 2:4], size) - np.maximum(boxes[:, 0:2], 0)
+    inside &= np.all(visible >= min_face_size / 2, axis=1)
+    boxes, scores, points = boxes[inside], scores[inside], points[inside]
 
     faces = []
     for box, score, marks in zip(boxes, scores, points):
@@ -320,11 +345,12 @@ def _cascade(
     return _stage_onet(picture, boxes, threshold)
 
 
-def _pyramid_scales(width: int, height: int, min_face_size: float, factor: float) -> list[float]:
-    # Level k shrinks the image so a face of min_face_size / factor**k px fills PNet's 12 px.
+def _pyramid_scales(width: int, height: int, min_face_size: float, factor: float, pad: int = 0) -> list[float]:
+    # Level k shrinks the image so a face of min_face_size / factor**k px fills PNet's 12 px;
+    # with a border of ``pad`` px, down to faces of 12 / (12 - pad) times the shorter side.
     scale = 12.0 / min_face_size
     scales = []
-    while min(width, height) * scale >= 12:
+    while min(width, height) * scale >= 12 - pad:
         scales.append(scale)
         scale *= factor
     return scales
@@ -334,16 +360,20 @@ def _stage_pnet(
     picture: _Reductions, min_face_size: float, factor: float, threshold: float
 ) -> np.ndarray:
     width, height = picture.size
+    pad = _PNET_EDGE_PAD
     found = []
-    for scale in _pyramid_scales(width, height, min_face_size, factor):
+    for scale in _pyramid_scales(width, height, min_face_size, factor, pad):
         size = (math.ceil(width * scale), math.ceil(height * scale))
-        level = picture.resize(size, (0.0, 0.0, float(width), float(height)))
-        regression, probability = _run("pnet", _normalise(np.asarray(level))[None])
+        level = np.asarray(picture.resize(size, (0.0, 0.0, float(width), float(height))))
+        if pad:
+            mode = "symmetric" if _MIRROR_EDGES else "constant"
+            level = np.pad(level, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
+        regression, probability = _run("pnet", _normalise(level)[None])
         # Outputs are (1, width', height', C): index [x, y] of a 12 px window at stride 2.
         xs, ys = np.nonzero(probability[0, :, :, 1] >= threshold)
         if len(xs) == 0:
             continue
-        windows = np.stack([2 * xs, 2 * ys, 2 * xs + 12, 2 * ys + 12], axis=1) / scale
+        windows = (np.stack([2 * xs, 2 * ys, 2 * xs + 12, 2 * ys + 12], axis=1) - pad) / scale
         scores = probability[0, xs, ys, 1]
         offsets = regression[0, xs, ys, :]
         keep = _nms(windows, scores, _PNET_NMS_LEVEL, "union")
@@ -357,8 +387,24 @@ def _stage_pnet(
     return _square(boxes)
 
 
+def _run_on_crops(name: str, picture: _Reductions, boxes: np.ndarray, size: int) -> list[np.ndarray]:
+    """``name``'s outputs on the boxes' crops; a box that reaches beyond the image is also
+    seen with the image mirrored there, and keeps whichever view scores higher as a face."""
+    outputs = _run(name, _normalise(_crops(picture, boxes, size)))
+    if not _MIRROR_EDGES or not len(boxes):
+        return outputs
+    width, height = picture.size
+    edge = np.flatnonzero((boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > width) | (boxes[:, 3] > height))
+    if len(edge):
+        mirrored = _run(name, _normalise(_crops(picture, boxes[edge], size, mirror=True)))
+        better = mirrored[-1][:, 1] > outputs[-1][edge, 1]  # the last output is the face probability
+        for output, alternative in zip(outputs, mirrored):
+            output[edge[better]] = alternative[better]
+    return outputs
+
+
 def _stage_rnet(picture: _Reductions, boxes: np.ndarray, threshold: float) -> np.ndarray:
-    regression, probability = _run("rnet", _normalise(_crops(picture, boxes, 24)))
+    regression, probability = _run_on_crops("rnet", picture, boxes, 24)
     scores = probability[:, 1]
     passed = scores > threshold
     boxes, scores, regression = boxes[passed], scores[passed], regression[passed]
@@ -369,7 +415,7 @@ def _stage_rnet(picture: _Reductions, boxes: np.ndarray, threshold: float) -> np
 def _stage_onet(
     picture: _Reductions, boxes: np.ndarray, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    regression, points, probability = _run("onet", _normalise(_crops(picture, boxes, 48)))
+    regression, points, probability = _run_on_crops("onet", picture, boxes, 48)
     scores = probability[:, 1]
     passed = scores >= threshold
     boxes, scores = boxes[passed], scores[passed]
@@ -388,11 +434,12 @@ def _stage_onet(
     return boxes[keep], scores[keep], landmarks[keep]
 
 
-def _crops(picture: _Reductions, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Boxes cut from the picture (black outside it), resized to size x size."""
+def _crops(picture: _Reductions, boxes: np.ndarray, size: int, mirror: bool = False) -> np.ndarray:
+    """Boxes cut from the picture (black outside it, or the picture mirrored there),
+    resized to size x size."""
     out = np.empty((len(boxes), size, size, 3), dtype=np.uint8)
     for k, box in enumerate(boxes):
-        out[k] = np.asarray(picture.resize((size, size), tuple(box)))
+        out[k] = np.asarray(picture.resize((size, size), tuple(box), mirror=mirror))
     return out
 
 
@@ -408,14 +455,16 @@ class _Reductions:
     def __init__(self, picture: Image.Image) -> None:
         self.size = picture.size
         self._levels = {1: picture}
+        self._arrays: dict[int, np.ndarray] = {}
 
     def _level(self, factor: int) -> Image.Image:
         if factor not in self._levels:
             self._levels[factor] = self._level(factor // 2).reduce(2)
         return self._levels[factor]
 
-    def resize(self, size: tuple[int, int], box: tuple[float, ...]) -> Image.Image:
-        """The region ``box`` (x1, y1, x2, y2; may reach outside, black there) at ``size``."""
+    def resize(self, size: tuple[int, int], box: tuple[float, ...], mirror: bool = False) -> Image.Image:
+        """The region ``box`` (x1, y1, x2, y2; may reach outside: black there, or with
+        ``mirror`` the picture reflected at its edges) at ``size``."""
         x1, y1, x2, y2 = box
         factor = 1
         while (x2 - x1) / (factor * 2) >= size[0] and (y2 - y1) / (factor * 2) >= size[1]:
@@ -425,12 +474,29 @@ class _Reductions:
         width, height = level.size
         if x1 >= 0 and y1 >= 0 and x2 <= width and y2 <= height:
             return level.resize(size, Image.Resampling.BILINEAR, box=(x1, y1, x2, y2))
-        # crop() pads with black outside the image, as MTCNN was trained.
         left, top = math.floor(x1), math.floor(y1)
-        region = level.crop((left, top, math.ceil(x2), math.ceil(y2)))
+        if mirror:
+            pixels = self._arrays.get(factor)
+            if pixels is None:
+                pixels = self._arrays[factor] = np.asarray(level)
+            rows = _mirror_index(np.arange(top, math.ceil(y2)), height)
+            columns = _mirror_index(np.arange(left, math.ceil(x2)), width)
+            region = Image.fromarray(pixels[np.ix_(rows, columns)])
+        else:
+            region = level.crop((left, top, math.ceil(x2), math.ceil(y2)))  # black outside
         return region.resize(
             size, Image.Resampling.BILINEAR, box=(x1 - left, y1 - top, x2 - left, y2 - top)
         )
+
+
+def _mirror_index(index: np.ndarray, size: int) -> np.ndarray:
+    """Pixel indices reflected into ``0..size-1`` (…, 1, 0, 0, 1, …, size-1, size-1, …).
+
+    >>> _mirror_index(np.arange(-3, 6), 4).tolist()
+    [2, 1, 0, 0, 1, 2, 3, 3, 2]
+    """
+    period = np.mod(index, 2 * size)
+    return np.where(period < size, period, 2 * size - 1 - period)
 
 
 def _regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
