@@ -45,11 +45,13 @@ def render(body: dict) -> str:
     odds = ", ".join(f'"{name}": {value:.2f}' for name, value in first["group_probabilities"].items())
     eye = first["landmarks"]["left_eye"]
     return (
-        f'{{"faces": [{{"box": {json.dumps(first["box"])}, "score": {first["score"]}, "age": {first["age"]},\n'
-        f'            "age_interval": {json.dumps(first["age_interval"])}, "age_group": "{first["age_group"]}",\n'
+        f'{{"faces": [{{"face": 1, "box": {json.dumps(first["box"])}, "score": {first["score"]}, "age": {first["age"]},\n'
+        f'            "age_years": {first["age_years"]}, "age_interval": {json.dumps(first["age_interval"])}, '
+        f'"age_group": "{first["age_group"]}",\n'
         f'            "group_probabilities": {{{odds}}},\n'
         f'            "landmarks": {{"left_eye": {json.dumps(eye)}, "...": "..."}}}},\n'
-        f'           {{"box": {json.dumps(second["box"])}, "age": {second["age"]}, "...": "..."}}],\n'
+        f'           {{"face": 2, "box": {json.dumps(second["box"])}, "age": {second["age"]}, '
+        f'"age_years": {second["age_years"]}, "...": "..."}}],\n'
         f' "width": {body["width"]}, "height": {body["height"]}}}\n'
     )
 

@@ -203,8 +203,9 @@ def audience_counts(folder: Path, out: Path, workers: int) -> dict:
     with open(out / "faces.csv", newline="") as handle:
         face_files = {row["file"] for row in csv.DictReader(handle)}
     assert body["images"] == body["processed"] + body["failed"] == len(inputs_in(folder))
-    assert set(failures) | face_files | {str(folder / "scene.jpg")} == inputs_in(folder)
-    assert len(failures) == body["failed"] and body["no_face_images"] == 1
+    assert set(failures) | face_files == inputs_in(folder)  # every input without a face is in failures.csv
+    assert failures[str(folder / "scene.jpg")] == "no_face"
+    assert len(failures) == body["failed"] + body["no_face_images"] and body["no_face_images"] == 1
     body.pop("report")
     return body | {"failures": failures}
 

@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from agedetect.batch import CSV_COLUMNS
 from agedetect.cli import app
 
 from shared_data import CHIPS, NO_FACES, PEOPLE, needs_data
@@ -89,14 +90,15 @@ def ray_as_csv(out: Path) -> list[dict]:
 
     faces = pq.read_table(out / "faces").to_pylist()
     failures = pq.read_table(out / "failures").to_pylist()
-    columns = ("file", "face", "x1", "y1", "x2", "y2", "age", "age_low", "age_high", "age_group", "error")
+    columns = CSV_COLUMNS
     rows = [{c: "" if face[c] is None else str(face[c]) for c in columns} for face in faces]
     rows += [dict.fromkeys(columns, "") | {"file": f["file"], "error": f["error"]} for f in failures]
     return rows
 
 
 def by_file_and_face(rows: list[dict]) -> list[tuple]:
-    return sorted(tuple(row.values()) for row in rows)
+    """The rows' CSV_COLUMNS, sorted (local CSV rows also carry p_<group>, rounded)."""
+    return sorted(tuple(row[c] for c in CSV_COLUMNS) for row in rows)
 
 
 def timed_invoke(*args: str):
@@ -143,7 +145,7 @@ def test_cli_on_ray_gives_the_local_rows_and_counts_every_input(inputs: dict, tm
     assert reasons["truncated.jpg"] == reasons["notes.jpg"] == reasons["missing.jpg"] == "unreadable_image"
     assert summary["failed_reasons"] == {"unreadable_image": 3} and summary["files_failed"] == 3
     couple = sorted((f["face"], f["age_group"]) for f in faces if f["file"].endswith("couple.jpg"))
-    assert [face for face, _ in couple] == [0, 1]  # two faces: two rows, one file
+    assert [face for face, _ in couple] == [1, 2]  # two faces: two rows, one file
     assert inputs["uri"] in face_files  # the file:// input was read
     # Each face's group probabilities sum to one and the named group is among them.
     groups = list(summary["groups"])
