@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Depends, Form
 from pydantic import BaseModel, Field
 
 from agedetect.errors import NoSuchFaceError
@@ -112,29 +112,26 @@ ContextField = Annotated[Context, Form(description="self: how old do I look; pro
 FaceNumber = Annotated[Optional[int], Form(ge=1, description="The face to compare: 1 (the largest, the default), 2, ...")]
 
 
-def _policy(min_age: int, buffer: int, basis: str, max_risk: float) -> ScreeningPolicy:
+def policy_fields(min_age: MinAge = 18, buffer: Buffer = 7, basis: BasisField = "estimate",
+                  max_risk: MaxRisk = 0.025) -> ScreeningPolicy:
+    """The age-check policy from its form fields (shared by /screen and /check)."""
     if min_age + buffer > 100:
         raise InvalidFields({"buffer": "The legal age plus the buffer must be at most 100, the model's oldest age."})
     return ScreeningPolicy(min_age, buffer, basis, None if max_risk >= 1.0 else max_risk)
+
+
+PolicyFields = Annotated[ScreeningPolicy, Depends(policy_fields)]
 
 
 # ---------------------------------------------------------------------- endpoints
 
 
 @router.post("/api/v1/screen", response_model=ScreenResponse, responses=UPLOAD_ERROR_RESPONSES)
-async def screen(
-    image: ImageUpload,
-    service: Service,
-    min_age: MinAge = 18,
-    buffer: Buffer = 7,
-    basis: BasisField = "estimate",
-    max_risk: MaxRisk = 0.025,
-) -> ScreenResponse:
+async def screen(image: ImageUpload, service: Service, policy: PolicyFields) -> ScreenResponse:
     """Age check on a photo: each face passes if its estimated age is at least
     ``min_age + buffer`` (and the model's probability of it being under ``min_age`` is
     within ``max_risk``); the photo passes when every face does. Anything else, including
     no face, is ``refer``: a person checks ID. The photo is processed in memory and forgotten."""
-    policy = _policy(min_age, buffer, basis, max_risk)
     analysis = await service.analyse(await service.read_upload(image))
     result = decide_screening(analysis.faces, policy)
     return ScreenResponse.model_validate(result.to_dict() | {"width": analysis.width, "height": analysis.height})
@@ -163,10 +160,7 @@ async def gap(
 async def check(
     image: ImageUpload,
     service: Service,
-    min_age: MinAge = 18,
-    buffer: Buffer = 7,
-    basis: BasisField = "estimate",
-    max_risk: MaxRisk = 0.025,
+    policy: PolicyFields,
     age: Annotated[Optional[int], Form(ge=0, le=120, description="A stated age for the age gap (optional).")] = None,
     context: ContextField = "self",
     face: FaceNumber = None,
@@ -175,7 +169,6 @@ async def check(
     for each face and the photo (as /api/v1/screen), and, when ``age`` is given, the age gap
     of face ``face`` (as /api/v1/gap). A photo with no face is answered 200 with no faces and
     the age check ``refer``; a ``face`` the photo does not have is 422 ``invalid_request``."""
-    policy = _policy(min_age, buffer, basis, max_risk)
     error = typical_error(service.estimator.metadata, age) if age is not None else None
     analysis = await service.analyse(await service.read_upload(image))
     compared = None
