@@ -146,7 +146,7 @@ def edge_recall(detector: Detector, crops: dict[str, list[tuple[np.ndarray, Box]
         for rgb, (x1, y1, x2, y2) in items:
             height, width = rgb.shape[:2]
             visible = (max(x1, 0), max(y1, 0), min(x2, width), min(y2, height))
-            hits += match(detector(rgb), [visible])[0]
+            hits += match_detections(detector(rgb), [visible])[0]
         out[kind] = (hits, len(items))
     return out
 

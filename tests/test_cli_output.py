@@ -21,9 +21,8 @@ from agedetect.cli import app
 from agedetect.cli.models import registered_models
 from agedetect.cli.predict import FACE_COLORS
 
-from shared_data import CHIPS, NO_FACES, PEOPLE, needs_chips, needs_photos
+from shared_data import CHIPS, NO_FACES, PEOPLE, ROOT, needs_chips, needs_photos
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: object) -> tuple[int, str, str]:

@@ -7,7 +7,6 @@ The server is the real app on uvicorn (tests/servers.py); photos come from ../sh
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Iterator
@@ -17,9 +16,8 @@ import pytest
 from PIL import Image
 
 from servers import ThreadedServer
-from shared_data import NO_FACES, PEOPLE, needs_photos
+from shared_data import CHROMIUM, NO_FACES, PEOPLE, needs_chromium, needs_photos
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 COUPLE = PEOPLE / "couple.jpg"
 MANY = PEOPLE / "selfie-many-people.jpg"
 NO_FACE = NO_FACES / "114740.jpg"
@@ -28,7 +26,7 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)"),
+    needs_chromium,
     needs_photos,
 ]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
