@@ -27,6 +27,10 @@ from agedetect.inference import AgeEstimator
 from agedetect.uses import screening_metrics
 
 
+#: scripts/shift_runs.sh's recipes, each adding one idea to the one before.
+RECIPE_ORDER = ("shipped", "balanced", "degraded", "distilled")
+
+
 def score(probabilities: np.ndarray, ages: np.ndarray, groups) -> dict:
     metrics = compute_metrics(ages, probabilities, groups)
     decoded = decode_ages(probabilities, groups)
@@ -56,7 +60,9 @@ def main() -> None:
 
     rows = load_manifest(args.data, split=args.split)
     datasets = sorted({row.dataset for row in rows})
-    models = [(path.stem.rsplit("-", 1)[0], path.stem.rsplit("-", 1)[1], path) for path in sorted(args.runs.glob("*.onnx"))]
+    models = [(path.stem.rsplit("-", 1)[0], path.stem.rsplit("-", 1)[1], path) for path in args.runs.glob("*.onnx")]
+    # Each dataset's runs together, in the order scripts/shift_runs.sh adds the ideas.
+    models.sort(key=lambda m: (m[1], RECIPE_ORDER.index(m[0]) if m[0] in RECIPE_ORDER else len(RECIPE_ORDER), m[0]))
     models += [(name, "all", Path(file)) for name, file in (item.split("=", 1) for item in args.models)]
     if not models:
         raise SystemExit(f"no models: {args.runs} holds no RECIPE-DATASET.onnx and no --models were given")
