@@ -260,12 +260,12 @@ def readme_block(parts: dict, compare: dict, shift: list | None, ms: float) -> s
     return text
 
 
-def write_readme_block(block: str) -> None:
-    text = README.read_text()
+def write_readme_block(block: str, readme: Path = README) -> None:
+    text = readme.read_text()
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
-        raise SystemExit(f"{README}: no {README_START!r} ... {README_END!r} block to write the figures into")
-    README.write_text(text[: start + len(README_START)] + "\n\n" + block + "\n\n" + text[end:])
+        raise SystemExit(f"{readme}: no {README_START!r} ... {README_END!r} block to write the figures into")
+    readme.write_text(text[: start + len(README_START)] + "\n\n" + block + "\n\n" + text[end:])
 
 
 def main() -> None:
@@ -273,6 +273,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "MODEL_CARD.md")
     parser.add_argument("--minutes", type=str, default=None, help="wall time of the training script here")
+    parser.add_argument("--readme", type=Path, default=README, help="the README whose model figures to rewrite")
     args = parser.parse_args()
 
     test = load(args.runs / "final-test.json")
@@ -530,8 +531,8 @@ ages decades apart, All-Age-Faces images filed under two ages) bounds how well a
 score.
 """
     args.out.write_text(card)
-    write_readme_block(readme_block(parts, compare, shift, ms))
-    print(f"wrote {args.out} and the model figures in {README.name}")
+    write_readme_block(readme_block(parts, compare, shift, ms), args.readme)
+    print(f"wrote {args.out} and the model figures in {args.readme}")
 
 
 if __name__ == "__main__":

@@ -74,14 +74,19 @@ def runs_folder(folder: Path, metrics: dict) -> Path:
     """What `make model` leaves in runs/ for scripts/model_card.py, with ``metrics`` as the
     shipped model's test figures (the comparison rows are the shipped model's figures too)."""
     folder.mkdir()
-    row = {key: metrics[key] for key in ("mae", "cs5", "group_accuracy", "interval_coverage")}
-    row |= {"teens_passed_as_25": 0.2, "ms_per_face": 2.0}
+    parts = metrics.get("by_dataset") or {"utkface": metrics}
+    compare = {
+        dataset: {name: {key: part[key] for key in ("n", "mae", "cs5", "group_accuracy", "interval_coverage")}
+                  | {"teens_passed_as_25": 0.2, "ms_per_face": 2.0} for name in ("dense", "cnn", "transfer", "final")}
+        for dataset, part in parts.items()
+    }
     files = {
         "final-test.json": metrics,
         "final-val.json": {"screening": {"minors_passed": 0.02, "teens_passed": 0.05, "adults_referred": 0.1}},
-        "compare.json": {name: row for name in ("dense", "cnn", "transfer", "final")},
+        "compare.json": compare,
         "prepare.json": {"seen": 10, "accepted": 9, "rejected": 1, "reasons": {"duplicate": 1},
-                         "splits": {"train": 7, "val": 1, "test": 1}, "out": "runs/nowhere"},
+                         "splits": {"train": 7, "val": 1, "test": 1}, "out": "runs/nowhere",
+                         "datasets": {d: {"train": 5, "val": 2, "test": 2} for d in parts}},
     }
     for name, content in files.items():
         (folder / name).write_text(json.dumps(content))
@@ -92,11 +97,18 @@ def test_the_model_card_prints_the_sidecars_figures_and_compares_sha256s(tmp_pat
     card = _script("model_card")
     sidecar = json.loads(card.MODEL.with_suffix(".json").read_text())
     runs = runs_folder(tmp_path / "runs", sidecar["metrics"])
-    out = tmp_path / "card.md"
-    monkeypatch.setattr(sys, "argv", ["model_card.py", "--runs", str(runs), "--out", str(out), "--minutes", "7"])
+    out, readme = tmp_path / "card.md", tmp_path / "README.md"
+    readme.write_text(f"intro\n{card.README_START}\nold figures\n{card.README_END}\nrest\n")
+    monkeypatch.setattr(sys, "argv", ["model_card.py", "--runs", str(runs), "--out", str(out), "--minutes", "7",
+                                      "--readme", str(readme)])
     card.main()
     text = out.read_text()
-    assert f"MAE **{sidecar['metrics']['mae']:.2f}** years" in text
+    for dataset, part in (sidecar["metrics"].get("by_dataset") or {"utkface": sidecar["metrics"]}).items():
+        # each dataset's row of the shipped model's table: faces, MAE, bias as the sidecar has them
+        assert f"| {part['n']:,} | {part['mae']:.2f} | {part['bias']:+.1f} |" in text
+    figures = readme.read_text()
+    assert "old figures" not in figures and figures.startswith("intro\n") and figures.endswith("rest\n")
+    assert f"{sidecar['metrics']['by_dataset']['utkface']['mae']:.2f}" in figures
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     committed = subprocess.run(["git", "-C", str(ROOT), "show", "HEAD:src/agedetect/weights/age_model.onnx"],
                                capture_output=True)
