@@ -49,7 +49,7 @@ def test_couple_gives_two_adults_largest_first(estimator: AgeEstimator) -> None:
     areas = [p.face.area for p in predictions]
     assert areas == sorted(areas, reverse=True)
     d = predictions[0].to_dict()
-    assert set(d) == {"box", "score", "age", "age_interval", "age_group", "group_probabilities", "landmarks"}
+    assert set(d) == {"box", "score", "age", "age_years", "age_interval", "age_group", "group_probabilities", "landmarks"}
     json.dumps(d)  # JSON-ready
 
 
