@@ -21,6 +21,9 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 #: File name endings searched for inside folders (a file named directly is always taken).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+#: Videos are searched for too (agedetect.video reads them); kept here so that finding
+#: files imports no video code.
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"})
 
 _GLOB_CHARACTERS = frozenset("*?[")
 
@@ -69,8 +72,8 @@ def find_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def is_image_name(path: str | os.PathLike) -> bool:
-    """Whether a file name ends like an image agedetect reads (case-insensitive)."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """Whether a file name ends like an image or video agedetect reads (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 
 def _images_in(folder: Path) -> list[Path]:
