@@ -46,7 +46,8 @@ def pan_and_zoom(shot: Shot, fps: float, size: tuple[int, int] = SIZE) -> Iterat
         yield np.asarray(photo.transform(size, Image.Transform.EXTENT, box, Image.Resampling.BILINEAR))
 
 
-def write_video(path: Path, frames: Iterable[np.ndarray], fps: int = 25, codec: str = "libx264") -> Path:
+def write_video(path: Path, frames: Iterable[np.ndarray], fps: int = 25, codec: str = "libx264",
+                pix_fmt: str = "yuv420p") -> Path:
     """Encode RGB frames as a video file (the container from ``path``'s extension)."""
     import av
 
@@ -56,7 +57,7 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: int = 25, codec: 
             if stream is None:
                 stream = container.add_stream(codec, rate=fps)
                 stream.height, stream.width = rgb.shape[:2]
-                stream.pix_fmt = "yuv420p"
+                stream.pix_fmt = pix_fmt
                 if codec == "libx264":
                     stream.options = {"preset": "ultrafast", "crf": "20"}
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):

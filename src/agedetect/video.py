@@ -162,6 +162,8 @@ def sample_frames(path: str | os.PathLike, options: VideoOptions = VideoOptions(
         raise UnreadableVideoError(f"{path}: no such file")
     if path.is_dir():
         raise UnreadableVideoError(f"{path}: is a folder, not a video")
+    if path.stat().st_size == 0:
+        raise UnreadableVideoError(f"{path}: the file is empty")
     if path.suffix.lower() in ANIMATED_EXTENSIONS:
         frames = _animated_image_frames(path, options)
     else:
