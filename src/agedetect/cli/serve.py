@@ -22,6 +22,7 @@ def serve_command(
         None, min=1, help="Photos processed at once (default: one per core); more requests wait."
     ),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log method, path and status."),
+    max_live_sessions: int = typer.Option(4, "--max-live-sessions", min=1, help="Live camera sessions at once."),
 ) -> None:
     """Serve the page (/) and the API (/api/v1/predict, /healthz, docs at /docs)."""
     import uvicorn
@@ -32,7 +33,8 @@ def serve_command(
     with user_errors():
         overrides = {"max_concurrency": concurrency} if concurrency else {}
         settings = ServeSettings(
-            max_upload_bytes=int(max_upload_mb * 1e6), max_pixels=int(max_megapixels * 1e6), **overrides
+            max_upload_bytes=int(max_upload_mb * 1e6), max_pixels=int(max_megapixels * 1e6),
+            max_live_sessions=max_live_sessions, **overrides
         )
         # Load and verify the model here, so a missing or corrupt one is a one-line error
         # instead of a traceback from inside the server's startup.
