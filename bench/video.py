@@ -84,20 +84,32 @@ def frames_part(seconds: float) -> dict:
 # ---------------------------------------------------------------------- fusion
 
 
-def jittered(chip: Image.Image, rng: random.Random) -> np.ndarray:
-    """One frame of a face: shifted, turned, scaled, blurred and re-compressed."""
+#: How hard each frame is degraded: (turn in degrees, shift in px, scale range, blur radius,
+#: JPEG quality range, side the face is shrunk to before it is blown up again or None).
+NOISE = {
+    "mild": (6, 6, (0.92, 1.08), 1.5, (35, 85), None),
+    "harsh": (15, 12, (0.8, 1.2), 3.0, (15, 60), (48, 96)),
+}
+
+
+def jittered(chip: Image.Image, rng: random.Random, noise: str = "mild") -> np.ndarray:
+    """One frame of a face: shifted, turned, scaled, blurred and re-compressed (``harsh``
+    also shrinks it to a small face, as far from the camera, and blows it up again)."""
+    turn, shift, (small, large), blur, (worst, best), shrink = NOISE[noise]
     side = chip.width
-    scale = rng.uniform(0.92, 1.08)
-    turned = chip.rotate(rng.uniform(-6, 6), Image.Resampling.BILINEAR, translate=(rng.uniform(-6, 6),
-                                                                                    rng.uniform(-6, 6)))
-    resized = turned.resize((round(side * scale),) * 2, Image.Resampling.BILINEAR)
-    blurred = resized.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 1.5)))
+    turned = chip.rotate(rng.uniform(-turn, turn), Image.Resampling.BILINEAR,
+                         translate=(rng.uniform(-shift, shift), rng.uniform(-shift, shift)))
+    if shrink is not None:
+        tiny = rng.randint(*shrink)
+        turned = turned.resize((tiny, tiny), Image.Resampling.BILINEAR).resize((side, side), Image.Resampling.BILINEAR)
+    resized = turned.resize((round(side * rng.uniform(small, large)),) * 2, Image.Resampling.BILINEAR)
+    blurred = resized.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, blur)))
     buffer = io.BytesIO()
-    blurred.save(buffer, "JPEG", quality=rng.randint(35, 85))
+    blurred.save(buffer, "JPEG", quality=rng.randint(worst, best))
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
-def fusion_part(data: Path, split: str, faces: int, frames: int, seed: int) -> dict:
+def fusion_part(data: Path, split: str, faces: int, frames: int, seed: int, noise: str = "mild") -> dict:
     from agedetect.data import load_manifest
 
     estimator = AgeEstimator(threads=1).load()
@@ -123,7 +135,7 @@ def fusion_part(data: Path, split: str, faces: int, frames: int, seed: int) -> d
             chip = opened.convert("RGB")
         distributions = []
         for _ in range(frames):
-            found = estimator.predict_image(jittered(chip, rng))
+            found = estimator.predict_image(jittered(chip, rng, noise))
             if found:
                 distributions.append(np.asarray(found[0].age_distribution))
         if len(distributions) < 2:
@@ -149,7 +161,8 @@ def fusion_part(data: Path, split: str, faces: int, frames: int, seed: int) -> d
                "mean_interval_width": round(float(np.mean(widths[name])), 1)}
         for name in methods
     }
-    return {"faces": len(rows) - skipped, "skipped (face found in < 2 frames)": skipped, "frames_each": frames,
+    return {"noise": noise, "faces": len(rows) - skipped, "skipped (face found in < 2 frames)": skipped,
+            "frames_each": frames,
             "split": split, "seconds": round(took, 1), "methods": table}
 
 
@@ -203,6 +216,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each clip of the frames part")
     parser.add_argument("--live-frames", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise", choices=sorted(NOISE), default="mild", help="how hard frames are degraded")
     args = parser.parse_args()
     with open("/proc/loadavg") as handle:
         load = handle.read().split()[:3]
@@ -210,7 +224,7 @@ def main() -> None:
     if args.part in ("all", "frames"):
         report["frames"] = frames_part(args.seconds)
     if args.part in ("all", "fusion"):
-        report["fusion"] = fusion_part(args.data, args.split, args.faces, args.frames, args.seed)
+        report["fusion"] = fusion_part(args.data, args.split, args.faces, args.frames, args.seed, args.noise)
     if args.part in ("all", "live"):
         report["live"] = live_part(args.live_frames)
     with open("/proc/loadavg") as handle:

@@ -222,3 +222,31 @@ def test_docs_render_with_the_internet_cut_off(private_server) -> None:
         assert path in shown
     assert refused == []
     assert json.loads(httpx.get(server.url + "/openapi.json").text)["info"]["title"] == "agedetect"
+
+
+def test_live_frames_touch_no_disk_and_no_log(private_server) -> None:
+    """Camera frames over /api/v1/live: processed and forgotten like uploads."""
+    from websockets.sync.client import connect
+
+    server, watched = private_server
+    folders = [watched["cwd"], watched["tmp"], watched["home"]]
+    at_start = files_under(*folders)
+    writes_at_start = watched["writes"].read_text().splitlines()
+    frames = [data for _, data in uploads() if len(data) < 1_000_000]
+    with connect(f"ws://127.0.0.1:{server.port}/api/v1/live") as socket:
+        socket.recv(timeout=30)
+        answers = []
+        for data in frames:
+            time.sleep(0.1)
+            socket.send(data)
+            answers.append(json.loads(socket.recv(timeout=60)))
+    assert any(a.get("type") == "faces" for a in answers) and any("error" in a for a in answers), answers
+    time.sleep(0.5)
+    assert files_under(*folders) == at_start
+    writes = watched["writes"].read_text().splitlines()[len(writes_at_start):]
+    assert writes == [], f"the server opened files to write during a live session: {writes}"
+    log = server.raw_output
+    assert b"/api/v1/live" in log  # the access log saw the connection...
+    for data in frames:  # ...and nothing of the frames
+        for start in range(0, len(data) - 32, max(1, len(data) // 8)):
+            assert data[start : start + 32] not in log
