@@ -302,3 +302,25 @@ def test_memory_stays_flat_in_the_length_of_the_video(tmp_path: Path) -> None:
         frames, peaks[path.name] = map(int, out.stdout.split())
         assert frames == (60 if path is short else 600)
     assert peaks["long.mp4"] - peaks["short.mp4"] < 20, peaks  # MB; 600 frames held would be 550 MB
+
+
+@pytest.mark.slow
+def test_ray_engine_reads_videos_one_task_each(three: dict, tmp_path: Path) -> None:
+    """``--engine ray``: the same people as the local engine, with their times, in Parquet."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]'; make test does)")
+    import pyarrow.parquet as pq
+
+    (tmp_path / "broken.mp4").write_bytes(b"\0" * 1000)
+    out = tmp_path / "out"
+    result, _ = run_cli("predict", str(three["path"]), str(tmp_path / "broken.mp4"), "--engine", "ray",
+                        "--out", str(out), "--format", "json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["files_seen"], summary["files_with_faces"], summary["files_failed"], summary["faces"]) == (2, 1, 1, 3)
+    assert summary["failed_reasons"] == {"unreadable_video": 1}
+    people = pq.read_table(out / "faces").to_pylist()
+    people.sort(key=lambda row: row["face"])
+    assert [round(row["start_s"]) for row in people] == [0, 3, 6]
+    assert all(row["frames"] >= 10 for row in people)
+    for row, still in zip(people, three["stills"]):
+        assert abs(row["age"] - still) <= 4.0
