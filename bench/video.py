@@ -42,7 +42,7 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the clip makers the tests use
 
-from clips import THREE_PEOPLE, clip_frames, shots, write_video  # noqa: E402
+from clips import THREE_PEOPLE, clip_frames, jpeg, shots, write_video  # noqa: E402
 
 from agedetect.ages import fuse_ages  # noqa: E402
 from agedetect.inference import AgeEstimator  # noqa: E402
@@ -184,11 +184,7 @@ def live_part(frames: int) -> dict:
 
     estimator = AgeEstimator(threads=1)
     shot_list = shots(estimator, THREE_PEOPLE[:1], 4.0)
-    jpegs = []
-    for rgb in clip_frames(shot_list, 10):
-        buffer = io.BytesIO()
-        Image.fromarray(rgb).save(buffer, "JPEG", quality=80)
-        jpegs.append(buffer.getvalue())
+    jpegs = [jpeg(rgb, 80) for rgb in clip_frames(shot_list, 10)]
     port = free_port()
     process, _ = start_server(port, None)
     try:

@@ -4,6 +4,7 @@ Chromium camera plays. Clips are made in a temporary folder and never kept."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -96,6 +97,26 @@ def shots(estimator, names: Sequence[str] = THREE_PEOPLE, seconds: float = 3.0) 
         faces = estimator.predict(PEOPLE / name)
         result.append(Shot(PEOPLE / name, faces[0].box, seconds))
     return result
+
+
+def couple_shot(estimator, seconds: float) -> Shot:
+    """A shot of ``people/couple.jpg`` that frames both faces and stays inside the photo."""
+    photo = PEOPLE / "couple.jpg"
+    left, right = sorted(face.box for face in estimator.predict(photo))
+    both = (left[0], min(left[1], right[1]), right[2], max(left[3], right[3]))
+    with Image.open(photo) as opened:
+        height = opened.height
+    # pan_and_zoom's window is 2.2 to 2.8 "faces" high: one such face is the pair's span / 2.2.
+    side = min(max(both[2] - both[0], both[3] - both[1]) / 2.2, 0.94 * height / 2.8)
+    cx, cy = (both[0] + both[2]) / 2, (both[1] + both[3]) / 2
+    return Shot(photo, (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2), seconds)
+
+
+def jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
+    """A frame as the page sends it: JPEG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 def clip_frames(shot_list: Sequence[Shot], fps: float) -> Iterator[np.ndarray]:

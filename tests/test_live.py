@@ -18,7 +18,7 @@ from agedetect.inference import AgeEstimator
 from agedetect.web import ServeSettings, create_app
 from agedetect.web import live as live_module
 
-from clips import THREE_PEOPLE, clip_frames, shots
+from clips import THREE_PEOPLE, clip_frames, jpeg, shots
 from servers import ThreadedServer
 from shared_data import needs_photos
 
@@ -28,12 +28,6 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 pytestmark = needs_photos
 MIN = live_module.MIN_FRAMES
-
-
-def jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from agedetect.inference import AgeEstimator
 from agedetect.tracking import Tracker, frame_signature, is_cut
 from agedetect.video import VideoOptions, analyse_video, is_video, sample_frames
 
-from clips import SIZE, Shot, clip_frames, pan_and_zoom, shots, write_video
+from clips import SIZE, Shot, clip_frames, couple_shot, pan_and_zoom, shots, write_video
 from shared_data import NO_FACES, PEOPLE, needs_photos
 
 av = pytest.importorskip("av", reason="PyAV is not installed (pip install -e .)")
@@ -123,15 +123,7 @@ def test_csv_adds_the_time_columns_and_photos_leave_them_empty(three: dict) -> N
 
 
 def test_two_people_at_once_are_two_tracks_for_the_whole_clip(tmp_path: Path, estimator) -> None:
-    faces = estimator.predict(PEOPLE / "couple.jpg")
-    assert len(faces) == 2
-    left, right = sorted(face.box for face in faces)
-    # Frame both faces: a shot around the box that holds them, panned slowly.
-    both = (left[0], min(left[1], right[1]), right[2], max(left[3], right[3]))
-    side = max(both[2] - both[0], both[3] - both[1]) / 2.2  # the frame spans ~2.2 of these "faces"
-    centre = ((both[0] + both[2]) / 2, (both[1] + both[3]) / 2)
-    box = (centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2, centre[1] + side / 2)
-    path = write_video(tmp_path / "couple.mkv", pan_and_zoom(Shot(PEOPLE / "couple.jpg", box, 4.0), 25), 25)
+    path = write_video(tmp_path / "couple.mkv", pan_and_zoom(couple_shot(estimator, 4.0), 25), 25)
     analysis = analyse_video(path, estimator)
     assert len(analysis.people) == 2
     for person in analysis.people:
