@@ -157,3 +157,19 @@ def test_an_idle_session_is_closed(server, monkeypatch) -> None:
         with pytest.raises(ConnectionClosed):
             socket.recv(timeout=10)
     assert answer["error"]["code"] == "idle"
+
+
+def test_agedetect_serve_refuses_oversized_messages_at_the_protocol() -> None:
+    """``agedetect serve`` caps WebSocket messages at 2 MB: a 3 MB one closes the session
+    (1009, message too big) before the app reads it, and the server goes on."""
+    from servers import ServeProcess
+
+    with ServeProcess("--no-access-log") as served:
+        with connect(f"ws://127.0.0.1:{served.port}/api/v1/live", max_size=None) as socket:
+            socket.recv(timeout=30)
+            socket.send(b"\xff" * 3_000_000)
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        assert served.alive() and httpx.get(f"{served.url}/healthz").status_code == 200
+        assert "Traceback" not in served.output

@@ -119,7 +119,7 @@ class Tracker:
 
     max_gap_s: float = MAX_GAP_S
     active: list[Track] = field(default_factory=list)
-    tracks: list[Track] = field(default_factory=list)  # every track so far, by id
+    started: int = 0  # tracks started so far (the next one's id); ended tracks are not kept
 
     def update(self, time_s: float, boxes: Sequence[Box], *, cut: bool = False) -> list[int]:
         """The track id of each box (new ids for new faces). ``cut`` ends every track first."""
@@ -148,8 +148,8 @@ class Tracker:
             if bi in assigned:
                 ids.append(self.active[assigned[bi]].id)
                 continue
-            track = Track(len(self.tracks), time_s, time_s, tuple(map(float, box)))
-            self.tracks.append(track)
+            track = Track(self.started, time_s, time_s, tuple(map(float, box)))
+            self.started += 1
             self.active.append(track)
             ids.append(track.id)
         return ids

@@ -55,5 +55,8 @@ def serve_command(
         access_log=access_log,
         # No limit_concurrency: uvicorn would answer over it with its own text/plain 503;
         # the app refuses requests beyond ServeSettings.max_requests with its JSON 503 instead.
+        # WebSocket messages (live camera frames) over this are refused by the protocol itself;
+        # the app refuses frames over 1 MB with a message (agedetect.web.live).
+        ws_max_size=2_000_000,
         server_header=False,
     )

@@ -54,6 +54,8 @@ IDLE_TIMEOUT_S = 30.0
 MAX_SESSION_S = 600.0
 #: Malformed messages tolerated before the session is closed.
 MAX_BAD_MESSAGES = 5
+#: Faces read per frame, the largest first (a till sees a few people, not a crowd).
+MAX_FACES = 8
 
 router = APIRouter()
 
@@ -100,7 +102,7 @@ class LiveSession:
         began = time.perf_counter()
         rgb = load_image(data, max_pixels=min(MAX_FRAME_PIXELS, self.service.max_pixels))
         estimator = self.service.estimator
-        faces = estimator.predict_image(rgb)
+        faces = estimator.predict_image(rgb)[:MAX_FACES]
         ids = self.tracker.update(time.monotonic() - self.started, [face.box for face in faces])
         on_screen = {track.id for track in self.tracker.on_screen()}
         self.people = {tid: person for tid, person in self.people.items() if tid in on_screen}
