@@ -202,10 +202,27 @@ def test_animated_gif_and_webp_are_clips(tmp_path: Path, fmt: str, estimator, th
     assert not is_video(tmp_path / "still.gif")
 
 
-def test_folders_are_searched_for_videos_too(three: dict) -> None:
+@pytest.mark.parametrize("fusion", ["median", "product"])
+def test_every_fusion_gives_one_person_near_the_mean_fusion(tmp_path: Path, fusion: str, estimator, three: dict) -> None:
+    shot = three["shots"][2]
+    frames = [Image.fromarray(f).resize((320, 240)) for f in pan_and_zoom(Shot(shot.photo, shot.face_box, 2.0), 5)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, "GIF", save_all=True, append_images=frames[1:], duration=200, loop=0)
+    [mean] = analyse_video(path, estimator).people
+    [other] = analyse_video(path, estimator, VideoOptions(fusion=fusion)).people
+    assert other.frames == mean.frames == 10
+    assert abs(other.prediction.age - mean.prediction.age) <= 3
+    low, high = other.prediction.age_interval
+    assert low <= other.prediction.age <= high and other.prediction.age_group in estimator.groups.labels
+    with pytest.raises(ValueError, match="choose one of mean, product, median"):
+        VideoOptions(fusion="vote")
+
+
+def test_predict_and_audience_search_folders_for_videos(three: dict) -> None:
     from agedetect.files import find_images
 
-    assert three["path"] in find_images([three["folder"]])
+    assert three["path"] in find_images([three["folder"]], videos=True)
+    assert three["path"] not in find_images([three["folder"]])  # evaluate reads labelled photos only
 
 
 # ---------------------------------------------------------------------- bad files and limits

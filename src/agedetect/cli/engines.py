@@ -37,7 +37,7 @@ def gather_inputs(paths: Optional[Sequence[str]], list_file: Optional[Path]) -> 
     from agedetect.batch import read_file_list
     from agedetect.files import find_images
 
-    inputs = [str(path) for path in find_images(paths or [])]
+    inputs = [str(path) for path in find_images(paths or [], videos=True)]  # both read videos
     if list_file is not None:
         inputs += read_file_list(list_file)
     if not inputs:
