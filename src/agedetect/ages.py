@@ -168,10 +168,12 @@ def fuse_ages(
         return decode_ages(fused[None], groups), fused
     each = decode_ages(probs, groups)
     age = np.median(each.age, keepdims=True)
+    years = whole_years(age)
     return DecodedAges(
         age=age,
+        years=years,
         low=np.minimum(np.median(each.low, keepdims=True), age),
         high=np.maximum(np.median(each.high, keepdims=True), age),
-        group_index=groups.index_of(age),
+        group_index=groups.index_of(years),
         group_probabilities=np.median(each.group_probabilities, axis=0, keepdims=True),
     ), mean
