@@ -5,6 +5,7 @@ with no face and a text file get their messages. (tests/test_page.py walks throu
 rest of the page at a desktop and a phone size.) Screenshots the page with the couple
 photo into a temporary folder; ``AGEDETECT_SCREENSHOT=docs/img/web.png`` writes it there
 instead, to refresh the README's picture (so a plain ``make test`` leaves the tree clean).
+Live mode runs with a fake camera playing a clip made here (its section below).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Iterator
 
 import pytest
 
+from clips import couple_shot, pan_and_zoom, write_y4m
 from servers import ThreadedServer
 from shared_data import CHROMIUM, NO_FACES, PEOPLE, needs_chromium, needs_photos
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,22 +41,35 @@ def base_url() -> Iterator[str]:
         yield server.url
 
 
+def open_page(p, base_url: str, *chromium_args: str):
+    """Chromium with a fake camera, permission granted, on the page: ``(browser, page)``;
+    ``page.errors`` collects the page's errors. The camera is Chromium's test pattern, or
+    a clip given with ``--use-file-for-fake-video-capture``."""
+    args = ["--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", *chromium_args]
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1,
+                                  permissions=["camera"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(base_url)
+    page.errors = errors  # type: ignore[attr-defined]
+    return browser, page
+
+
 @pytest.fixture(scope="module")
-def page(base_url: str):
+def playwright():
+    """One Playwright for the module (the sync API allows one at a time)."""
     with playwright_api.sync_playwright() as p:
-        # A fake camera (Chromium's test pattern) stands in for a webcam, permission granted.
-        args = ["--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1,
-                                      permissions=["camera"])
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(base_url)
-        page.errors = errors  # type: ignore[attr-defined]
-        yield page
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def page(base_url: str, playwright):
+    browser, page = open_page(playwright, base_url)
+    yield page
+    browser.close()
 
 
 def js_round(x: float) -> int:
@@ -123,3 +138,55 @@ def test_camera_capture_is_sent(page) -> None:
     assert answer.value.request.headers["content-type"].startswith("multipart/form-data")
     assert page.locator("#camera").is_hidden()
     expect(page.locator("[data-testid=message]")).to_contain_text("No face found")
+
+
+# ---------------------------------------------------------------- Live mode
+#
+# Chromium's fake camera plays ``couple.y4m`` (a slow pan over ``people/couple.jpg``, two
+# adults, forwards then backwards so its loop has no jump) through
+# ``--use-file-for-fake-video-capture``. "Live age check" must show each person's progress,
+# then a PASS for both once they have enough frames, with their boxes drawn on the feed.
+# ``AGEDETECT_SCREENSHOT_LIVE=docs/img/live.png`` refreshes the README's picture.
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory) -> Path:
+    from agedetect.inference import AgeEstimator
+
+    frames = list(pan_and_zoom(couple_shot(AgeEstimator(threads=1), 3.0), 10))
+    return write_y4m(tmp_path_factory.mktemp("camera") / "couple.y4m", frames + frames[::-1], 10)
+
+
+def poll(check, what: str, timeout: float = 60.0) -> None:
+    """Poll ``check()`` (Playwright locators) until true."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_live_mode_shows_progress_then_a_decision_per_person(base_url: str, playwright, camera_clip: Path,
+                                                          tmp_path: Path) -> None:
+    browser, page = open_page(playwright, base_url, f"--use-file-for-fake-video-capture={camera_clip}")
+    try:
+        page.click("[data-testid=live-open]")
+        # Progress first: each person "checking…" with fewer than the server's MIN_FRAMES.
+        person = "[data-testid=live-person]"
+        poll(lambda: page.locator(f"{person}[data-decision=pending]").count() >= 1, "progress")
+        # Then a decision for both people.
+        poll(lambda: page.locator(f"{person}[data-decision=pass]").count() == 2, "two PASS decisions")
+        people = page.locator("[data-testid=live-person]").all_inner_texts()
+        assert len(people) == 2 and all("PASS" in text for text in people), people
+        assert "Each person needs" in page.inner_text("[data-testid=live-status]")
+        rtts = page.evaluate("window.agedetectLive.rtts.length")
+        assert rtts >= 10  # the server's MIN_FRAMES
+        asked = os.environ.get("AGEDETECT_SCREENSHOT_LIVE")
+        screenshot = ROOT / asked if asked else tmp_path / "live.png"
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+        assert screenshot.stat().st_size > 50_000
+        page.click("#live-stop")
+        assert page.locator("[data-testid=live]").is_hidden()
+        assert page.errors == [], page.errors
+    finally:
+        browser.close()

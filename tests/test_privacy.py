@@ -59,6 +59,19 @@ def files_under(*folders: Path) -> list[str]:
     return sorted(str(p) for folder in folders for p in folder.rglob("*"))
 
 
+def disk_state(watched: dict[str, Path]) -> tuple[list[str], int]:
+    """The watched folders' files, and how many writes the audit hook has logged."""
+    files = files_under(watched["cwd"], watched["tmp"], watched["home"])
+    return files, len(watched["writes"].read_text().splitlines())
+
+
+def assert_disk_untouched(watched: dict[str, Path], before: tuple[list[str], int], during: str) -> None:
+    files, writes = before
+    assert files_under(watched["cwd"], watched["tmp"], watched["home"]) == files
+    new = watched["writes"].read_text().splitlines()[writes:]
+    assert new == [], f"the server opened files to write {during}: {new}"
+
+
 def jpeg(picture: Image.Image, quality: int = 92) -> bytes:
     buffer = io.BytesIO()
     picture.convert("RGB").save(buffer, "JPEG", quality=quality)
@@ -105,10 +118,8 @@ def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
 
 def test_uploads_touch_no_disk_and_no_log(private_server) -> None:
     server, watched = private_server
-    folders = [watched["cwd"], watched["tmp"], watched["home"]]
-    at_start = files_under(*folders)
-    writes_at_start = watched["writes"].read_text().splitlines()
-    assert at_start == [], f"agedetect serve wrote at start-up: {at_start}"
+    at_start = disk_state(watched)
+    assert at_start[0] == [], f"agedetect serve wrote at start-up: {at_start[0]}"
 
     sent = uploads()
     assert len(sent[0][1]) > 1024 * 1024  # over Starlette's spool threshold
@@ -124,9 +135,7 @@ def test_uploads_touch_no_disk_and_no_log(private_server) -> None:
     time.sleep(0.5)  # let the access log reach the pipe
 
     # The disk: nothing in the folders, nothing opened for writing anywhere.
-    assert files_under(*folders) == at_start
-    writes = watched["writes"].read_text().splitlines()[len(writes_at_start):]
-    assert writes == [], f"the server opened files to write while handling uploads: {writes}"
+    assert_disk_untouched(watched, at_start, "while handling uploads")
 
     # The logs: the access log is on and names the paths, but no file name and no bytes.
     log = server.raw_output
@@ -222,3 +231,27 @@ def test_docs_render_with_the_internet_cut_off(private_server) -> None:
         assert path in shown
     assert refused == []
     assert json.loads(httpx.get(server.url + "/openapi.json").text)["info"]["title"] == "agedetect"
+
+
+def test_live_frames_touch_no_disk_and_no_log(private_server) -> None:
+    """Camera frames over /api/v1/live: processed and forgotten like uploads."""
+    from websockets.sync.client import connect
+
+    server, watched = private_server
+    at_start = disk_state(watched)
+    frames = [data for _, data in uploads() if len(data) < 1_000_000]
+    with connect(f"ws://127.0.0.1:{server.port}/api/v1/live") as socket:
+        socket.recv(timeout=30)
+        answers = []
+        for data in frames:
+            time.sleep(0.1)
+            socket.send(data)
+            answers.append(json.loads(socket.recv(timeout=60)))
+    assert any(a.get("type") == "faces" for a in answers) and any("error" in a for a in answers), answers
+    time.sleep(0.5)
+    assert_disk_untouched(watched, at_start, "during a live session")
+    log = server.raw_output
+    assert b"/api/v1/live" in log  # the access log saw the connection...
+    for data in frames:  # ...and nothing of the frames
+        for start in range(0, len(data) - 32, max(1, len(data) // 8)):
+            assert data[start : start + 32] not in log

@@ -115,3 +115,65 @@ def _quantile(cdf: np.ndarray, q: float) -> np.ndarray:
     """The age at which each row's CDF first reaches ``q``: the bin where it does, as a
     whole age (bins are whole years, so a finer answer would be false precision)."""
     return np.argmax(cdf >= q - 1e-9, axis=1).astype(np.float64)
+
+
+#: Ways to fuse one person's age distributions from several frames (:func:`fuse_ages`).
+FUSION_METHODS = ("mean", "product", "median")
+
+
+def fuse_ages(
+    probabilities: np.ndarray, groups: AgeGroups, method: str = "mean", *, temperature: float | None = None,
+) -> tuple[DecodedAges, np.ndarray]:
+    """One person's age from the age distributions ``(frames, bins)`` of their frames.
+
+    - ``"mean"``: the average distribution (a mixture: it keeps every frame's doubt);
+    - ``"product"``: frames as independent evidence, ``p ∝ exp(sum(log p_t) / temperature)``;
+      ``temperature=1`` is the plain product (it narrows the interval as frames add up, as
+      if each frame were a new photo), ``temperature=frames`` (the default) the geometric
+      mean, as sure as one frame;
+    - ``"median"``: the median of the frames' estimates, interval ends and group odds
+      taken the same way frame by frame.
+
+    Returns the decode (arrays of one row, as :func:`decode_ages` gives) and the fused
+    distribution (for ``"median"``, the mean distribution, which the decode's group odds
+    do not use). Which one a video uses was measured (``bench/video.py``).
+
+    >>> p = np.zeros((3, 101)); p[0, 30] = p[1, 32] = p[2, 50] = 1.0
+    >>> [float(fuse_ages(p, AgeGroups.default(), m)[0].age[0]) for m in ("mean", "median")]
+    [32.0, 32.0]
+    >>> q = np.full((2, 101), 1e-6); q[0, 30:33] = 1; q[1, 32:35] = 1
+    >>> round(float(fuse_ages(q, AgeGroups.default(), "product", temperature=1.0)[0].age[0]), 3)
+    32.0
+    >>> fuse_ages(p, AgeGroups.default(), "vote")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown fusion method 'vote'; choose one of mean, product, median
+    """
+    if method not in FUSION_METHODS:
+        raise ValueError(f"unknown fusion method {method!r}; choose one of {', '.join(FUSION_METHODS)}")
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if probs.ndim != 2 or not len(probs):
+        raise ValueError(f"expected (frames, bins) probabilities of at least one frame, got shape {probs.shape}")
+    probs = probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
+    mean = probs.mean(axis=0)
+    if method == "mean":
+        return decode_ages(mean[None], groups), mean
+    if method == "product":
+        scale = float(temperature) if temperature is not None else float(len(probs))
+        if not scale > 0:
+            raise ValueError(f"temperature must be > 0, not {temperature!r}")
+        logits = np.log(np.clip(probs, 1e-12, None)).sum(axis=0) / scale
+        fused = np.exp(logits - logits.max())
+        fused /= fused.sum()
+        return decode_ages(fused[None], groups), fused
+    each = decode_ages(probs, groups)
+    age = np.median(each.age, keepdims=True)
+    years = whole_years(age)
+    return DecodedAges(
+        age=age,
+        years=years,
+        low=np.minimum(np.median(each.low, keepdims=True), age),
+        high=np.maximum(np.median(each.high, keepdims=True), age),
+        group_index=groups.index_of(years),
+        group_probabilities=np.median(each.group_probabilities, axis=0, keepdims=True),
+    ), mean

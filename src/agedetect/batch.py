@@ -28,14 +28,17 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from agedetect.errors import AgeDetectError, ImageTooLargeError, UnreadableImageError
+from agedetect.errors import (
+    AgeDetectError, ImageTooLargeError, UnreadableImageError, UnreadableVideoError, VideoTooLargeError,
+)
 
 if TYPE_CHECKING:
     from agedetect.inference import AgeEstimator, FacePrediction
+    from agedetect.video import VideoAnalysis, VideoOptions
 
 #: Keys of a row as ``agedetect predict --format json`` prints it: what the web API answers
 #: for a face, with the file and the face's number (1 = the largest, as everywhere).
@@ -45,6 +48,9 @@ COLUMNS = ("file", "face", "box", "score", "age", "age_years", "age_interval", "
 #: followed by one ``p_<group>`` column per age group (:func:`csv_columns`).
 CSV_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "score", "age", "age_years", "age_low", "age_high",
                "age_group", "error")
+#: Keys a video's rows add (one row per person: first and last sampled frame, frames
+#: fused; ``--per-frame``: the frame's time twice and 1); ``None`` on a photo's rows.
+VIDEO_COLUMNS = ("start_s", "end_s", "frames")
 
 #: ``reason`` of an image that was read but had no face in it.
 NO_FACE = "no_face"
@@ -67,6 +73,9 @@ class FileResult:
     file: str
     faces: tuple["FacePrediction", ...] = ()
     error: AgeDetectError | None = None
+    #: For a video: its people (``faces`` are their fused estimates, in order of first
+    #: appearance), when each was on screen, and per-frame faces when asked for.
+    video: "VideoAnalysis | None" = None
 
     @property
     def status(self) -> str:
@@ -94,13 +103,23 @@ class FileResult:
                 return message[len(prefix) :]
         return message
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Rows as ``agedetect predict --format json`` prints them: one per face, or one
-        with ``error`` set for a file without a face."""
+    def rows(self, per_frame: bool = False) -> list[dict[str, Any]]:
+        """Rows as ``agedetect predict --format json`` prints them: one per face (a video:
+        per person, or with ``per_frame`` per face per sampled frame), or one with ``error``
+        set for a file without a face. A video's rows add :data:`VIDEO_COLUMNS`."""
+        extra = dict.fromkeys(VIDEO_COLUMNS) if self.video is not None else {}
         if not self.faces:
-            return [dict.fromkeys(COLUMNS) | {"file": self.file, "error": self.message}]
-        return [{"file": self.file, "face": number} | prediction.to_dict() | {"error": None}
+            return [dict.fromkeys(COLUMNS) | extra | {"file": self.file, "error": self.message}]
+        if per_frame and self.video is not None:
+            return [{"file": self.file, "face": f.person + 1} | f.prediction.to_dict()
+                    | {"error": None, "start_s": f.time_s, "end_s": f.time_s, "frames": 1}
+                    for f in self.video.frame_faces]
+        rows = [{"file": self.file, "face": number} | prediction.to_dict() | {"error": None} | extra
                 for number, prediction in enumerate(self.faces, start=1)]
+        if self.video is not None:
+            for row, person in zip(rows, self.video.people):
+                row.update(start_s=person.start_s, end_s=person.end_s, frames=person.frames)
+        return rows
 
     def records(self, group_labels: Sequence[str]) -> list[dict[str, Any]]:
         """Flat records for a table: the :data:`CSV_COLUMNS` of each row, then ``reason``
@@ -108,7 +127,7 @@ class FileResult:
         (unrounded, so group shares summed from them match :class:`agedetect.uses.Audience`)."""
         out = []
         for index, row in enumerate(self.rows()):
-            record = flat_row(row) | {"reason": self.reason}
+            record = flat_row(row) | {k: row.get(k) for k in VIDEO_COLUMNS} | {"reason": self.reason}
             probabilities = self.faces[index].group_probabilities if self.faces else {}
             for label in group_labels:
                 record[f"p_{label}"] = probabilities.get(label) if self.faces else None
@@ -143,13 +162,16 @@ def flat_row(row: dict[str, Any], group_labels: Sequence[str] = ()) -> dict[str,
 
 
 def predict_files(
-    files: Sequence[str | os.PathLike], estimator: "AgeEstimator", *, aligned: bool = False
+    files: Sequence[str | os.PathLike], estimator: "AgeEstimator", *, aligned: bool = False,
+    video: "VideoOptions | None" = None, on_progress: Callable[[str, float, float | None], None] | None = None,
 ) -> list[FileResult]:
     """One :class:`FileResult` per file, in order; a bad file never raises.
 
     ``files`` are paths or ``file://`` URIs. With ``aligned``, each file is taken as an
     aligned UTKFace-framed face chip (no detection) and the chips go through the model in
-    one batch.
+    one batch. Otherwise a video (:func:`agedetect.video.is_video`) gives one face per
+    person, read with ``video`` options (default :class:`agedetect.video.VideoOptions`);
+    ``on_progress(file, seconds read, seconds in all or None)`` follows a video's progress.
 
     Raises:
         ModelError: only the model itself failing stops a batch.
@@ -157,12 +179,20 @@ def predict_files(
     names = [os.fspath(f) for f in files]
     if aligned:
         return _predict_chips(names, estimator)
-    return [_predict_photo(name, estimator) for name in names]
+    return [_predict_photo(name, estimator, video, on_progress) for name in names]
 
 
-def _predict_photo(name: str, estimator: "AgeEstimator") -> FileResult:
+def _predict_photo(name: str, estimator: "AgeEstimator", video: "VideoOptions | None" = None,
+                   on_progress: Callable[[str, float, float | None], None] | None = None) -> FileResult:
     try:
-        faces = estimator.predict(local_path(name))
+        path = local_path(name)
+        from agedetect.video import VideoOptions, analyse_video, is_video
+
+        if is_video(path):
+            progress = None if on_progress is None else (lambda done, total: on_progress(name, done, total))
+            analysis = analyse_video(path, estimator, video or VideoOptions(), progress)
+            return FileResult(name, tuple(p.prediction for p in analysis.people), video=analysis)
+        faces = estimator.predict(path)
     except AgeDetectError as error:
         return FileResult(name, error=error)
     except OSError as error:  # a file that vanished or changed mid-read
@@ -200,6 +230,10 @@ def _predict_chips(names: list[str], estimator: "AgeEstimator") -> list[FileResu
 
 def failure_reason(error: BaseException) -> str:
     """A short, stable reason code for a failed input."""
+    if isinstance(error, VideoTooLargeError):
+        return "video_too_large"
+    if isinstance(error, UnreadableVideoError):
+        return "unreadable_video"
     if isinstance(error, ImageTooLargeError):
         return "image_too_large"
     if isinstance(error, UnreadableImageError):

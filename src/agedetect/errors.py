@@ -37,3 +37,16 @@ class DataError(AgeDetectError, ValueError):
 
 class NoSuchFaceError(AgeDetectError, ValueError):
     """A face was asked for by number, and the photo has fewer faces."""
+
+
+class VideoError(ImageError):
+    """A video file could not be used."""
+
+
+class UnreadableVideoError(VideoError, UnreadableImageError):
+    """Not a video agedetect can decode: corrupt, truncated, no video stream, or a codec
+    the bundled decoders lack."""
+
+
+class VideoTooLargeError(VideoError, ImageTooLargeError):
+    """A video longer than the limit, or with frames larger than allowed."""

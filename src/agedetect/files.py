@@ -21,6 +21,9 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 #: File name endings searched for inside folders (a file named directly is always taken).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+#: Videos, searched for by the commands that read them (``predict``, ``audience``: agedetect.video);
+#: kept here so that finding files imports no video code.
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"})
 
 _GLOB_CHARACTERS = frozenset("*?[")
 
@@ -28,7 +31,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def find_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+def find_images(inputs: Iterable[str | os.PathLike], *, videos: bool = False) -> list[Path]:
     """Expand files, folders and globs into a sorted, de-duplicated list of image paths.
 
     - a file is taken whatever its name (the loader says if it is not an image);
@@ -36,7 +39,8 @@ def find_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
       files and folders skipped, symbolic links to folders not followed);
     - a pattern with ``*``, ``?`` or ``[`` is expanded (``**`` matches any depth) and each
       match is treated as above;
-    - anything that matches nothing is kept as given, so the caller reports it as missing.
+    - anything that matches nothing is kept as given, so the caller reports it as missing;
+    - with ``videos``, folders contribute video files too.
 
     Order: inputs in the order given, each folder's files sorted by path.
 
@@ -61,7 +65,7 @@ def find_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
         for match in matches:
             path = Path(match)
             if path.is_dir():
-                for image in _images_in(path):
+                for image in _images_in(path, videos):
                     add(image)
             else:
                 add(path)  # a file, or a missing path the caller will report
@@ -73,12 +77,14 @@ def is_image_name(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _images_in(folder: Path) -> list[Path]:
+def _images_in(folder: Path, videos: bool = False) -> list[Path]:
+    endings = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS if videos else IMAGE_EXTENSIONS
     images = []
     unreadable: list[Path] = []
     for root, dirs, files in os.walk(folder, onerror=lambda error: unreadable.append(Path(error.filename))):
         dirs[:] = [name for name in dirs if not name.startswith(".")]
-        images.extend(Path(root) / name for name in files if not name.startswith(".") and is_image_name(name))
+        images.extend(Path(root) / name for name in files
+                      if not name.startswith(".") and Path(name).suffix.lower() in endings)
     # A folder we may not list is reported (as a path that fails to load), not skipped.
     return sorted(images) + unreadable
 

@@ -5,7 +5,8 @@ model once and runs :func:`agedetect.batch.predict_files`, the same function as 
 engine, so a file gives the same rows on either. The results are small (a row per face),
 so they are materialized in Ray's object store and written from there:
 
-- ``OUT/faces/``: Parquet, one row per face: the columns of ``agedetect predict --format
+- ``OUT/faces/``: Parquet, one row per face (a video: per person, with ``start_s``, ``end_s``,
+  ``frames``; null for a photo): the columns of ``agedetect predict --format
   csv`` (``error`` is always empty here), then ``p_<group>``, the face's probability of
   each age group;
 - ``OUT/failures/``: Parquet, one row per file that gave no face: ``file``, ``reason``
@@ -37,8 +38,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from agedetect.batch import CSV_COLUMNS, NO_FACE, predict_files
+from agedetect.batch import CSV_COLUMNS, NO_FACE, VIDEO_COLUMNS, predict_files
 from agedetect.errors import AgeDetectError, ModelError
+from agedetect.video import is_video_name
 
 if TYPE_CHECKING:
     import pyarrow
@@ -124,6 +126,7 @@ def run(
     model: str | os.PathLike | None = None,
     aligned: bool = False,
     batch_size: int | None = None,
+    video: Any = None,
 ) -> RunSummary:
     """Predict every face in ``files`` (paths or ``file://`` URIs) on Ray; write
     ``OUT/faces``, ``OUT/failures`` and ``OUT/summary.json``; return the summary.
@@ -172,8 +175,10 @@ def run(
         _quiet_ray_data()
         if actors is None:
             actors = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        if batch_size is None and not aligned and any(is_video_name(f) for f in files):
+            batch_size = 1  # a video is a task of its own: seconds to minutes of work
         records = _predict(files, model, estimator.metadata["sha256"], labels, aligned, actors,
-                           batch_size or (CHIP_BATCH if aligned else PHOTO_BATCH))
+                           batch_size or (CHIP_BATCH if aligned else PHOTO_BATCH), video)
         try:
             records = records.materialize()
             records.map_batches(_faces_only, batch_format="pyarrow", batch_size=None).write_parquet(
@@ -211,7 +216,7 @@ def _connect(ray: Any, address: str | None, local_cpus: int) -> None:
 
 
 def _predict(files: Sequence[str], model: Any, sha256: str, labels: tuple[str, ...], aligned: bool,
-             actors: int, batch_size: int) -> Any:
+             actors: int, batch_size: int, video: Any = None) -> Any:
     import pyarrow as pa
     import ray.data
 
@@ -226,7 +231,7 @@ def _predict(files: Sequence[str], model: Any, sha256: str, labels: tuple[str, .
     return dataset.map_batches(
         AgePredictor,
         fn_constructor_kwargs={"model": None if model is None else str(model), "sha256": sha256,
-                               "labels": labels, "aligned": aligned},
+                               "labels": labels, "aligned": aligned, "video": video},
         batch_size=batch_size,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),  # a fixed pool of this many actors
@@ -238,7 +243,8 @@ class AgePredictor:
     """A Ray Data actor: loads the model once, then turns batches of paths into records
     (:meth:`agedetect.batch.FileResult.records`)."""
 
-    def __init__(self, model: str | None, sha256: str, labels: Sequence[str], aligned: bool) -> None:
+    def __init__(self, model: str | None, sha256: str, labels: Sequence[str], aligned: bool,
+                 video: Any = None) -> None:
         from agedetect.inference import AgeEstimator
 
         # One thread: the actors are the parallelism, one per CPU Ray gives them.
@@ -251,12 +257,14 @@ class AgePredictor:
             )
         self.labels = tuple(labels)
         self.aligned = aligned
+        self.video = video
         self.schema = record_schema(self.labels)
 
     def __call__(self, batch: "pyarrow.Table") -> "pyarrow.Table":
         import pyarrow as pa
 
-        results = predict_files(batch.column("file").to_pylist(), self.estimator, aligned=self.aligned)
+        results = predict_files(batch.column("file").to_pylist(), self.estimator, aligned=self.aligned,
+                                video=self.video)
         return pa.Table.from_pylist([r for result in results for r in result.records(self.labels)], schema=self.schema)
 
 
@@ -265,8 +273,9 @@ def record_schema(labels: Sequence[str]) -> "pyarrow.Schema":
     import pyarrow as pa
 
     types = {"file": pa.string(), "face": pa.int32(), "age_years": pa.int32(), "age_group": pa.string(),
-             "error": pa.string()}
-    fields = [pa.field(name, types.get(name, pa.float64())) for name in CSV_COLUMNS]
+             "error": pa.string(), "frames": pa.int32()}
+    # A video's rows fill start_s, end_s and frames (one row per person); a photo's leave them null.
+    fields = [pa.field(name, types.get(name, pa.float64())) for name in CSV_COLUMNS + VIDEO_COLUMNS]
     fields.append(pa.field("reason", pa.string()))
     fields += [pa.field(f"p_{label}", pa.float64()) for label in labels]
     return pa.schema(fields)

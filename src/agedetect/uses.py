@@ -715,10 +715,13 @@ def total_variation(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.nda
     return float(0.5 * np.abs(p - q).sum())
 
 
-def write_audience_report(audience: Audience, out: str | Path, *, chart: bool = True) -> Path:
+def write_audience_report(audience: Audience, out: str | Path, *, chart: bool = True,
+                          timelines: dict[str, Any] | None = None) -> Path:
     """Write ``faces.csv``, ``failures.csv`` (every input without a face: no face found, or
     unreadable), ``groups.png`` (with ``chart``; it needs matplotlib) and ``index.html`` into
-    ``out``; returns the page's path."""
+    ``out``; returns the page's path. With ``timelines`` (videos' people on screen over time),
+    also ``people_over_time.csv`` and, with ``chart``, ``people.png``, shown on the page
+    (:func:`agedetect.video.write_people_over_time`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = audience.groups.labels
@@ -738,7 +741,13 @@ def write_audience_report(audience: Audience, out: str | Path, *, chart: bool = 
     if chart:
         _plot_groups(audience, out / "groups.png")
     page = out / "index.html"
-    page.write_text(_audience_html(audience, chart))
+    text = _audience_html(audience, chart)
+    if timelines:
+        from agedetect.video import write_people_over_time
+
+        text = text.replace("<h2>Inputs without a face</h2>",
+                            write_people_over_time(timelines, out, chart=chart) + "<h2>Inputs without a face</h2>")
+    page.write_text(text)
     return page
 
 
@@ -824,29 +833,42 @@ def default_estimator() -> "AgeEstimator":
 _worker_estimator: "AgeEstimator | None" = None
 
 
-def _init_worker(model: str | None, threads: int | None) -> None:
-    global _worker_estimator
+_worker_video: Any = None
+
+
+def _init_worker(model: str | None, threads: int | None, video: Any = None, progress: Any = None) -> None:
+    global _worker_estimator, _worker_video
     from agedetect.inference import AgeEstimator
+    from agedetect.video import set_progress_queue
 
     _worker_estimator = AgeEstimator(model, threads=threads).load()
+    _worker_video = video
+    set_progress_queue(progress)
 
 
-def _predict_in_worker(path: str) -> tuple[str, list["FacePrediction"] | AgeDetectError]:
+def _predict_in_worker(path: str) -> tuple[str, list["FacePrediction"] | AgeDetectError, Any]:
     # The per-file work every engine shares (agedetect.batch), so audience counts the same
-    # faces as predict, locally or on Ray.
-    result = predict_files([path], _worker_estimator)[0]  # type: ignore[arg-type]
-    return path, result.error if result.error is not None else list(result.faces)
+    # faces as predict, locally or on Ray; a video's faces are its people.
+    from agedetect.video import report_progress
+
+    result = predict_files([path], _worker_estimator, video=_worker_video, on_progress=report_progress)[0]  # type: ignore[arg-type]
+    timeline = result.video.timeline if result.video is not None else None
+    return path, result.error if result.error is not None else list(result.faces), timeline
 
 
 def iter_audience(
-    paths: Sequence[str | Path], *, model: str | Path | None = None, workers: int = 1
-) -> Iterable[tuple[str, list["FacePrediction"] | AgeDetectError]]:
-    """``(path, faces or error)`` for each path, in order, over ``workers`` processes."""
+    paths: Sequence[str | Path], *, model: str | Path | None = None, workers: int = 1,
+    video: Any = None, progress: Any = None,
+) -> Iterable[tuple[str, list["FacePrediction"] | AgeDetectError, Any]]:
+    """``(path, faces or error, timeline)`` for each path, in order, over ``workers``
+    processes; ``timeline`` is a video's ``(time_s, people on screen)`` per sampled frame
+    (``None`` for a photo). ``video``: :class:`agedetect.video.VideoOptions`; ``progress``:
+    a queue for videos' progress (:func:`agedetect.video.set_progress_queue`)."""
     from agedetect.files import parallel_map
 
     # One ONNX Runtime thread per worker when there are several: the processes use the cores.
     threads = 1 if workers > 1 else None
     return parallel_map(
         _predict_in_worker, [str(p) for p in paths], workers=workers,
-        initializer=_init_worker, initargs=(str(model) if model else None, threads),
+        initializer=_init_worker, initargs=(str(model) if model else None, threads, video, progress),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import typer
 
@@ -37,7 +37,7 @@ def gather_inputs(paths: Optional[Sequence[str]], list_file: Optional[Path]) -> 
     from agedetect.batch import read_file_list
     from agedetect.files import find_images
 
-    inputs = [str(path) for path in find_images(paths or [])]
+    inputs = [str(path) for path in find_images(paths or [], videos=True)]  # both read videos
     if list_file is not None:
         inputs += read_file_list(list_file)
     if not inputs:
@@ -62,14 +62,14 @@ def check_options(engine: Engine, *, address: Optional[str], actors: Optional[in
 
 
 def run_on_ray(files: list[str], out: Path, *, address: Optional[str], actors: Optional[int],
-               model: Optional[Path], aligned: bool = False) -> "RunSummary":
+               model: Optional[Path], aligned: bool = False, video: Any = None) -> "RunSummary":
     """The Ray run; exits 1 if its counts do not add up (never expected: a bug to report)."""
     from agedetect import ray_engine
 
     ray_engine.require_ray()  # the install hint before anything starts
     where = address or os.environ.get("RAY_ADDRESS") or "a local Ray started here"
     console.print(f"{len(files)} input{'s' * (len(files) != 1)} to Ray ({where})...", style="dim", markup=False)
-    summary = ray_engine.run(files, out, address=address, actors=actors, model=model, aligned=aligned)
+    summary = ray_engine.run(files, out, address=address, actors=actors, model=model, aligned=aligned, video=video)
     if not summary.reconciled:
         console.print(
             f"error: counts do not add up: {summary.files_seen} inputs but {summary.files_with_faces} with "

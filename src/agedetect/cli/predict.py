@@ -17,13 +17,17 @@ from typing import Any, Optional
 
 import typer
 
-from agedetect.batch import NO_FACE_MESSAGE, csv_columns, flat_row
+from agedetect.batch import NO_FACE_MESSAGE, VIDEO_COLUMNS, csv_columns, flat_row
 from agedetect.cli import app
 from agedetect.cli.common import console, plain, print_json, results, user_errors
 from agedetect.cli.engines import (
     ACTORS_HELP, ADDRESS_HELP, ENGINE_HELP, LIST_HELP, Engine, check_options, gather_inputs, run_on_ray, summary_line,
 )
+from agedetect.cli.videos import (
+    FPS_HELP, MAX_SECONDS_HELP, count_videos, finish, video_options, video_progress,
+)
 from agedetect.files import default_workers, parallel_map
+from agedetect.video import DEFAULT_FPS, DEFAULT_MAX_SECONDS, report_progress, set_progress_queue
 
 #: Aligned chips go to a worker in groups this large, so the model sees whole batches.
 CHIPS_PER_TASK = 64
@@ -54,9 +58,16 @@ def predict_command(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="--engine ray: folder for faces/ and failures/ (Parquet) and summary.json."
     ),
+    fps: float = typer.Option(DEFAULT_FPS, "--fps", help=FPS_HELP),
+    max_seconds: float = typer.Option(DEFAULT_MAX_SECONDS, "--max-seconds", help=MAX_SECONDS_HELP),
+    per_frame: bool = typer.Option(
+        False, "--per-frame", help="Videos: a row per face per sampled frame instead of one per person."
+    ),
 ) -> None:
     """Estimate the age of every face in the given images: one row per face (face 1 is the largest).
 
+    A video (.mp4 .mov .m4v .webm .mkv .avi, animated GIF or WebP) gives one row per
+    person, their age fused from every sampled frame, with start_s, end_s and frames.
     Exits 2 when no input could be read. With --engine ray the rows go to Parquet under
     --out and the counts are printed (as JSON with --format json)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -68,10 +79,14 @@ def predict_command(
         raise typer.BadParameter("--annotate works with the local engine only")
     if engine is Engine.ray and output is OutputFormat.csv:
         raise typer.BadParameter("with --engine ray the rows go to --out as Parquet; --format json prints the counts")
+    if per_frame and engine is Engine.ray:
+        raise typer.BadParameter("--per-frame works with the local engine only")
+    video = video_options(fps, max_seconds, per_frame)
     with user_errors():
         images = gather_inputs(paths, list_file)
         if engine is Engine.ray:
-            summary = run_on_ray(images, out, address=address, actors=actors, model=model, aligned=aligned)
+            summary = run_on_ray(images, out, address=address, actors=actors, model=model, aligned=aligned,
+                                 video=video)
             if output is OutputFormat.json:
                 print_json(summary.to_dict())
             console.print(summary_line(summary), markup=False, highlight=False)
@@ -91,17 +106,22 @@ def predict_command(
             tasks = [_Task((image,), (target,)) for image, target in zip(images, targets)]
 
         rows: list[dict] = []
+        videos = 0 if aligned else count_videos(images)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True, disable=len(images) < 2) as progress:
+        with Progress(*columns, console=console, transient=True, disable=len(images) < 2 and not videos) as progress, \
+                video_progress(progress, videos > 0) as channel:
             bar = progress.add_task("predicting", total=len(images))
             for task, task_rows in zip(
                 tasks,
                 parallel_map(_run_task, tasks, workers=workers or default_workers(), initializer=_start_worker,
-                             initargs=(model, aligned)),
+                             initargs=(model, aligned, video, channel)),
             ):
                 rows.extend(task_rows)
                 progress.advance(bar, len(task.images))
+                finish(progress, task.images)
 
+    if any("start_s" in row for row in rows):  # a video among the inputs: every row gets its columns
+        rows = [row | {key: row.get(key) for key in VIDEO_COLUMNS} for row in rows]
     _print_rows(rows, output, groups.labels)
     if not _print_summary(rows, len(images), annotate):
         raise typer.Exit(2)
@@ -119,12 +139,14 @@ class _Task:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(model: Optional[Path], aligned: bool) -> None:
+def _start_worker(model: Optional[Path], aligned: bool, video: Any = None, channel: Any = None) -> None:
     from agedetect.inference import AgeEstimator
 
     # One thread each: parallelism comes from the processes, one per core.
     _worker["estimator"] = AgeEstimator(model, threads=1).load()
     _worker["aligned"] = aligned
+    _worker["video"] = video
+    set_progress_queue(channel)
 
 
 def _run_task(task: _Task) -> list[dict]:
@@ -133,10 +155,12 @@ def _run_task(task: _Task) -> list[dict]:
 
     estimator = _worker["estimator"]
     rows: list[dict] = []
-    for result, target in zip(predict_files(task.images, estimator, aligned=_worker["aligned"]), task.targets):
-        file_rows = result.rows()
+    results = predict_files(task.images, estimator, aligned=_worker["aligned"], video=_worker["video"],
+                            on_progress=report_progress)
+    for result, target in zip(results, task.targets):
+        file_rows = result.rows(per_frame=bool(_worker["video"] and _worker["video"].per_frame))
         if target is not None and result.faces:
-            problem = _annotate(estimator, result, target)
+            problem = "no annotated copy of a video" if result.video else _annotate(estimator, result, target)
             for row in file_rows:
                 row["error"] = problem
         rows.extend(file_rows)
@@ -174,21 +198,29 @@ def _print_rows(rows: list[dict], output: OutputFormat, group_labels: tuple[str,
         print_json(rows)
     elif output is OutputFormat.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(csv_columns(group_labels))
+        extra = VIDEO_COLUMNS if rows and "start_s" in rows[0] else ()
+        writer.writerow(csv_columns(group_labels) + extra)
         for row in rows:
-            writer.writerow(["" if v is None else v for v in flat_row(row, group_labels).values()])
+            values = list(flat_row(row, group_labels).values()) + [row[key] for key in extra]
+            writer.writerow(["" if v is None else v for v in values])
     else:
         from rich.table import Table
 
-        table = Table("file", "face", "box", "age", "80% interval", "group", "error", show_edge=False)
+        video = bool(rows) and "start_s" in rows[0]
+        table = Table("file", "face", "box", "age", "80% interval", "group", *(("seen (s)", "frames") if video else ()),
+                      "error", show_edge=False)
         for row in rows:
+            seen = ()
+            if video:
+                times = "" if row["start_s"] is None else f"{row['start_s']:.1f}-{row['end_s']:.1f}"
+                seen = (times, "" if row["frames"] is None else str(row["frames"]))
             if row["error"] and row["age"] is None:
-                table.add_row(plain(row["file"]), "", "", "", "", "", plain(row["error"], "red"))
+                table.add_row(plain(row["file"]), "", "", "", "", "", *("",) * len(seen), plain(row["error"], "red"))
                 continue
             box = " ".join(f"{v:.0f}" for v in row["box"]) if row["box"] else ""
             low, high = row["age_interval"]
             table.add_row(plain(row["file"]), str(row["face"]), box, str(row["age_years"]), f"{low:.0f}-{high:.0f}",
-                          plain(row["age_group"]), plain(row["error"] or ""))
+                          plain(row["age_group"]), *seen, plain(row["error"] or ""))
         results().print(table)
 
 

@@ -22,6 +22,7 @@ def serve_command(
         None, min=1, help="Photos processed at once (default: one per core); more requests wait."
     ),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log method, path and status."),
+    max_live_sessions: int = typer.Option(4, "--max-live-sessions", min=1, help="Live camera sessions at once."),
 ) -> None:
     """Serve the page (/) and the API (/api/v1/predict, /healthz, docs at /docs)."""
     import uvicorn
@@ -32,7 +33,8 @@ def serve_command(
     with user_errors():
         overrides = {"max_concurrency": concurrency} if concurrency else {}
         settings = ServeSettings(
-            max_upload_bytes=int(max_upload_mb * 1e6), max_pixels=int(max_megapixels * 1e6), **overrides
+            max_upload_bytes=int(max_upload_mb * 1e6), max_pixels=int(max_megapixels * 1e6),
+            max_live_sessions=max_live_sessions, **overrides
         )
         # Load and verify the model here, so a missing or corrupt one is a one-line error
         # instead of a traceback from inside the server's startup.
@@ -53,5 +55,8 @@ def serve_command(
         access_log=access_log,
         # No limit_concurrency: uvicorn would answer over it with its own text/plain 503;
         # the app refuses requests beyond ServeSettings.max_requests with its JSON 503 instead.
+        # WebSocket messages (live camera frames) over this are refused by the protocol itself;
+        # the app refuses frames over 1 MB with a message (agedetect.web.live).
+        ws_max_size=2_000_000,
         server_header=False,
     )

@@ -13,6 +13,8 @@ from agedetect.cli.common import EXIT_REFER, console, plain, print_json, results
 from agedetect.cli.engines import (
     ACTORS_HELP, ADDRESS_HELP, ENGINE_HELP, LIST_HELP, Engine, check_options, gather_inputs, run_on_ray, summary_line,
 )
+from agedetect.cli.videos import FPS_HELP, MAX_SECONDS_HELP, count_videos, finish, video_options, video_progress
+from agedetect.video import DEFAULT_FPS, DEFAULT_MAX_SECONDS
 
 
 class Basis(str, Enum):
@@ -135,8 +137,13 @@ def audience_command(
     engine: Engine = typer.Option(Engine.local, "--engine", help=ENGINE_HELP),
     address: Optional[str] = typer.Option(None, "--address", help=ADDRESS_HELP),
     actors: Optional[int] = typer.Option(None, "--actors", min=1, help=ACTORS_HELP),
+    fps: float = typer.Option(DEFAULT_FPS, "--fps", help=FPS_HELP),
+    max_seconds: float = typer.Option(DEFAULT_MAX_SECONDS, "--max-seconds", help=MAX_SECONDS_HELP),
 ) -> None:
-    """Count faces per age group over many photos; write a CSV per face, a chart and a page."""
+    """Count faces per age group over many photos; write a CSV per face, a chart and a page.
+
+    A video counts people, not frames: each person once, their age fused over their
+    frames; the page adds people on screen over time."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from agedetect.files import default_workers
@@ -144,11 +151,13 @@ def audience_command(
     from agedetect.uses import Audience, can_plot, iter_audience, write_audience_report
 
     check_options(engine, address=address, actors=actors, out=out, workers=workers, out_is_ray_only=False)
+    video = video_options(fps, max_seconds)
     with user_errors():
         if engine is Engine.ray:
             # Parquet per face and per failure, and the counts: the chart and the page would
             # need every face on this machine, which a cluster-sized run avoids.
-            run = run_on_ray(gather_inputs(paths, list_file), out, address=address, actors=actors, model=model)
+            run = run_on_ray(gather_inputs(paths, list_file), out, address=address, actors=actors, model=model,
+                             video=video)
             if json_out:
                 print_json(run.audience_dict() | {"out": str(out)})
                 return
@@ -159,13 +168,20 @@ def audience_command(
         groups = AgeEstimator(model).groups  # loads (and verifies) the model once, before the work
         images = gather_inputs(paths, list_file)
         audience = Audience(groups)
-        columns = (TextColumn("audience"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True, disable=len(images) < 2) as bar:
+        timelines = {}
+        videos = count_videos(images)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True, disable=len(images) < 2 and not videos) as bar, \
+                video_progress(bar, videos > 0) as channel:
             task = bar.add_task("audience", total=len(images))
-            for path, result in iter_audience(images, model=model, workers=workers or default_workers()):
+            for path, result, timeline in iter_audience(images, model=model, workers=workers or default_workers(),
+                                                        video=video, progress=channel):
                 audience.add(path, result)
+                if timeline is not None:
+                    timelines[path] = timeline
                 bar.advance(task)
-        page = write_audience_report(audience, out, chart=chart)
+                finish(bar, [path])
+        page = write_audience_report(audience, out, chart=chart, timelines=timelines)
     summary = audience.to_dict()
     if not chart:
         console.print("no chart drawn (groups.png): it needs matplotlib: pip install 'agedetect[report]'",

@@ -31,6 +31,8 @@ from agedetect.errors import AgeDetectError
 from agedetect.files import default_workers
 from agedetect.inference import AgeEstimator
 from agedetect.web.errors import InvalidFields, error_response, handle_error
+from agedetect.web.live import LiveSessions
+from agedetect.web.live import router as live_router
 from agedetect.web.routes import STATIC, router
 from agedetect.web.service import PredictionService
 from agedetect.web.uses_routes import router as uses_router
@@ -60,6 +62,8 @@ class ServeSettings:
             more gets a JSON 503 ``busy`` at once, with every error's headers and
             ``Retry-After``, instead of queueing its upload in memory. Idle keep-alive
             connections do not count.
+        max_live_sessions: live camera sessions at once (``/api/v1/live``); more are
+            refused with a message.
     """
 
     max_upload_bytes: int = 10_000_000
@@ -67,9 +71,10 @@ class ServeSettings:
     max_concurrency: int = default_workers()
     body_timeout_s: float = 15.0
     max_requests: int = 64
+    max_live_sessions: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "max_concurrency", "max_requests"):
+        for name in ("max_upload_bytes", "max_pixels", "max_concurrency", "max_requests", "max_live_sessions"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
@@ -124,6 +129,8 @@ def create_app(
         app.add_exception_handler(kind, handle_error)
     app.include_router(router)
     app.include_router(uses_router)  # /api/v1/screen, /api/v1/gap, /api/v1/check (the page's one request)
+    app.include_router(live_router)  # /api/v1/live, a WebSocket
+    app.state.live_sessions = LiveSessions(settings.max_live_sessions)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(PrivacyMiddleware, max_body_bytes=body_limit, body_timeout_s=settings.body_timeout_s,
                        max_requests=settings.max_requests)
