@@ -130,6 +130,7 @@ def test_uploads_touch_no_disk_and_no_log(private_server) -> None:
             answers.append(client.post("/api/v1/predict", files=files))
             answers.append(client.post("/api/v1/screen", files=files, data={"min_age": "18", "buffer": "7"}))
             answers.append(client.post("/api/v1/gap", files=files, data={"age": "40"}))
+            answers.append(client.post("/api/v1/check", files=files, data={"age": "40"}))  # the page's request
     statuses = sorted({a.status_code for a in answers})
     assert 200 in statuses and 415 in statuses and all(s < 500 for s in statuses), statuses
     time.sleep(0.5)  # let the access log reach the pipe
@@ -139,7 +140,7 @@ def test_uploads_touch_no_disk_and_no_log(private_server) -> None:
 
     # The logs: the access log is on and names the paths, but no file name and no bytes.
     log = server.raw_output
-    assert b"POST /api/v1/predict" in log and b"POST /api/v1/gap" in log
+    assert b"POST /api/v1/predict" in log and b"POST /api/v1/gap" in log and b"POST /api/v1/check" in log
     for name, data in sent:
         for text in (name, Path(name).stem):
             assert text.encode() not in log, f"{text!r} reached the server log"
