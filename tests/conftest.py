@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from model_copies import copy_model
-from servers import AGEDETECT
+from servers import AGEDETECT, ThreadedServer
 from shared_data import CHIPS, CHROMIUM, training_settings
 
 
@@ -20,6 +20,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if os.environ.get("CI") == "true" and CHROMIUM is None:
         pytest.exit("CI=true but Debian's chromium is not installed, so the browser tests cannot run "
                     "(apt-get install chromium; `make test` does)", returncode=1)
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    """The web app on the shipped model, served on loopback for one test module's browser."""
+    from agedetect.web import create_app
+
+    with ThreadedServer(create_app()) as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ needs_aaf = pytest.mark.skipif(not AAF.is_dir(), reason=f"{AAF} not present")
 #: Debian's chromium, which the browser tests drive (None when it is not installed).
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+#: The marks of a test that drives the page in headless Chromium on the shared photos.
+BROWSER_TEST = [pytest.mark.browser, pytest.mark.slow, needs_chromium, needs_photos]
 
 
 def training_settings() -> tuple[list[Path], int]:

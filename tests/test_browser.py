@@ -14,31 +14,16 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from clips import couple_shot, pan_and_zoom, write_y4m
-from servers import ThreadedServer
-from shared_data import CHROMIUM, NO_FACES, PEOPLE, needs_chromium, needs_photos
+from shared_data import BROWSER_TEST, CHROMIUM, NO_FACES, PEOPLE
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    needs_chromium,
-    needs_photos,
-]
+pytestmark = BROWSER_TEST
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
 expect = playwright_api.expect
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    from agedetect.web import create_app
-
-    with ThreadedServer(create_app()) as server:
-        yield server.url
 
 
 def open_page(p, base_url: str, *chromium_args: str):

@@ -10,36 +10,21 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 from PIL import Image
 
-from servers import ThreadedServer
-from shared_data import CHROMIUM, NO_FACES, PEOPLE, needs_chromium, needs_photos
+from shared_data import BROWSER_TEST, CHROMIUM, NO_FACES, PEOPLE
 
 COUPLE = PEOPLE / "couple.jpg"
 MANY = PEOPLE / "selfie-many-people.jpg"
 NO_FACE = NO_FACES / "114740.jpg"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    needs_chromium,
-    needs_photos,
-]
+pytestmark = BROWSER_TEST
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
 expect = playwright_api.expect
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    from agedetect.web import create_app
-
-    with ThreadedServer(create_app()) as server:
-        yield server.url
 
 
 @pytest.fixture(scope="module")
