@@ -201,8 +201,8 @@ function drawBoxes(overlay, body, decided) {
       label.append(mark);
     }
     overlay.append(label);
-    // Keep the label inside the photo (a face at its right edge).
-    const width = label.getComputedTextLength();
+    // Keep the label inside the photo (a face at its right edge); its box counts the badge's gap.
+    const width = label.getBBox().width;
     if (x1 + width > body.width) label.setAttribute("x", Math.max(0, body.width - width));
   }
 }
