@@ -180,16 +180,14 @@ def live_part(frames: int) -> dict:
     from websockets.sync.client import connect
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from serve import free_port, start_server  # bench/serve.py
+    from serve import start_server  # bench/serve.py: the launcher the serving tests use
 
     estimator = AgeEstimator(threads=1)
     shot_list = shots(estimator, THREE_PEOPLE[:1], 4.0)
     jpegs = [jpeg(rgb, 80) for rgb in clip_frames(shot_list, 10)]
-    port = free_port()
-    process, _ = start_server(port, None)
-    try:
+    with start_server(None) as server:
         times, server_ms = [], []
-        with connect(f"ws://127.0.0.1:{port}/api/v1/live", max_size=2**20) as socket:
+        with connect(f"ws://127.0.0.1:{server.port}/api/v1/live", max_size=2**20) as socket:
             json.loads(socket.recv(timeout=30))  # the greeting: limits and policy
             for i in range(frames):
                 began = time.perf_counter()
@@ -201,9 +199,6 @@ def live_part(frames: int) -> dict:
                 server_ms.append(answer["ms"])
                 time.sleep(0.1)  # the page sends at most 8 frames a second
         decided = answer["faces"][0].get("decision") if answer["faces"] else None
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     times.sort()
     return {"frames": frames, "frame": "640x480 JPEG, quality 80", "p50_ms": round(statistics.median(times), 1),
             "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
