@@ -16,11 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from agedetect.ages import decode_ages
-from agedetect.evaluate import AGE_BANDS, band_label
+from agedetect.evaluate import AGE_BANDS, band_label, compute_metrics
 from agedetect.labels import AgeGroups
 from agedetect.models import create_model
 from agedetect.train import load_split, predict_probabilities
@@ -36,17 +34,12 @@ def main() -> None:
     torch.manual_seed(0)
     model = create_model("final")  # pretrained=True: the network as fine-tuning starts from it
     split = load_split(args.data, args.split, model.spec.input_size)
-    ages = decode_ages(predict_probabilities(model, split.chips, torch.device("cpu")), AgeGroups.default()).age
-    errors = ages - split.ages
-    results: dict[str, dict] = {}
-    for dataset in sorted(set(split.datasets)):
-        results[dataset] = {}
-        for lo, hi in AGE_BANDS:
-            mask = (split.datasets == dataset) & (split.ages >= lo) & (split.ages <= hi)
-            if mask.any():
-                results[dataset][band_label(lo, hi)] = {
-                    "n": int(mask.sum()), "mae": round(float(np.abs(errors[mask]).mean()), 2),
-                    "bias": round(float(errors[mask].mean()), 2)}
+    probabilities = predict_probabilities(model, split.chips, torch.device("cpu"))
+    results = {
+        dataset: compute_metrics(split.ages[split.datasets == dataset], probabilities[split.datasets == dataset],
+                                 AgeGroups.default())["mae_by_age_band"]
+        for dataset in sorted(set(split.datasets))
+    }
     datasets = list(results)
     print(f"The pretrained network before fine-tuning, {args.split} split of {args.data}\n")
     print("| true age | " + " | ".join(f"{d} faces | {d} MAE | {d} bias" for d in datasets) + " |")

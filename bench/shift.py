@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from agedetect.ages import decode_ages
 from agedetect.data import load_manifest
 from agedetect.evaluate import compute_metrics
 from agedetect.inference import AgeEstimator
@@ -33,8 +32,6 @@ RECIPE_ORDER = ("shipped", "balanced", "degraded", "distilled")
 
 def score(probabilities: np.ndarray, ages: np.ndarray, groups) -> dict:
     metrics = compute_metrics(ages, probabilities, groups)
-    decoded = decode_ages(probabilities, groups)
-    teens = (ages >= 13) & (ages <= 17)
     screening = screening_metrics(ages, probabilities, groups, 18, 7)
     return {
         "n": metrics["n"],
@@ -42,7 +39,7 @@ def score(probabilities: np.ndarray, ages: np.ndarray, groups) -> dict:
         "bias": metrics["bias"],
         "group_accuracy": metrics["group_accuracy"],
         "interval_coverage": metrics["interval_coverage"],
-        "teen_bias": round(float((decoded.age[teens] - ages[teens]).mean()), 3) if teens.any() else None,
+        "teen_bias": metrics["mae_by_age_band"].get("13-17", {}).get("bias"),
         "teens_passed": screening["teens_passed"],
         "adults_referred": screening["adults_referred"],
         "mae_by_age_band": metrics["mae_by_age_band"],

@@ -892,11 +892,15 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]])
 # --------------------------------------------------------------------------- reading back
 
 
-def load_manifest(root: str | os.PathLike, split: str | None = None) -> list[ManifestRow]:
-    """The accepted faces of a prepared folder, optionally one split, with absolute chip paths.
+def load_manifest(
+    root: str | os.PathLike, split: str | None = None, datasets: Iterable[str] | None = None
+) -> list[ManifestRow]:
+    """The accepted faces of a prepared folder, optionally one split and some datasets
+    only, with absolute chip paths.
 
     Raises:
-        DataError: no readable ``manifest.csv`` in ``root``.
+        DataError: no readable ``manifest.csv`` in ``root``, or a dataset in ``datasets``
+            that the split does not hold (the message lists the ones it does).
         ValueError: ``split`` is not one of train, val, test.
     """
     if split is not None and split not in SPLITS:
@@ -938,6 +942,15 @@ def load_manifest(root: str | os.PathLike, split: str | None = None) -> list[Man
             )
         except (TypeError, ValueError):
             raise DataError(f"{path}, line {line}: malformed row {record}") from None
+    if datasets is not None:
+        wanted, known = set(datasets), sorted({row.dataset for row in rows})
+        if wanted - set(known):
+            where = f"the {split!r} split" if split is not None else MANIFEST
+            raise DataError(
+                f"{root}: no dataset {', '.join(map(repr, sorted(wanted - set(known))))} in {where}; "
+                f"it holds: {', '.join(known)}"
+            )
+        rows = [row for row in rows if row.dataset in wanted]
     return rows
 
 

@@ -83,15 +83,7 @@ def samples_from_prepared(folder: Path, split: str, datasets: Iterable[str] | No
     """The chips of one split of a prepared folder, optionally of some datasets only."""
     from agedetect.data import load_manifest
 
-    rows = load_manifest(folder, split=split)
-    if datasets is not None:
-        wanted, known = set(datasets), {row.dataset for row in rows}
-        if wanted - known:
-            raise DataError(
-                f"{folder}: no dataset {', '.join(sorted(wanted - known))} in the {split} split; "
-                f"it holds: {', '.join(sorted(known))}"
-            )
-        rows = [row for row in rows if row.dataset in wanted]
+    rows = load_manifest(folder, split=split, datasets=datasets)
     return [Sample(row.path, row.age, row.gender, row.race, aligned=True, dataset=row.dataset) for row in rows]
 
 

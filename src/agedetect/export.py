@@ -72,26 +72,39 @@ def widen_to_coverage(
             for model in models
         ]
 
-    def covered(scale: float) -> dict[str, float]:
+    def decode_at(scale: float):
         probs = []
         for model, temperature, member_logits in zip(models, base, logits):
             model.spec.options["temperature"] = temperature * scale
             probs.append(model.probabilities_from_logits(member_logits).numpy())
-        decoded = decode_ages(np.mean(probs, axis=0), groups)
-        inside = (val.ages >= decoded.low) & (val.ages <= decoded.high)
-        return {name: round(float(inside[val.datasets == name].mean()), 4) for name in sorted(set(val.datasets))}
+        return decode_ages(np.mean(probs, axis=0), groups)
 
-    before = covered(1.0)
-    chosen, after = scales[-1], None
-    for scale in scales:
-        after = covered(scale)
-        if min(after.values()) >= coverage:
-            chosen = scale
-            break
+    before = coverage_by_dataset(val.ages, decode_at(1.0), val.datasets, groups)
+    chosen, after = _smallest_covering_scale(scales, decode_at, val.ages, val.datasets, groups, coverage)
     for model, temperature in zip(models, base):  # what gets exported
         model.spec.options["temperature"] = round(temperature * chosen, 4)
     return {"split": split, "coverage_target": coverage, "temperature_scale": float(chosen),
             "coverage_before": before, "coverage_after": after, "met": min(after.values()) >= coverage}
+
+
+def coverage_by_dataset(ages: np.ndarray, decoded, datasets: np.ndarray, groups) -> dict[str, float]:
+    """Each dataset's share of faces whose true age lies in the decoded 80% interval."""
+    from agedetect.evaluate import face_outcomes
+
+    inside = face_outcomes(ages, decoded, groups)["interval_coverage"]
+    return {name: round(float(inside[datasets == name].mean()), 4) for name in sorted(set(datasets))}
+
+
+def _smallest_covering_scale(
+    scales: Sequence[float], decode_at, ages: np.ndarray, datasets: np.ndarray, groups, coverage: float
+) -> tuple[float, dict[str, float]]:
+    """The first of ``scales`` at which ``decode_at(scale)``'s interval covers ``coverage`` of
+    every dataset's faces (the last scale when none does), and the coverage it reached."""
+    for scale in scales:
+        reached = coverage_by_dataset(ages, decode_at(scale), datasets, groups)
+        if min(reached.values()) >= coverage:
+            return float(scale), reached
+    return float(scales[-1]), reached
 
 
 def export_onnx(
@@ -186,6 +199,7 @@ def fit_resolution_widening(
     from agedetect.inference import AgeEstimator
 
     estimator = AgeEstimator(onnx_path)
+    groups = estimator.groups
     rows = load_manifest(data_dir, split=split)
     datasets = np.array([row.dataset for row in rows])
     ages = np.array([row.age for row in rows], dtype=np.float64)
@@ -205,15 +219,9 @@ def fit_resolution_widening(
             for image in originals
         ])
         probabilities = estimator.chip_probabilities(chips)
-        best, covered = scales[-1], None
-        for scale in scales:
-            decoded = decode_ages(widen(probabilities, scale), estimator.groups)
-            inside = (ages >= decoded.low) & (ages <= decoded.high)
-            covered = {name: round(float(inside[datasets == name].mean()), 4) for name in sorted(set(datasets))}
-            if min(covered.values()) >= coverage:
-                best = scale
-                break
-        chosen.append(float(best))
+        best, covered = _smallest_covering_scale(
+            scales, lambda scale: decode_ages(widen(probabilities, scale), groups), ages, datasets, groups, coverage)
+        chosen.append(best)
         reached.append(covered)
     return {"split": split, "coverage_target": coverage, "chip_px": list(sides), "temperature_scale": chosen,
             "coverage": reached}

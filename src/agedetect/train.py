@@ -158,16 +158,7 @@ def load_split(
 ) -> Split:
     """One split's chips at ``size`` pixels, optionally only some datasets' (and the
     first ``limit`` of those)."""
-    rows = load_manifest(data_dir, split=split)
-    if datasets is not None:
-        known = sorted({row.dataset for row in rows})
-        unknown = sorted(set(datasets) - set(known))
-        if unknown:
-            raise DataError(
-                f"{data_dir}: no dataset {', '.join(map(repr, unknown))} in the {split!r} split; "
-                f"it holds: {', '.join(known)}"
-            )
-        rows = [row for row in rows if row.dataset in datasets]
+    rows = load_manifest(data_dir, split=split, datasets=datasets)
     if limit is not None:
         rows = rows[:limit]
     if not rows:
