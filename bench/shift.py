@@ -27,7 +27,7 @@ from agedetect.uses import screening_metrics
 
 
 #: scripts/shift_runs.sh's recipes, each adding one idea to the one before.
-RECIPE_ORDER = ("shipped", "balanced", "degraded", "distilled")
+RECIPE_ORDER = ("shipped", "balanced", "degraded", "distilled", "native", "native-distilled")
 
 
 def score(probabilities: np.ndarray, ages: np.ndarray, groups) -> dict:

@@ -166,21 +166,42 @@ def shift_section(shift: list | None) -> str:
 
 
 def pretrained_section(pretrained: dict | None) -> str:
-    """Why the shipped recipe does not distil the pretrained network's own estimates."""
-    if not pretrained:
-        return ("The pretrained network before fine-tuning: not measured in this checkout "
-                "(`python bench/pretrained_bias.py --data runs/data --json runs/pretrained-bias.json`).")
-    datasets = list(pretrained)
-    bands = list(pretrained[datasets[0]])
-    rows = [[band] + [signed(pretrained[d][band]["bias"]) if band in pretrained[d] else "" for d in datasets]
-            for band in bands]
-    return ("Distilling the pretrained network's own estimates (`--teacher pretrained`) was meant to keep "
-            "what it knew from its much larger training set. Read through this model's chip framing, "
-            "though, it pulls every age toward 30 (`python bench/pretrained_bias.py --data runs/data`, bias by "
-            "age band on the test split):\n\n"
-            + table(rows, ["true age"] + [f"{name_of(d)} bias" for d in datasets])
-            + "\n\nso the shipped member does not distil it; the `distilled` row above, where measured, "
-            "shows what distilling it at 30% does.")
+    """The network fine-tuning starts from, in the framing it was trained on and in the one
+    agedetect used before, and where the package's own pipeline cuts its chip."""
+    command = ("python bench/pretrained_bias.py --data runs/data --framing 64:1.0 --framing 80:0.9 "
+               "--dlib-box 600 --json runs/pretrained-bias.json")
+    if not pretrained or "framings" not in pretrained:
+        return f"The pretrained network before fine-tuning: not measured in this checkout (`{command}`)."
+    framings = pretrained["framings"]
+    columns, rows = [], {}
+    for key, results in framings.items():
+        size, crop = key.split(":")
+        for dataset, figures in results.items():
+            columns.append(f"{name_of(dataset)}, {size} px, crop {float(crop):.0%}")
+            rows.setdefault("all ages (MAE)", []).append(f"{figures['mae']:.2f}")
+            for band, cell in figures["bands"].items():
+                rows.setdefault(band, [])
+    for band in [b for b in rows if b != "all ages (MAE)"]:
+        for results in framings.values():
+            for figures in results.values():
+                cell = figures["bands"].get(band)
+                rows[band].append(signed(cell["bias"]) if cell else "")
+    text = ("Fine-tuning starts from Cydral's ResNet-10 age network (trained on about 110,000 faces). "
+            "Before any fine-tuning, it is scored here as each chip framing feeds it "
+            f"(`{command}`; bias by true age, MAE in the first row, {pretrained['split']} split):\n\n"
+            + table([[band] + cells for band, cells in rows.items()], ["true age"] + columns))
+    box = pretrained.get("dlib_chip")
+    if box:
+        text += (f"\n\nThe network's own package cuts its 64-px chip with dlib's landmarks at padding 0.2. On "
+                 f"{box['chips']} validation chips that chip spans {box['side']:.2f} × the prepared chip's side, "
+                 f"centred at ({box['centre_x']:.2f}, {box['centre_y']:.2f}) of it (medians): the same square. "
+                 "So `final` reads the whole chip at 64 px. Until 2026-11-30 agedetect read it at 80 px "
+                 "with a 90% centre crop. In that framing the untouched network pulls every age toward 30, "
+                 "and every earlier model fine-tuned from that state. Its own estimates also looked "
+                 "useless as a teacher then. In its own framing they are a teacher worth keeping: the shipped "
+                 "member takes half its target from them (`--teacher pretrained --teacher-weight 0.5`), "
+                 "the `native-distilled` rows above.")
+    return text
 
 
 def whole_section(whole: dict | None) -> str:
@@ -507,7 +528,8 @@ leave-one-dataset-out table is the repo's stand-in for them, and it is only that
 
 Development runs on UTKFace alone, before All-Age-Faces joined; their run folders are not
 kept, and the figures are each run's best validation MAE as its `history.jsonl` gave it at
-the time. Each was `agedetect train --model final --data DATA --epochs 12 --input-size 80
+the time. All read chips in the framing agedetect used before 2026-11-30 (80 px, 90% centre
+crop; see "Photos unlike the training set" for why it changed). Each was `agedetect train --model final --data DATA --epochs 12 --input-size 80
 --crop 0.9 --lr 1e-3` with the settings named:
 
 | what was tried | settings changed | best validation MAE |

@@ -8,9 +8,11 @@
 #     bash scripts/shift_runs.sh                       # DATA=runs/data EPOCHS=5
 #     bash scripts/shift_runs.sh --only shipped-aaf    # one run
 #
-# Recipes are cumulative, so each row adds one idea to the row above it; a run whose
-# figures exist is skipped and one stopped part-way resumes, so the script can be stopped
-# and started again.
+# Recipes are cumulative, so each row adds one idea to the row above it. The first five
+# read chips as agedetect did before 2026-11-30 (80 px, 90% centre crop); `native` and
+# after read them in the pretrained network's own framing (the model's default: 64 px,
+# the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE). A run whose figures exist is
+# skipped and one stopped part-way resumes, so the script can be stopped and started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ONLY=""
@@ -33,9 +35,13 @@ while read -r recipe trained_on options; do
   "$BIN/agedetect" evaluate "$DATA" --split test --model "$run.onnx" --json --min-age 18 --buffer 7 > "$run-test.tmp.json"
   mv "$run-test.tmp.json" "$run-test.json"
 done <<RECIPES
-shipped utkface
-distilled utkface --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.3
-shipped aaf
-balanced utkface --balance 0.5
-degraded utkface --balance 0.5 --degrade 0.3
+shipped utkface --input-size 80 --crop 0.9
+distilled utkface --input-size 80 --crop 0.9 --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.3
+shipped aaf --input-size 80 --crop 0.9
+balanced utkface --input-size 80 --crop 0.9 --balance 0.5
+degraded utkface --input-size 80 --crop 0.9 --balance 0.5 --degrade 0.3
+native utkface --balance 0.5 --degrade 0.3
+native aaf --balance 0.5 --degrade 0.3
+native-distilled utkface --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5
+native-distilled aaf --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5
 RECIPES

@@ -24,11 +24,11 @@ started=$(date +%s)
 
 # name run-folder epochs input-size crop learning-rate seed body options...
 # (body: the pretrained layers' share of the learning rate; - for the model's default).
-# The final member's options are the recipe bench/shift.py measured against the earlier one:
-# ages evened out and faults of other cameras. Not the pretrained network's own estimates
-# (--teacher pretrained): in this framing they pull every age toward 30
-# (bench/pretrained_bias.py), and a member that distilled them (final-a, the first try)
-# estimated teenagers older than one that did not.
+# The final member reads chips in the pretrained network's own framing (the model's
+# default, 64 px, the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE) and keeps half of
+# its target from that network's own estimates (--teacher pretrained), with ages evened out
+# and faults of other cameras: bench/shift.py measured each idea on the dataset a run never
+# saw (docs/MODEL_CARD.md, "Photos unlike the training set").
 while read -r name run epochs size crop lr seed body options; do
   body_option=()
   [ "$body" = - ] || body_option=(--body-lr-scale "$body")
@@ -36,17 +36,17 @@ while read -r name run epochs size crop lr seed body options; do
   "$BIN/agedetect" train --model "$name" --data "$DATA" --out "runs/$run" --epochs "$epochs" \
     --input-size "$size" --crop "$crop" --lr "$lr" --seed "$seed" "${body_option[@]}" $options
 done <<RUNS
-final final-b 10 80 0.9 1e-3 4 0.3 --balance 0.5 --degrade 0.3
+final final-c 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5
 dense dense 15 64 1.0 1e-3 0 -
 cnn cnn 10 64 1.0 2e-3 0 -
-transfer transfer 8 80 0.9 3e-3 0 -
+transfer transfer 8 64 1.0 3e-3 0 -
 RUNS
 for name in dense cnn transfer; do
   "$BIN/agedetect" export "runs/$name" --out "runs/$name.onnx"
 done
 # The final model: one fine-tuned member, one pass (no mirror image), its interval widened
 # on every dataset's validation faces.
-FINAL="runs/final-b"
+FINAL="runs/final-c"
 CALIBRATE=(--calibrate-on "$DATA" --coverage "$COVERAGE")
 "$BIN/agedetect" export $FINAL --no-mirror --out runs/final.onnx "${CALIBRATE[@]}"
 

@@ -36,8 +36,8 @@ class ModelSpec:
     """What a model needs to know about its input; saved in checkpoints and ONNX metadata.
 
     ``input_size`` is the side of the UTKFace-framed chip the model takes; the model
-    centre-crops ``crop`` of it (UTKFace chips frame the whole head with margin; the
-    pretrained age network was trained on tighter crops).
+    centre-crops ``crop`` of it (1.0 for the ResNet-10: the pretrained age network's own
+    chips frame the same square as a UTKFace chip; see ``PRETRAINED_CHIP_SIZE``).
     """
 
     name: str
@@ -208,6 +208,13 @@ def cnn(input_size: int = 64, crop: float = 1.0, pretrained: bool = False, width
 # CC0) expects RGB with these means and a 1/256 scale.
 DLIB_MEAN = (122.781998, 117.000999, 104.297997)
 DLIB_STD = (256.0, 256.0, 256.0)
+# It was trained on dlib face chips of 64 px at padding 0.2, and such a chip frames the same
+# square as a whole UTKFace chip (its side is 1.01x the chip's, centred to 1 px; measured
+# with the package's own landmarks by bench/pretrained_bias.py --framing). So its input
+# is the whole aligned chip at 64 px: at 80 px with a 90% centre crop (our framing before
+# 2026-11-30) the untouched network's UTKFace validation MAE was 10.6 instead of 6.2,
+# every age pulled toward 30, and fine-tuning had to relearn what it already knew.
+PRETRAINED_CHIP_SIZE = 64
 
 
 class Affine(nn.Module):
@@ -343,14 +350,14 @@ def _resnet10(name: str, input_size: int, crop: float, pretrained: bool, freeze:
 
 
 @register_model
-def transfer(input_size: int = 80, crop: float = 0.9, pretrained: bool = True, **options) -> AgeModel:
+def transfer(input_size: int = PRETRAINED_CHIP_SIZE, crop: float = 1.0, pretrained: bool = True, **options) -> AgeModel:
     """The pretrained ResNet-10 age network as a frozen feature extractor; only a new
     head over 101 ages is trained."""
     return _resnet10("transfer", input_size, crop, pretrained, freeze=True, **options)
 
 
 @register_model
-def final(input_size: int = 80, crop: float = 0.9, pretrained: bool = True, **options) -> AgeModel:
+def final(input_size: int = PRETRAINED_CHIP_SIZE, crop: float = 1.0, pretrained: bool = True, **options) -> AgeModel:
     """The shipped model: the pretrained ResNet-10 fine-tuned end to end, averaged with
     its mirror image at inference."""
     options = {"flip_average": True, "dropout": 0.2, **options}
