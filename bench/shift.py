@@ -27,7 +27,7 @@ from agedetect.uses import screening_metrics
 
 
 #: scripts/shift_runs.sh's recipes, each adding one idea to the one before.
-RECIPE_ORDER = ("shipped", "balanced", "degraded", "distilled", "native", "native-distilled")
+RECIPE_ORDER = ("shipped", "balanced", "degraded", "distilled", "native", "native-distilled", "gated")
 
 
 def score(probabilities: np.ndarray, ages: np.ndarray, groups) -> dict:
@@ -44,6 +44,25 @@ def score(probabilities: np.ndarray, ages: np.ndarray, groups) -> dict:
         "adults_referred": screening["adults_referred"],
         "mae_by_age_band": metrics["mae_by_age_band"],
     }
+
+
+def print_table(results: list[dict]) -> None:
+    """The Markdown table of ``results`` (one row per model and test set; ``score``'s
+    figures with ``recipe``, ``trained_on`` and ``tested_on``), shifted sets in bold."""
+    print("| recipe | trained on | tested on | MAE | bias | 13-17 bias | 80% interval covers | "
+          "13-17 passing Challenge 25 | adults referred |")
+    print("|---|---|---|---|---|---|---|---|---|")
+
+    def share(value):
+        return "n/a" if value is None else f"{value:.1%}"
+
+    for r in results:
+        shifted = r["trained_on"] not in ("all", r["tested_on"])
+        tested = f"**{r['tested_on']}**" if shifted else r["tested_on"]
+        teen = "n/a" if r["teen_bias"] is None else f"{r['teen_bias']:+.1f}"
+        print(f"| {r['recipe']} | {r['trained_on']} | {tested} | {r['mae']:.2f} | {r['bias']:+.2f} | {teen} | "
+              f"{share(r['interval_coverage'])} | {share(r['teens_passed'])} | {share(r['adults_referred'])} |")
+    print("\nBold: a dataset the model was neither trained nor validated on.")
 
 
 def main() -> None:
@@ -79,20 +98,7 @@ def main() -> None:
 
     print(f"Leave-one-dataset-out on the {args.split} splits of {args.data} "
           f"({', '.join(f'{d} {sum(r.dataset == d for r in rows):,}' for d in datasets)} faces)\n")
-    print("| recipe | trained on | tested on | MAE | bias | 13-17 bias | 80% interval covers | "
-          "13-17 passing Challenge 25 | adults referred |")
-    print("|---|---|---|---|---|---|---|---|---|")
-
-    def share(value):
-        return "n/a" if value is None else f"{value:.1%}"
-
-    for r in results:
-        shifted = r["trained_on"] not in ("all", r["tested_on"])
-        tested = f"**{r['tested_on']}**" if shifted else r["tested_on"]
-        teen = "n/a" if r["teen_bias"] is None else f"{r['teen_bias']:+.1f}"
-        print(f"| {r['recipe']} | {r['trained_on']} | {tested} | {r['mae']:.2f} | {r['bias']:+.2f} | {teen} | "
-              f"{share(r['interval_coverage'])} | {share(r['teens_passed'])} | {share(r['adults_referred'])} |")
-    print("\nBold: a dataset the model was neither trained nor validated on.")
+    print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -18,7 +18,8 @@ from agedetect.cli import app  # noqa: E402
 from agedetect.data import PrepareSettings, load_manifest, prepare  # noqa: E402
 from agedetect.export import export_onnx  # noqa: E402
 from agedetect.inference import AgeEstimator  # noqa: E402
-from agedetect.train import TrainConfig, degrade, sampling_weights, train  # noqa: E402
+from agedetect.errors import DataError  # noqa: E402
+from agedetect.train import TrainConfig, age_loss, degrade, sampling_weights, train  # noqa: E402
 
 from shared_data import AAF, CHIPS, copy_sample  # noqa: E402
 
@@ -62,7 +63,8 @@ def test_degrade_changes_only_the_share_asked_for():
 def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_path):
     train_rows = [row for row in load_manifest(two_datasets, "train") if row.dataset == "utkface"]
     config = TrainConfig(model="final", data=str(two_datasets), out=str(tmp_path / "run"), epochs=1, batch_size=16,
-                         datasets=("utkface",), balance=0.5, degrade=0.5, teacher="pretrained", teacher_weight=0.3)
+                         datasets=("utkface",), balance=0.5, degrade=0.5, teacher="pretrained", teacher_weight=0.3,
+                         teacher_gate=5.0)
     best = train(config, progress=False)
     teacher = np.load(tmp_path / "run" / "teacher-train.npy")
     # the teacher saw exactly this run's training chips: the UTKFace ones, no AAF face
@@ -72,8 +74,25 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     assert np.corrcoef(expected, [row.age for row in train_rows])[0, 1] > 0.5
     saved = torch.load(best, weights_only=False)["config"]
     assert saved["datasets"] == ["utkface"] and saved["balance"] == 0.5 and saved["degrade"] == 0.5
+    assert saved["teacher_gate"] == 5.0
     # resuming with the same settings is accepted (a tuple saved, a list read back)
     train(config, progress=False)
+    # a teacher cache that no longer matches the training chips is refused, by name
+    np.save(tmp_path / "run" / "teacher-train.npy", teacher[:-1])
+    with pytest.raises(DataError, match="teacher-train.npy.*prepared data changed"):
+        train(config, progress=False)
+
+
+def test_each_chip_can_take_its_own_share_of_the_teacher():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 101, generator=generator)
+    ages = torch.tensor([15, 60])
+    teacher = torch.softmax(torch.randn(2, 101, generator=generator), dim=1)
+    both = age_loss(logits, ages, teacher=teacher, teacher_weight=torch.tensor([0.5, 0.0]))
+    first = age_loss(logits[:1], ages[:1], teacher=teacher[:1], teacher_weight=0.5)
+    second = age_loss(logits[1:], ages[1:], teacher=teacher[1:], teacher_weight=0.0)
+    assert float(both) == pytest.approx(float(first + second) / 2, rel=1e-5)
+    assert float(both) != pytest.approx(float(age_loss(logits, ages, teacher=teacher, teacher_weight=0.5)), rel=1e-3)
 
 
 def test_unknown_dataset_is_named(two_datasets, tmp_path):
@@ -81,6 +100,18 @@ def test_unknown_dataset_is_named(two_datasets, tmp_path):
                                  "--epochs", "1", "--datasets", "fgnet"])
     assert result.exit_code != 0
     assert "fgnet" in result.output and "aaf, utkface" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--teacher", "pretrained", "--teacher-gate", "0"], "--teacher-gate"),
+    (["--teacher", "no-such-model.onnx"], "no-such-model.onnx: no such model file"),
+])
+def test_bad_teacher_options_exit_2_without_traceback(two_datasets, tmp_path, options, message):
+    result = runner.invoke(app, ["train", "--model", "final", "--data", str(two_datasets), "--out", str(tmp_path / "r"),
+                                 "--epochs", "1", *options])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
 def test_export_widens_the_interval_on_every_dataset(two_datasets, tmp_path):

@@ -80,6 +80,7 @@ class TrainConfig:
     ema: float | None = None  # decay of the weight average that is validated and saved; None: off
     teacher: str | None = None  # an exported ONNX model whose distributions join the target
     teacher_weight: float = 0.5  # share of the teacher's distribution in the target
+    teacher_gate: float | None = None  # years: the share fades where the teacher's estimate strays from the label
     body_lr_scale: float | None = None  # pretrained layers' share of lr; None: the model's (see _param_groups)
     datasets: tuple[str, ...] | None = None  # train and validate on these datasets only; None: all
     balance: float = 0.0  # sampling weight n^-balance, n = chips of the same dataset and age
@@ -92,6 +93,8 @@ class TrainConfig:
             raise ValueError(f"balance must be in 0..1, got {self.balance}")
         if not 0.0 <= self.degrade <= 1.0:
             raise ValueError(f"degrade must be in 0..1, got {self.degrade}")
+        if self.teacher_gate is not None and self.teacher_gate <= 0:
+            raise ValueError(f"teacher_gate must be positive, got {self.teacher_gate}")
 
     def to_dict(self) -> dict:
         record = dataclasses.asdict(self)
@@ -291,10 +294,11 @@ def soft_labels(ages: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def age_loss(
     logits: torch.Tensor, ages: torch.Tensor, sigma: float = 2.0, l1_weight: float = 0.05,
-    teacher: torch.Tensor | None = None, teacher_weight: float = 0.5,
+    teacher: torch.Tensor | None = None, teacher_weight: float | torch.Tensor = 0.5,
 ) -> torch.Tensor:
     """Soft-label cross-entropy plus an L1 penalty on the expected age; with ``teacher``
-    probabilities, the target is ``teacher_weight`` of them and the rest the label's.
+    probabilities, the target is ``teacher_weight`` of them and the rest the label's
+    (``teacher_weight`` may be one share per chip, ``(N,)``).
 
     >>> logits = torch.zeros(2, NUM_AGES); logits[0, 20] = logits[1, 60] = 10.0
     >>> good = age_loss(logits, torch.tensor([20, 60])); bad = age_loss(logits, torch.tensor([60, 20]))
@@ -308,7 +312,8 @@ def age_loss(
     log_probs = F.log_softmax(logits, dim=1)
     target = soft_labels(ages, sigma)
     if teacher is not None:
-        target = (1.0 - teacher_weight) * target + teacher_weight * teacher
+        share = torch.as_tensor(teacher_weight, dtype=target.dtype, device=target.device).reshape(-1, 1)
+        target = (1.0 - share) * target + share * teacher
     ce = -(target * log_probs).sum(dim=1).mean()
     expected = log_probs.exp() @ torch.arange(NUM_AGES, device=logits.device, dtype=torch.float32)
     return ce + l1_weight * (expected - ages.clamp(max=NUM_AGES - 1).float()).abs().mean()
@@ -340,7 +345,9 @@ def quick_metrics(probs: np.ndarray, ages: np.ndarray, groups: AgeGroups) -> dic
 PRETRAINED_TEACHER = "pretrained"
 
 
-def teacher_probabilities(config: TrainConfig, out: Path, student: AgeModel, device: torch.device) -> np.ndarray | None:
+def teacher_probabilities(
+    config: TrainConfig, out: Path, student: AgeModel, device: torch.device, train_chips: int
+) -> np.ndarray | None:
     """The teacher's age distributions for every training chip, computed once and kept in
     the run folder (for resuming): an exported model through ONNX Runtime at its own chip
     size, or, for ``pretrained``, the student's network as it was before fine-tuning (what
@@ -350,7 +357,12 @@ def teacher_probabilities(config: TrainConfig, out: Path, student: AgeModel, dev
         return None
     cache = out / "teacher-train.npy"
     if cache.exists():
-        return np.load(cache)
+        probs = np.load(cache)
+        if len(probs) != train_chips:  # one row per training chip, in manifest order
+            raise DataError(f"{cache}: holds the teacher's estimates of {len(probs)} training chips, but "
+                            f"{config.data} now has {train_chips}; the prepared data changed since this run "
+                            "began: start a new --out folder")
+        return probs
     if config.teacher == PRETRAINED_TEACHER:
         chips = load_split(Path(config.data), "train", student.spec.input_size, config.limit, config.datasets).chips
         probs = predict_probabilities(student, chips, device).astype(np.float32)
@@ -367,6 +379,26 @@ def teacher_probabilities(config: TrainConfig, out: Path, student: AgeModel, dev
         raise DataError(f"{config.teacher}: predicts {probs.shape[1]} age bins, the student {NUM_AGES}")
     _atomic_save_array(probs, cache)
     return probs
+
+
+def teacher_shares(teacher: np.ndarray, ages: np.ndarray, weight: float, gate: float | None) -> np.ndarray:
+    """Each training chip's share of the teacher in its target: ``weight``, faded by a
+    Gaussian of ``gate`` years in the gap between the teacher's median estimate and the
+    label. The pretrained network is a good teacher where it is right and a source of its
+    own bias where it is not (it estimates All-Age-Faces' over-50s 5-12 years young):
+    gating keeps the first and drops the second.
+
+    >>> t = np.zeros((2, NUM_AGES), np.float32); t[0, 30] = t[1, 50] = 1.0
+    >>> teacher_shares(t, np.array([30, 40]), 0.5, 5.0).astype(float).round(3).tolist()
+    [0.5, 0.068]
+    >>> teacher_shares(t, np.array([30, 40]), 0.5, None).tolist()
+    [0.5, 0.5]
+    """
+    if gate is None:
+        return np.full(len(ages), weight, np.float32)
+    median = (np.cumsum(teacher, axis=1) < 0.5).sum(axis=1)
+    gap = median - np.minimum(ages, NUM_AGES - 1)
+    return (weight * np.exp(-0.5 * (gap / gate) ** 2)).astype(np.float32)
 
 
 def _atomic_save_array(array: np.ndarray, path: Path) -> None:
@@ -428,7 +460,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema))
         if config.ema else None
     )
-    teacher = teacher_probabilities(config, out, model, device)
+    teacher = teacher_probabilities(config, out, model, device, len(train_split.ages))
+    shares = (
+        teacher_shares(teacher, train_split.ages, config.teacher_weight, config.teacher_gate)
+        if teacher is not None else None
+    )
     start_epoch, best_mae, history = 0, float("inf"), []
     last = out / "last.pt"
     if last.exists():
@@ -466,9 +502,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 chips = torch.from_numpy(train_split.chips[index.numpy()]).to(device)
                 ages = torch.from_numpy(train_split.ages[index.numpy()]).to(device)
                 targets = torch.from_numpy(teacher[index.numpy()]).to(device) if teacher is not None else None
+                share = torch.from_numpy(shares[index.numpy()]).to(device) if shares is not None else 0.0
                 inputs = degrade(augment(chips, generator), config.degrade, generator)
-                loss = age_loss(model(inputs), ages, config.label_sigma, config.l1_weight,
-                                targets, config.teacher_weight)
+                loss = age_loss(model(inputs), ages, config.label_sigma, config.l1_weight, targets, share)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -67,6 +67,9 @@ def train_command(
         None, help="What to distil, its age distributions joining the target: an exported model (.onnx), or "
                    "'pretrained' for the model's own pretrained network before fine-tuning."),
     teacher_weight: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of the teacher's distribution in the target."),
+    teacher_gate: Optional[float] = typer.Option(
+        None, min=0.1, help="Years: fade the teacher's share on chips where its estimate is this far from the label "
+                            "(Gaussian; default: the same share everywhere)."),
     body_lr_scale: Optional[float] = typer.Option(
         None, min=0.0, help="Learning rate of the pretrained layers as a share of --lr (default 0.3 for final; 1 for models from scratch)."),
     datasets: Optional[str] = typer.Option(
@@ -93,7 +96,7 @@ def train_command(
             raise typer.BadParameter(f"unknown model {model!r}; choose one of: {', '.join(list_models())}")
         config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
-                             ema=ema, teacher=teacher, teacher_weight=teacher_weight,
+                             ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
                              body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
                              datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else None)
         best = train(config)
