@@ -49,10 +49,12 @@ model: install
 	$(BIN)/python scripts/readme_example.py
 
 # Leave-one-dataset-out: each recipe trained on one dataset, scored on the other (5 to 10
-# minutes a run on a 2-core CPU), and the pretrained network in two chip framings; the
-# model card's "Photos unlike the training set".
+# minutes a run on a 2-core CPU), the pretrained network in two chip framings, and the
+# gated runs' weights mixed with the pretrained ones; the model card's "Photos unlike the
+# training set".
 shift: install
 	test -f runs/data/manifest.csv || $(BIN)/agedetect data prepare ../shared/data/utkface ../shared/data/aaf --out runs/data --json > runs/prepare.json
 	bash scripts/shift_runs.sh
 	$(BIN)/python bench/pretrained_bias.py --data runs/data --framing 64:1.0 --framing 80:0.9 --dlib-box 600 --json runs/pretrained-bias.json
 	$(BIN)/python bench/shift.py --data runs/data --models final=src/agedetect/weights/age_model.onnx --json runs/shift.json | tee runs/shift.md
+	$(BIN)/python bench/weight_interpolation.py --data runs/data --run runs/shift/gated-utkface --run runs/shift/gated-aaf --json runs/weight-interpolation.json | tee runs/weight-interpolation.md

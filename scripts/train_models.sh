@@ -25,10 +25,11 @@ started=$(date +%s)
 # name run-folder epochs input-size crop learning-rate seed body options...
 # (body: the pretrained layers' share of the learning rate; - for the model's default).
 # The final member reads chips in the pretrained network's own framing (the model's
-# default, 64 px, the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE) and keeps half of
-# its target from that network's own estimates (--teacher pretrained), with ages evened out
-# and faults of other cameras: bench/shift.py measured each idea on the dataset a run never
-# saw (docs/MODEL_CARD.md, "Photos unlike the training set").
+# default, 64 px, the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE) and keeps up to half
+# of its target from that network's own estimates (--teacher pretrained), less where those
+# stray from the label (--teacher-gate, in years), with ages evened out and faults of other
+# cameras: bench/shift.py measured each idea on the dataset a run never saw
+# (docs/MODEL_CARD.md, "Photos unlike the training set").
 while read -r name run epochs size crop lr seed body options; do
   body_option=()
   [ "$body" = - ] || body_option=(--body-lr-scale "$body")
@@ -36,7 +37,7 @@ while read -r name run epochs size crop lr seed body options; do
   "$BIN/agedetect" train --model "$name" --data "$DATA" --out "runs/$run" --epochs "$epochs" \
     --input-size "$size" --crop "$crop" --lr "$lr" --seed "$seed" "${body_option[@]}" $options
 done <<RUNS
-final final-c 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5
+final final-e 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-gate 5
 dense dense 15 64 1.0 1e-3 0 -
 cnn cnn 10 64 1.0 2e-3 0 -
 transfer transfer 8 64 1.0 3e-3 0 -
@@ -46,7 +47,7 @@ for name in dense cnn transfer; do
 done
 # The final model: one fine-tuned member, one pass (no mirror image), its interval widened
 # on every dataset's validation faces.
-FINAL="runs/final-c"
+FINAL="runs/final-e"
 CALIBRATE=(--calibrate-on "$DATA" --coverage "$COVERAGE")
 "$BIN/agedetect" export $FINAL --no-mirror --out runs/final.onnx "${CALIBRATE[@]}"
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from agedetect.cli import app
 from agedetect.inference import DEFAULT_MODEL
+from agedetect.uses import DEFAULT_MAX_MINOR_RISK
 from model_copies import model_without_typical_error
 from shared_data import needs_data
 from uses_support import (
@@ -59,7 +60,7 @@ def test_screen_json_on_pasted_faces_of_known_age(files: dict, photo: str, decis
     assert set(body) == {"file", "decision", "message", "policy", "faces"}
     assert body["decision"] == decision and body["file"] == str(files[photo])
     assert body["policy"] == {"min_age": 18, "buffer": 7, "threshold": 25, "basis": "estimate",
-                              "max_minor_risk": 0.025}
+                              "max_minor_risk": DEFAULT_MAX_MINOR_RISK}
     for face in body["faces"]:
         assert set(face) == {"face", "box", "age", "age_years", "age_interval", "decision", "reason"}
         if face["age"] < 25:  # at or over 25 a face may still be referred by the risk cap
@@ -93,7 +94,7 @@ def test_max_risk_caps_the_pass_and_one_or_more_turns_the_cap_off() -> None:
     age = AgeEstimator().predict(ONE_FACE)[0].age
     policy = ["--min-age", math.floor(age), "--buffer", 0, "--json"]
     capped = json.loads(run("screen", ONE_FACE, *policy)[1])
-    assert capped["decision"] == "refer" and capped["policy"]["max_minor_risk"] == 0.025
+    assert capped["decision"] == "refer" and capped["policy"]["max_minor_risk"] == DEFAULT_MAX_MINOR_RISK
     off = json.loads(run("screen", ONE_FACE, *policy, "--max-risk", 1)[1])
     assert off["decision"] == "pass" and off["policy"]["max_minor_risk"] is None
     almost_off = json.loads(run("screen", ONE_FACE, *policy, "--max-risk", 0.999)[1])

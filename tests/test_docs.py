@@ -129,3 +129,22 @@ def test_the_model_card_refuses_figures_other_than_the_sidecars(tmp_path: Path, 
     monkeypatch.setattr(sys, "argv", ["model_card.py", "--runs", str(runs), "--out", str(tmp_path / "card.md")])
     with pytest.raises(SystemExit, match="sidecar metrics are not runs/final-test.json"):
         card.main()
+
+
+def test_the_card_names_every_leave_one_out_recipe_with_its_options_and_idea() -> None:
+    card = _script("model_card")
+    recipes = card.shift_recipes()
+    assert "gated" in recipes and "--teacher-gate 5" in recipes["gated"]
+    assert set(recipes) == set(card.RECIPE_IDEA), "a recipe of scripts/shift_runs.sh the card cannot explain"
+    assert set(card.RECIPE_BASE) <= set(recipes) and set(card.RECIPE_BASE.values()) <= set(recipes)
+
+
+def test_the_weight_mixing_section_names_the_best_mix_on_unseen_photos() -> None:
+    card = _script("model_card")
+    row = lambda alpha, tested_on, mae: {"run": "gated-utkface", "trained_on": "utkface", "alpha": alpha,  # noqa: E731
+                                         "tested_on": tested_on, "mae": mae, "teen_bias": 4.0}
+    text = card.interpolation_section([row(1.0, "aaf", 7.1), row(0.7, "aaf", 6.9), row(1.0, "utkface", 5.1),
+                                       row(0.7, "utkface", 5.3)])
+    assert "| `gated-utkface` | UTKFace | **All-Age-Faces** | 7.10 (+4.0) | 6.90 (+4.0) |" in text
+    assert "`gated-utkface` at alpha 0.7, 6.90 (as trained 7.10)" in text
+    assert "not measured" in card.interpolation_section(None)

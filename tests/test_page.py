@@ -15,6 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from agedetect.uses import DEFAULT_MAX_MINOR_RISK
 from shared_data import BROWSER_TEST, CHROMIUM, NO_FACES, PEOPLE
 
 COUPLE = PEOPLE / "couple.jpg"
@@ -134,7 +135,7 @@ def test_every_face_has_its_own_badge_from_one_request(page) -> None:
     labels = page.locator("#overlay text").all_text_contents()
     assert labels == [f"{f['face']}: {f['age_years']}{d['decision'].upper()}" for f, d in zip(faces, decided)]
     hint = page.inner_text("#checks .hint")
-    assert "2.5%" in hint and "under the legal age" in hint
+    assert f"{DEFAULT_MAX_MINOR_RISK * 100:g}%" in hint and "under the legal age" in hint
 
 
 def test_the_age_shown_and_its_group_agree(page) -> None:

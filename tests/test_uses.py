@@ -15,6 +15,7 @@ from agedetect.errors import ImageTooLargeError, ModelError, NoFaceError, Unread
 from agedetect.inference import DEFAULT_MODEL, AgeEstimator, FacePrediction
 from agedetect.labels import AgeGroups
 from agedetect.uses import (
+    DEFAULT_MAX_MINOR_RISK,
     GAP_CONTEXTS,
     SCREENING_BASES,
     Audience,
@@ -127,7 +128,7 @@ def test_screening_metrics_by_hand() -> None:
     assert m["n_teens"] == 3 and m["teens_passed"] == round(2 / 3, 4)
     assert m["n_adults"] == 4 and m["adults_referred"] == 0.25  # 25 (est. 23) of 25, 30, 40, 70
     assert m["policy"] == {"min_age": 18, "buffer": 7, "threshold": 25, "basis": "estimate",
-                           "max_minor_risk": 0.025}
+                           "max_minor_risk": DEFAULT_MAX_MINOR_RISK}
 
 
 def test_screening_metrics_count_inputs_without_a_face_as_referred() -> None:
@@ -356,7 +357,7 @@ def test_screen_endpoint_max_risk_of_one_or_more_means_no_cap(server: str, estim
     age = estimator.predict(ONE_FACE)[0].age
     fields = {"min_age": math.floor(age), "buffer": 0}
     capped = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), **fields).json()
-    assert capped["decision"] == "refer" and capped["policy"]["max_minor_risk"] == 0.025
+    assert capped["decision"] == "refer" and capped["policy"]["max_minor_risk"] == DEFAULT_MAX_MINOR_RISK
     off = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), **fields, max_risk=1).json()
     assert off["decision"] == "pass" and off["policy"]["max_minor_risk"] is None
     loose = post(server, "/api/v1/screen", ONE_FACE.read_bytes(), **fields, max_risk=0.999).json()
@@ -372,7 +373,7 @@ def test_screen_endpoint(server: str, tmp_path: Path) -> None:
     body = couple.json()
     assert set(body) == {"decision", "message", "policy", "faces", "width", "height"}
     assert body["policy"] == {"min_age": 18, "buffer": 7, "threshold": 25, "basis": "estimate",
-                              "max_minor_risk": 0.025}
+                              "max_minor_risk": DEFAULT_MAX_MINOR_RISK}
     assert len(body["faces"]) == 2
     assert set(body["faces"][0]) == {"face", "box", "age", "age_years", "age_interval", "decision", "reason"}
     assert [f["face"] for f in body["faces"]] == [1, 2]

@@ -14,6 +14,7 @@ from agedetect.cli.engines import (
     ACTORS_HELP, ADDRESS_HELP, ENGINE_HELP, LIST_HELP, Engine, check_options, gather_inputs, run_on_ray, summary_line,
 )
 from agedetect.cli.videos import FPS_HELP, MAX_SECONDS_HELP, count_videos, finish, video_options, video_progress
+from agedetect.uses import DEFAULT_MAX_MINOR_RISK
 from agedetect.video import DEFAULT_FPS, DEFAULT_MAX_SECONDS
 
 
@@ -45,7 +46,7 @@ def screen_command(
         help="Decide on the estimated age, or (stricter) on the low end of its 80% range.",
     ),
     max_risk: float = typer.Option(
-        0.025, "--max-risk", min=0.0, max=1.0,
+        DEFAULT_MAX_MINOR_RISK, "--max-risk", min=0.0, max=1.0,
         help="Also refer a face the model gives more than this probability of being under --min-age (1: no cap).",
     ),
     model: Optional[Path] = typer.Option(None, "--model", help="An exported .onnx (default: the shipped model)."),

@@ -15,7 +15,9 @@ from fastapi import APIRouter, Depends, Form
 from pydantic import BaseModel, Field
 
 from agedetect.errors import NoSuchFaceError
-from agedetect.uses import ScreeningPolicy, choose_face, compare_age, decide_screening, typical_error
+from agedetect.uses import (
+    DEFAULT_MAX_MINOR_RISK, ScreeningPolicy, choose_face, compare_age, decide_screening, typical_error,
+)
 from agedetect.web.errors import UPLOAD_ERROR_RESPONSES, InvalidFields
 from agedetect.web.routes import ImageUpload, Service
 from agedetect.web.schemas import FaceResult
@@ -113,7 +115,7 @@ FaceNumber = Annotated[Optional[int], Form(ge=1, description="The face to compar
 
 
 def policy_fields(min_age: MinAge = 18, buffer: Buffer = 7, basis: BasisField = "estimate",
-                  max_risk: MaxRisk = 0.025) -> ScreeningPolicy:
+                  max_risk: MaxRisk = DEFAULT_MAX_MINOR_RISK) -> ScreeningPolicy:
     """The age-check policy from its form fields (shared by /screen and /check)."""
     if min_age + buffer > 100:
         raise InvalidFields({"buffer": "The legal age plus the buffer must be at most 100, the model's oldest age."})
