@@ -148,3 +148,10 @@ def test_the_weight_mixing_section_names_the_best_mix_on_unseen_photos() -> None
     assert "| `gated-utkface` | UTKFace | **All-Age-Faces** | 7.10 (+4.0) | 6.90 (+4.0) |" in text
     assert "`gated-utkface` at alpha 0.7, 6.90 (as trained 7.10)" in text
     assert "not measured" in card.interpolation_section(None)
+
+
+def test_the_readme_names_the_default_risk_cap() -> None:
+    from agedetect.uses import DEFAULT_MAX_MINOR_RISK
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"at most a {DEFAULT_MAX_MINOR_RISK * 100:g}% chance of being under 18" in readme
