@@ -146,10 +146,17 @@ def shift_section(shift: list | None) -> str:
         unseen = r["trained_on"] not in ("all", r["tested_on"])
         tested = f"**{name_of(r['tested_on'])}**" if unseen else name_of(r["tested_on"])
         trained = "both (shipped)" if r["trained_on"] == "all" else name_of(r["trained_on"])
+        wide = r.get("widened")
+        widened = (f"{pct(wide['interval_coverage'])} / {pct(wide['teens_passed'])} / {pct(wide['adults_referred'])}"
+                   if wide else "(widened at export)")
         rows.append([r["recipe"], trained, tested, f"{r['mae']:.2f}", signed(r["bias"]), signed(r["teen_bias"]),
-                     pct(r["interval_coverage"]), pct(r["teens_passed"]), pct(r["adults_referred"])])
+                     pct(r["interval_coverage"]), pct(r["teens_passed"]), pct(r["adults_referred"]), widened])
     text = table(rows, ["recipe", "trained on", "tested on", "MAE", "bias", "13–17 bias", "80% interval covers",
-                        "13–17 passing Challenge 25", "adults referred"])
+                        "13–17 passing Challenge 25", "adults referred",
+                        "widened: covers / 13–17 passing / adults referred"])
+    text += ("\n\n*Widened*: each run's interval widened as the shipped one is (its temperature scaled until the "
+             "interval covers 85% of validation faces), but on its own dataset's validation faces only, so the "
+             "other dataset shows what the age check would do on photos unlike everything it was tuned on.")
     unseen = {(r["recipe"], r["trained_on"]): r for r in shift if r["trained_on"] not in ("all", r["tested_on"])}
     against = []
     for (recipe, trained_on), r in unseen.items():
@@ -158,10 +165,13 @@ def shift_section(shift: list | None) -> str:
             base_recipe = RECIPE_BASE.get(base_recipe)
         if base_recipe:
             base = unseen[(base_recipe, trained_on)]
+            wide, base_wide = r.get("widened") or r, base.get("widened") or base
             against.append(f"`{recipe}` trained on {name_of(trained_on)}: MAE {r['mae']:.2f} (`{base_recipe}` "
-                           f"{base['mae']:.2f}), 13–17 bias {signed(r['teen_bias'])} ({signed(base['teen_bias'])}), "
-                           f"interval covering {pct(r['interval_coverage'])} ({pct(base['interval_coverage'])}), "
-                           f"13–17s passing {pct(r['teens_passed'])} ({pct(base['teens_passed'])})")
+                           f"{base['mae']:.2f}), 13–17 bias {signed(r['teen_bias'])} ({signed(base['teen_bias'])}); "
+                           f"widened, interval covering {pct(wide['interval_coverage'])} "
+                           f"({pct(base_wide['interval_coverage'])}), 13–17s passing {pct(wide['teens_passed'])} "
+                           f"({pct(base_wide['teens_passed'])}), adults referred {pct(wide['adults_referred'])} "
+                           f"({pct(base_wide['adults_referred'])})")
     recipes = shift_recipes()
     legend = table([[f"`{name}`", f"`{options}`" if options else "(none)", RECIPE_IDEA.get(name, "")]
                     for name, options in sorted(recipes.items(), key=lambda item: list(RECIPE_IDEA).index(item[0])
@@ -321,10 +331,9 @@ def teacher_section(parts: dict, members: list[dict]) -> str:
             "at 6 years off, under a tenth at 11) keeps it where it is right. Leave-one-dataset-out (the `gated` rows "
             "above), `gated` has the lowest MAE of `native`, `native-distilled` and `gated` trained on UTKFace and "
             "scored on All-Age-Faces, and lies between the other two the other way round. What it gives up: on the "
-            "dataset a run never saw its 80% interval covers less than the ungated teacher's, so more 13–17s "
-            "pass Challenge 25 there before any widening (the rows above). The shipped interval is widened on "
-            "every dataset's validation faces; whether that is enough on photos unlike both datasets is for the "
-            "held-back sets to show.")
+            "dataset a run never saw its interval is narrower than the ungated teacher's, and even widened on "
+            "its own dataset's validation faces (the *widened* column above) it lets a few more 13–17s pass "
+            "Challenge 25 there, while referring far fewer adults.")
 
 
 def whole_section(whole: dict | None) -> str:

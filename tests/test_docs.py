@@ -155,3 +155,21 @@ def test_the_readme_names_the_default_risk_cap() -> None:
 
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert f"at most a {DEFAULT_MAX_MINOR_RISK * 100:g}% chance of being under 18" in readme
+
+
+def test_the_shift_table_shows_each_run_widened_on_its_own_dataset() -> None:
+    card = _script("model_card")
+    figures = {"mae": 7.0, "bias": -2.0, "teen_bias": 5.0, "interval_coverage": 0.70, "teens_passed": 0.15,
+               "adults_referred": 0.30}
+    widened = {"scale": 1.1, "interval_coverage": 0.75, "teens_passed": 0.10, "adults_referred": 0.40}
+    text = card.shift_section([
+        {"recipe": "native-distilled", "trained_on": "utkface", "tested_on": "aaf", **figures, "widened": widened},
+        {"recipe": "gated", "trained_on": "utkface", "tested_on": "aaf", **figures, "widened": widened},
+        {"recipe": "final", "trained_on": "all", "tested_on": "aaf", **figures, "widened": None},
+    ])
+    assert "| gated | UTKFace | **All-Age-Faces** | 7.00 | -2.0 | +5.0 | 70.0% | 15.0% | 30.0% | 75.0% / 10.0% / 40.0% |" in text
+    assert "| final | both (shipped) | All-Age-Faces |" in text and "(widened at export)" in text
+    assert "`gated` trained on UTKFace: MAE 7.00 (`native-distilled` 7.00)" in text
+    # the legend names each recipe shown with its options, read from scripts/shift_runs.sh
+    assert ("| `gated` | `--balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-gate 5` |"
+            in text)

@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -239,6 +239,28 @@ def face_outcomes(ages: np.ndarray, decoded, groups: AgeGroups) -> dict[str, np.
         "group_accuracy": decoded.group_index == groups.index_of(ages),
         "interval_coverage": (ages >= decoded.low) & (ages <= decoded.high),
     }
+
+
+#: Temperature factors tried when widening a model's interval to a coverage target.
+WIDENING_SCALES = tuple(np.round(np.arange(1.0, 3.001, 0.05), 2))
+
+
+def coverage_by_dataset(ages: np.ndarray, decoded, datasets: np.ndarray, groups) -> dict[str, float]:
+    """Each dataset's share of faces whose true age lies in the decoded 80% interval."""
+    inside = face_outcomes(ages, decoded, groups)["interval_coverage"]
+    return {name: round(float(inside[datasets == name].mean()), 4) for name in sorted(set(datasets))}
+
+
+def smallest_covering_scale(
+    scales: Sequence[float], decode_at, ages: np.ndarray, datasets: np.ndarray, groups, coverage: float
+) -> tuple[float, dict[str, float]]:
+    """The first of ``scales`` at which ``decode_at(scale)``'s interval covers ``coverage`` of
+    every dataset's faces (the last scale when none does), and the coverage it reached."""
+    for scale in scales:
+        reached = coverage_by_dataset(ages, decode_at(scale), datasets, groups)
+        if min(reached.values()) >= coverage:
+            return float(scale), reached
+    return float(scales[-1]), reached
 
 
 def _band_of(age: float) -> str:

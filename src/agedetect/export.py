@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from agedetect.errors import DataError, ModelError
+from agedetect.evaluate import WIDENING_SCALES, coverage_by_dataset, smallest_covering_scale
 from agedetect.inference import sha256_of
 from agedetect.models import ExportWrapper
 from agedetect.train import load_checkpoint
@@ -45,7 +46,7 @@ def load_members(checkpoints: str | Path | Sequence[str | Path], mirror: bool | 
 
 def widen_to_coverage(
     loaded: list[tuple], data_dir: str | Path, coverage: float, split: str = "val",
-    scales: Sequence[float] = tuple(np.round(np.arange(1.0, 3.001, 0.05), 2)),
+    scales: Sequence[float] = WIDENING_SCALES,
 ) -> dict:
     """Scale every member's temperature by the smallest factor at which the ensemble's 80%
     interval covers at least ``coverage`` of the ``split`` faces of *every* dataset in
@@ -80,31 +81,11 @@ def widen_to_coverage(
         return decode_ages(np.mean(probs, axis=0), groups)
 
     before = coverage_by_dataset(val.ages, decode_at(1.0), val.datasets, groups)
-    chosen, after = _smallest_covering_scale(scales, decode_at, val.ages, val.datasets, groups, coverage)
+    chosen, after = smallest_covering_scale(scales, decode_at, val.ages, val.datasets, groups, coverage)
     for model, temperature in zip(models, base):  # what gets exported
         model.spec.options["temperature"] = round(temperature * chosen, 4)
     return {"split": split, "coverage_target": coverage, "temperature_scale": float(chosen),
             "coverage_before": before, "coverage_after": after, "met": min(after.values()) >= coverage}
-
-
-def coverage_by_dataset(ages: np.ndarray, decoded, datasets: np.ndarray, groups) -> dict[str, float]:
-    """Each dataset's share of faces whose true age lies in the decoded 80% interval."""
-    from agedetect.evaluate import face_outcomes
-
-    inside = face_outcomes(ages, decoded, groups)["interval_coverage"]
-    return {name: round(float(inside[datasets == name].mean()), 4) for name in sorted(set(datasets))}
-
-
-def _smallest_covering_scale(
-    scales: Sequence[float], decode_at, ages: np.ndarray, datasets: np.ndarray, groups, coverage: float
-) -> tuple[float, dict[str, float]]:
-    """The first of ``scales`` at which ``decode_at(scale)``'s interval covers ``coverage`` of
-    every dataset's faces (the last scale when none does), and the coverage it reached."""
-    for scale in scales:
-        reached = coverage_by_dataset(ages, decode_at(scale), datasets, groups)
-        if min(reached.values()) >= coverage:
-            return float(scale), reached
-    return float(scales[-1]), reached
 
 
 def export_onnx(
@@ -219,7 +200,7 @@ def fit_resolution_widening(
             for image in originals
         ])
         probabilities = estimator.chip_probabilities(chips)
-        best, covered = _smallest_covering_scale(
+        best, covered = smallest_covering_scale(
             scales, lambda scale: decode_ages(widen(probabilities, scale), groups), ages, datasets, groups, coverage)
         chosen.append(best)
         reached.append(covered)
