@@ -173,10 +173,9 @@ def shift_section(shift: list | None) -> str:
                            f"({pct(base_wide['teens_passed'])}), adults referred {pct(wide['adults_referred'])} "
                            f"({pct(base_wide['adults_referred'])})")
     recipes = shift_recipes()
-    legend = table([[f"`{name}`", f"`{options}`" if options else "(none)", RECIPE_IDEA.get(name, "")]
-                    for name, options in sorted(recipes.items(), key=lambda item: list(RECIPE_IDEA).index(item[0])
-                                                if item[0] in RECIPE_IDEA else len(RECIPE_IDEA))
-                    if any(r["recipe"] == name for r in shift)],
+    shown = {r["recipe"] for r in shift}
+    legend = table([[f"`{name}`", f"`{recipes[name]}`" if recipes[name] else "(none)", idea]
+                    for name, idea in RECIPE_IDEA.items() if name in recipes and name in shown],
                    ["recipe", "options of `agedetect train --model final`", "idea"])
     text = legend + "\n\n" + text
     if against:
@@ -302,22 +301,21 @@ TEACHER_ALTERNATIVES = [
 
 def teacher_section(parts: dict, members: list[dict]) -> str:
     """The shipped member beside the same recipe with no teacher and with an ungated one."""
+    alternatives = list(TEACHER_ALTERNATIVES)
+    config = members[0]["config"]
+    if "aaf" in parts and "utkface" in parts:
+        teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
+        alternatives.append((
+            f"**{teacher} (shipped)**", f"`{config['out']}`", teacher_options(config) if config.get("teacher") else "",
+            {dataset: (part["mae"], part["mae_by_age_band"].get("13-17", {}).get("bias"),
+                       part["screening"].get("teens_passed"), part["screening"].get("adults_referred"))
+             for dataset, part in parts.items()}))
     rows = [[who, run, f"`{options}`" if options else "(none)"]
             + [f"{figures[d][0]:.2f}" for d in ("utkface", "aaf")]
             + [f"{signed(figures['utkface'][1])} / {signed(figures['aaf'][1])}",
                f"{pct(figures['utkface'][2])} / {pct(figures['aaf'][2])}",
                f"{pct(figures['utkface'][3])} / {pct(figures['aaf'][3])}"]
-            for who, run, options, figures in TEACHER_ALTERNATIVES]
-    config = members[0]["config"]
-    if "aaf" in parts and "utkface" in parts:
-        utk, aaf = parts["utkface"], parts["aaf"]
-        teen = lambda part: part["mae_by_age_band"].get("13-17", {}).get("bias")  # noqa: E731
-        teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
-        rows.append([f"**{teacher} (shipped)**",
-                     f"`{config['out']}`", f"`{teacher_options(config)}`" if config.get("teacher") else "(none)",
-                     f"{utk['mae']:.2f}", f"{aaf['mae']:.2f}", f"{signed(teen(utk))} / {signed(teen(aaf))}",
-                     f"{pct(utk['screening'].get('teens_passed'))} / {pct(aaf['screening'].get('teens_passed'))}",
-                     f"{pct(utk['screening'].get('adults_referred'))} / {pct(aaf['screening'].get('adults_referred'))}"])
+            for who, run, options, figures in alternatives]
     return ("The shipped member's recipe with other teachers, trained beside it (`agedetect train --model final "
             "--data runs/data --out RUN --epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 "
             "--body-lr-scale 0.3 --balance 0.5 --degrade 0.3` and the options named), then exported and "

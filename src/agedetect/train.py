@@ -385,7 +385,7 @@ def teacher_shares(teacher: np.ndarray, ages: np.ndarray, weight: float, gate: f
     """Each training chip's share of the teacher in its target: ``weight``, faded by a
     Gaussian of ``gate`` years in the gap between the teacher's median estimate and the
     label. The pretrained network is a good teacher where it is right and a source of its
-    own bias where it is not (it estimates All-Age-Faces' over-50s 5-12 years young):
+    own bias where it is not (it estimates All-Age-Faces' over-50s 7-10 years young):
     gating keeps the first and drops the second.
 
     >>> t = np.zeros((2, NUM_AGES), np.float32); t[0, 30] = t[1, 50] = 1.0
