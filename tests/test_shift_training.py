@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +21,9 @@ from agedetect.data import PrepareSettings, load_manifest, prepare  # noqa: E402
 from agedetect.export import export_onnx  # noqa: E402
 from agedetect.inference import AgeEstimator  # noqa: E402
 from agedetect.errors import DataError  # noqa: E402
-from agedetect.train import TrainConfig, age_loss, degrade, sampling_weights, train  # noqa: E402
+from agedetect.train import TrainConfig, age_loss, degrade, load_split, sampling_weights, train  # noqa: E402
 
-from shared_data import AAF, CHIPS, copy_sample  # noqa: E402
+from shared_data import AAF, CHIPS, ROOT, copy_sample  # noqa: E402
 
 runner = CliRunner()
 
@@ -169,3 +171,38 @@ def test_small_faces_get_wider_intervals(tmp_path):
     width = lambda face: face.age_interval[1] - face.age_interval[0]  # noqa: E731
     assert width(tiny[0]) > width(plain.predict(small)[0])
     assert width(big_face) == width(plain.predict(photo)[0])
+
+
+def test_packed_chips_unpack_into_a_folder_training_reads(two_datasets, tmp_path):
+    packed, unpacked = tmp_path / "data.npz", tmp_path / "unpacked"
+    for command in (["pack", str(two_datasets), str(packed)], ["unpack", str(packed), str(unpacked)]):
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "pack_data.py"), *command],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    for split in ("train", "val", "test"):
+        original, copy = load_manifest(two_datasets, split), load_manifest(unpacked, split)
+        assert [(r.dataset, r.age, r.photo) for r in copy] == [(r.dataset, r.age, r.photo) for r in original]
+    # the same faces at 64 px, within WebP's loss
+    before = load_split(two_datasets, "val", 64).chips.astype(np.float32)
+    after = load_split(unpacked, "val", 64).chips.astype(np.float32)
+    assert after.shape == before.shape and 0 < np.abs(after - before).mean() < 4
+
+
+def test_recipe_sweep_trains_each_recipe_on_all_and_on_each_dataset(two_datasets, tmp_path):
+    recipes = tmp_path / "recipes.txt"
+    recipes.write_text("# tiny\nplain --epochs 1 --batch-size 16\nwider --epochs 1 --batch-size 16 --label-sigma 3\n")
+    results = tmp_path / "sweep.json"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "recipe_sweep.py"), "--data", str(two_datasets),
+                           "--out", str(tmp_path / "runs"), "--recipes", str(recipes), "--limit", "24",
+                           "--threads", "1", "--json", str(results)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(results.read_text())
+    assert set(figures) == {f"{r}/{d}" for r in ("plain", "wider") for d in ("all", "aaf", "utkface")}
+    assert all(0 < f[d]["mae"] < 60 for f in figures.values() for d in ("aaf", "utkface"))
+    assert "| wider | aaf | utkface* |" in done.stdout  # a dataset the run never saw is marked
+    assert json.loads((tmp_path / "runs" / "wider-aaf" / "config.json").read_text())["label_sigma"] == 3.0
+    recipes.write_text("broken --epochs 1 --no-such-option 3\n")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "recipe_sweep.py"), "--data", str(two_datasets),
+                           "--out", str(tmp_path / "runs"), "--recipes", str(recipes)], capture_output=True, text=True)
+    assert done.returncode != 0 and f"{recipes}:1: '--no-such-option' is not a training option" in done.stderr
+    assert "Traceback" not in done.stderr

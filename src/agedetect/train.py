@@ -197,10 +197,12 @@ def sampling_weights(ages: np.ndarray, datasets: np.ndarray, balance: float, bin
 
 def augment(chips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random mirror, small similarity transform, brightness/contrast and gray, on a
-    uint8 NHWC batch; returns float NHWC in 0..255 (what ``ChipInput`` accepts)."""
+    uint8 NHWC batch; returns float NHWC in 0..255 (what ``ChipInput`` accepts). The draws
+    come from ``generator`` on the CPU whatever the batch's device, so a run on a GPU sees
+    the same augmentations as on a CPU."""
     n = chips.shape[0]
     x = chips.permute(0, 3, 1, 2).float()
-    rand = lambda *shape: torch.rand(*shape, generator=generator, device=x.device)  # noqa: E731
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(x.device)  # noqa: E731
     angle = (rand(n) - 0.5) * math.radians(20)
     scale = 1.0 + (rand(n) - 0.5) * 0.16
     flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
@@ -250,13 +252,13 @@ def degrade(chips: torch.Tensor, share: float, generator: torch.Generator) -> to
         if kind == 0:  # JPEG blocking, through Pillow: the real codec, not an imitation
             quality = int(8 + rand(1).item() * 32)
             buffer = io.BytesIO()
-            Image.fromarray(out[i].clamp(0, 255).round().byte().numpy()).save(buffer, "JPEG", quality=quality)
-            out[i] = torch.from_numpy(np.asarray(Image.open(buffer), dtype=np.float32).copy())
+            Image.fromarray(out[i].clamp(0, 255).round().byte().cpu().numpy()).save(buffer, "JPEG", quality=quality)
+            out[i] = torch.from_numpy(np.asarray(Image.open(buffer), dtype=np.float32).copy()).to(out.device)
             continue
         if kind == 1:  # blur
             sigma = 0.6 + rand(1).item() * 1.4
             radius = int(math.ceil(2 * sigma))
-            taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
+            taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device) / sigma) ** 2)
             taps = taps / taps.sum()
             x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
             x = F.conv2d(x, taps.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
@@ -266,11 +268,11 @@ def degrade(chips: torch.Tensor, share: float, generator: torch.Generator) -> to
             x = F.interpolate(x, size=(small, small), mode="area")
             x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
         elif kind == 3:  # sensor noise
-            x = x + torch.randn(x.shape, generator=generator) * (3 + rand(1).item() * 12)
+            x = x + torch.randn(x.shape, generator=generator).to(x.device) * (3 + rand(1).item() * 12)
         elif kind == 4:  # sepia, as old prints
-            x = torch.einsum("oc,nchw->nohw", _SEPIA, x)
+            x = torch.einsum("oc,nchw->nohw", _SEPIA.to(x.device), x)
         else:  # colour cast: one gain per channel
-            x = x * (0.8 + rand(1, 3, 1, 1) * 0.4)
+            x = x * (0.8 + rand(1, 3, 1, 1).to(x.device) * 0.4)
         out[i] = x[0].clamp(0, 255).permute(1, 2, 0)
     return out
 
