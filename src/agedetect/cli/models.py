@@ -119,19 +119,29 @@ def export_command(
         None, "--calibrate-on", help="A prepared folder: widen the 80% interval until it covers --coverage of "
                                      "the validation faces of every dataset in it."),
     coverage: float = typer.Option(0.8, min=0.5, max=0.99, help="With --calibrate-on: the share to cover."),
+    quantize: bool = typer.Option(
+        False, "--quantize", help="Store convolutions and head as int8, ranges set on --calibrate-on's validation "
+                                  "faces: about 2.3x faster per face on CPUs with 8-bit dot products, ages within 0.5 years on average."),
 ) -> None:
     """Export a checkpoint to ONNX with its metadata, and check PyTorch and ONNX agree
-    (exit 2 and no file when they differ by more than 2e-3 in any age's probability)."""
+    (exit 2 and no file when they differ by more than 2e-3 in any age's probability, or,
+    with --quantize, by more than 0.5 years of expected age on average)."""
     _need_training_extra()
-    from agedetect.export import export_onnx, verify_export
+    from agedetect.export import (
+        QUANTIZATION_FACES, QUANTIZED_AGE_TOLERANCE, add_to_sidecar, export_onnx, verify_export,
+    )
 
+    if quantize and calibrate_on is None:
+        raise typer.BadParameter("needs --calibrate-on DATA: int8 ranges are set on its validation faces",
+                                 param_hint="--quantize")
     with user_errors():
         extra = {}
         if metrics:
             extra["metrics"] = _read_json(metrics)
         if typical_error:
             extra["typical_error"] = _read_json(typical_error)["mae_by_age_band"]
-        meta = export_onnx(runs, out, extra, mirror=mirror, calibrate_on=calibrate_on, coverage=coverage)
+        meta = export_onnx(runs, out, extra, mirror=mirror, calibrate_on=calibrate_on, coverage=coverage,
+                           quantize=quantize)
         if "interval_calibration" in meta:
             found = meta["interval_calibration"]
             console.print(
@@ -140,8 +150,13 @@ def export_command(
                             for name, value in found["coverage_after"].items())
                 + ("" if found["met"] else f" (target {coverage:.0%} not reached)")
             )
-        gap = verify_export(runs, out, mirror=mirror)
-        console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); max |PyTorch - ONNX| = {gap:.2e}",
+        gap = verify_export(runs, out, mirror=mirror, data_dir=calibrate_on)
+        if quantize:  # what rounding to int8 cost, beside the model (its card reports it)
+            add_to_sidecar(out, {"int8_check": {"mean_age_shift": gap, "faces": QUANTIZATION_FACES,
+                                                "tolerance": QUANTIZED_AGE_TOLERANCE}})
+        difference = (f"mean |PyTorch - ONNX| expected age = {gap:.2f} years" if quantize
+                      else f"max |PyTorch - ONNX| = {gap:.2e}")
+        console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta['weights']} weights); {difference}",
                       markup=False, highlight=False)
 
 

@@ -1,0 +1,79 @@
+"""Several runs combined two ways: their answers averaged (an ensemble, one network per
+member per face) or their weights averaged (a "model soup", one network per face).
+
+    python bench/combine_members.py --data runs/data --split val \
+        --run runs/final-c --run runs/final-d --json runs/members-final.json
+    python bench/combine_members.py --data runs/data --split val --soup \
+        --run runs/shift/gated-utkface --run runs/soup/gated-utkface-s5 --run runs/soup/gated-utkface-s6
+
+Each ``--run`` is a folder made by ``agedetect train --model final`` (all from the same
+pretrained network, so their weights can be averaged), scored one pass per face at its own
+fitted temperature, as ``agedetect export --no-mirror`` ships it; the ensemble averages the
+members' probabilities as the exported graph does, and the soup (``--soup``) runs one
+network whose weights are the members' mean, at their mean temperature. Every dataset of
+``--split`` is scored with the figures of ``bench/shift.py``; a dataset none of the runs
+was trained on is in bold. Needs the ``train`` extra (PyTorch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agedetect.labels import AgeGroups
+from agedetect.train import load_checkpoint, load_split, predict_probabilities
+from shift import print_table, score
+
+
+def average_weights(states: list[dict]) -> dict:
+    """The mean of several state dicts of one architecture (integer tensors from the first)."""
+    return {name: sum(state[name] for state in states) / len(states) if value.is_floating_point() else value
+            for name, value in states[0].items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("runs/data"), help="a folder made by `data prepare`")
+    parser.add_argument("--run", type=Path, action="append", required=True, help="a run folder of `final` (repeatable)")
+    parser.add_argument("--soup", action="store_true", help="also average the runs' weights into one network")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    args = parser.parse_args()
+    if len(args.run) < 2:
+        raise SystemExit("give at least two --run folders to combine")
+
+    loaded = [load_checkpoint(run) for run in args.run]
+    trained_on = sorted({",".join(state["config"].get("datasets") or ["all"]) for _, state in loaded})
+    trained_on = trained_on[0] if len(trained_on) == 1 else "mixed"
+    model = loaded[0][0]
+    split = load_split(args.data, args.split, model.spec.input_size)
+    groups = AgeGroups.from_dict(model.spec.groups)
+    answers = {}
+    for run, (member, _) in zip(args.run, loaded):
+        member.spec.options["flip_average"] = False  # one pass, as the shipped members run
+        answers[run.name] = predict_probabilities(member, split.chips, torch.device("cpu"))
+    answers["outputs averaged"] = np.mean([answers[run.name] for run in args.run], axis=0)
+    if args.soup:
+        model.load_state_dict(average_weights([member.state_dict() for member, _ in loaded]))
+        model.spec.options["temperature"] = float(np.mean(
+            [member.spec.options.get("temperature", 1.0) for member, _ in loaded]))
+        answers["weights averaged"] = predict_probabilities(model, split.chips, torch.device("cpu"))
+
+    results = []
+    for label, probabilities in answers.items():
+        for dataset in sorted(set(split.datasets)):
+            mask = split.datasets == dataset
+            results.append({"recipe": label, "trained_on": trained_on, "tested_on": dataset,
+                            **score(probabilities[mask], split.ages[mask].astype(np.float64), groups)})
+    print(f"{len(args.run)} runs combined, on the {args.split} splits of {args.data}\n")
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
