@@ -32,10 +32,9 @@ import numpy as np
 import torch
 
 from agedetect.data import load_manifest
-from agedetect.evaluate import compute_metrics
 from agedetect.labels import AgeGroups
 from agedetect.train import TrainConfig, load_checkpoint, load_split, predict_probabilities, train
-from agedetect.uses import screening_metrics
+from shift import score as shift_figures
 
 ALL = "all"
 
@@ -75,14 +74,9 @@ def score(run: Path, data: Path, datasets: list[str], device: torch.device, grou
     for dataset in datasets:
         split = load_split(data, "val", model.spec.input_size, datasets=[dataset])
         probabilities = predict_probabilities(model, split.chips, device)
-        metrics = compute_metrics(split.ages.astype(np.float64), probabilities, groups)
-        screening = screening_metrics(split.ages.astype(np.float64), probabilities, groups, 18, 7)
-        figures[dataset] = {
-            "mae": metrics["mae"], "bias": metrics["bias"], "group_accuracy": metrics["group_accuracy"],
-            "interval_coverage": metrics["interval_coverage"],
-            "teen_bias": metrics["mae_by_age_band"].get("13-17", {}).get("bias"),
-            "teens_passed": screening["teens_passed"], "adults_referred": screening["adults_referred"],
-        }
+        every = shift_figures(probabilities, split.ages.astype(np.float64), groups)
+        figures[dataset] = {key: every[key] for key in ("mae", "bias", "group_accuracy", "interval_coverage",
+                                                        "teen_bias", "teens_passed", "adults_referred")}
     return figures
 
 

