@@ -29,10 +29,15 @@ from agedetect.train import load_checkpoint, load_split, predict_probabilities
 from shift import print_table, score
 
 
-def average_weights(states: list[dict]) -> dict:
-    """The mean of several state dicts of one architecture (integer tensors from the first)."""
-    return {name: sum(state[name] for state in states) / len(states) if value.is_floating_point() else value
-            for name, value in states[0].items()}
+def average_weights(states: list[dict], shares: list[float] | None = None) -> dict:
+    """The mean of several state dicts of one architecture, or their sum weighted by
+    ``shares``; integer tensors (counters) are taken from the first."""
+    def mix(name: str):
+        if shares is None:
+            return sum(state[name] for state in states) / len(states)
+        return sum(share * state[name] for share, state in zip(shares, states, strict=True))
+
+    return {name: mix(name) if value.is_floating_point() else value for name, value in states[0].items()}
 
 
 def main() -> None:

@@ -33,7 +33,10 @@ import torch
 
 from agedetect.data import load_manifest
 from agedetect.labels import AgeGroups
-from agedetect.train import TrainConfig, load_checkpoint, load_split, predict_probabilities, train
+from agedetect.models import PRETRAINED_CHIP_SIZE
+from agedetect.train import (
+    TrainConfig, load_checkpoint, load_split, predict_probabilities, resolve_device, train,
+)
 from shift import score as shift_figures
 
 ALL = "all"
@@ -125,12 +128,11 @@ def main() -> None:
             ))
     # Decode every split once, here, so the runs find the chips cached instead of racing to decode them.
     for config in configs[: 1 + len(datasets)]:
-        size = config.input_size or 64
+        size = config.input_size or PRETRAINED_CHIP_SIZE
         for split in ("train", "val"):
             load_split(args.data, split, size, args.limit, config.datasets)
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     groups = AgeGroups.default()
     results: dict = json.loads(args.json.read_text()) if args.json and args.json.exists() else {}
     started = time.monotonic()

@@ -24,14 +24,8 @@ import torch
 from agedetect.labels import AgeGroups
 from agedetect.models import create_model
 from agedetect.train import load_checkpoint, load_split, predict_probabilities
+from combine_members import average_weights
 from shift import print_table, score
-
-
-def interpolate(fine_tuned: dict, pretrained: dict, alpha: float) -> dict:
-    """``alpha`` of the fine-tuned weights and the rest of the pretrained ones (buffers and
-    integer tensors are taken from the fine-tuned network)."""
-    return {name: alpha * value + (1 - alpha) * pretrained[name] if value.is_floating_point() else value
-            for name, value in fine_tuned.items()}
 
 
 def main() -> None:
@@ -58,7 +52,7 @@ def main() -> None:
         split = load_split(args.data, args.split, model.spec.input_size)
         groups = AgeGroups.from_dict(model.spec.groups)
         for alpha in alphas:
-            model.load_state_dict(interpolate(fine_tuned, pretrained, alpha))
+            model.load_state_dict(average_weights([fine_tuned, pretrained], [alpha, 1 - alpha]))
             probabilities = predict_probabilities(model, split.chips, torch.device("cpu"))
             for dataset in sorted(set(split.datasets)):
                 mask = split.datasets == dataset

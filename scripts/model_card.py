@@ -358,10 +358,10 @@ def combination_text(runs: Path, quantization: str) -> str:
     def load_rows(name: str) -> dict:
         return {(r["recipe"], r["tested_on"]): r for r in load_if(runs / f"members-{name}.json") or []}
 
-    def alone_and_together(rows: dict, dataset: str, key: str = "mae", fmt: str = "{:.2f}") -> str:
-        alone = [r[key] for (recipe, tested_on), r in rows.items() if tested_on == dataset and recipe != "outputs averaged"
-                 and recipe != "weights averaged"]
-        return " and ".join(fmt.format(v) for v in alone)
+    def alone(rows: dict, dataset: str, key: str = "mae", fmt: str = "{:.2f}") -> str:
+        """Each run's own figure on ``dataset``, not the combinations'."""
+        return " and ".join(fmt.format(r[key]) for (recipe, tested_on), r in rows.items()
+                            if tested_on == dataset and recipe not in ("outputs averaged", "weights averaged"))
 
     text = []
     final = load_rows("final")
@@ -369,8 +369,8 @@ def combination_text(runs: Path, quantization: str) -> str:
         text.append(
             "Averaging two members that learn from different targets does more than either change of teacher: on "
             "validation faces (`python bench/combine_members.py --data runs/data --split val --run runs/final-c "
-            "--run runs/final-d`), the two alone score " + alone_and_together(final, "utkface") + " years on UTKFace and "
-            + alone_and_together(final, "aaf") + " on All-Age-Faces, averaged "
+            "--run runs/final-d`), the two alone score " + alone(final, "utkface") + " years on UTKFace and "
+            + alone(final, "aaf") + " on All-Age-Faces, averaged "
             + f"{final[('outputs averaged', 'utkface')]['mae']:.2f} and {final[('outputs averaged', 'aaf')]['mae']:.2f}.")
     unseen = []
     for trained_on, other in (("utkface", "aaf"), ("aaf", "utkface")):
@@ -378,8 +378,8 @@ def combination_text(runs: Path, quantization: str) -> str:
         if rows:
             together = rows[("outputs averaged", other)]
             unseen.append(f"{together['mae']:.2f} ({name_of(trained_on)} → {name_of(other)}; alone "
-                          f"{alone_and_together(rows, other)}; 13–17 bias {signed(together['teen_bias'])}, alone "
-                          f"{alone_and_together(rows, other, 'teen_bias', '{:+.1f}')})")
+                          f"{alone(rows, other)}; 13–17 bias {signed(together['teen_bias'])}, alone "
+                          f"{alone(rows, other, 'teen_bias', '{:+.1f}')})")
     if unseen:
         text.append("Leave-one-dataset-out, the same pair of recipes (`native` and `native-distilled`, 5 epochs on "
                     "one dataset; `make shift`) averaged scores the dataset it never saw at " + " and ".join(unseen) + ".")
@@ -393,8 +393,8 @@ def combination_text(runs: Path, quantization: str) -> str:
             "one network's cost per face). Three seeds of the `gated` recipe trained on UTKFace for 5 epochs "
             "(`runs/shift/gated-utkface` and seeds 5 and 6 beside it; `make shift`), averaged weight by weight, "
             f"score All-Age-Faces' validation faces at {mixed['mae']:.2f} against "
-            + alone_and_together(soup, "aaf") + " for each seed, but answer its 13–17-year-olds "
-            f"{signed(mixed['teen_bias'])} years off against " + alone_and_together(soup, "aaf", "teen_bias", "{:+.1f}")
+            + alone(soup, "aaf") + " for each seed, but answer its 13–17-year-olds "
+            f"{signed(mixed['teen_bias'])} years off against " + alone(soup, "aaf", "teen_bias", "{:+.1f}")
             + ": averaging weights pulls the extremes toward the middle, the failure this model is meant to leave "
             "behind (averaging their answers instead: "
             f"{soup[('outputs averaged', 'aaf')]['mae']:.2f}, {signed(soup[('outputs averaged', 'aaf')]['teen_bias'])}).")
@@ -445,7 +445,7 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
     def change(name: str) -> str:
         options = dict(zip(recipes[name][::2], recipes[name][1::2]))
         changed = [f"{k} {v}" for k, v in options.items() if base.get(k) != v]
-        return "`" + " ".join(changed) + "`" if changed else "(the shipped recipe)"
+        return "`" + " ".join(changed) + "`" if changed else "(the base recipe)"
 
     def cell(key: str, dataset: str) -> str:
         f = results.get(key, {}).get(dataset)
