@@ -96,3 +96,20 @@ def test_folder_of_chips_with_a_malformed_name(tmp_path):
 def test_missing_labels_file_is_one_clear_line(tmp_path):
     result = runner.invoke(app, ["evaluate", "--labels", str(tmp_path / "nope.csv"), "--json"])
     assert result.exit_code == 2 and "nope.csv" in result.stderr and "Traceback" not in result.stderr
+
+
+@needs_chips
+def test_labels_csv_rows_without_a_usable_label_are_counted_with_their_reason(tmp_path):
+    """`evaluate --labels` reads the CSV as `data prepare` does: a bad age or gender is a
+    failure with its reason, and gender may be a word."""
+    name = sorted(p.name for p in CHIPS.iterdir() if p.name.endswith(".chip.jpg"))[0]
+    shutil.copyfile(CHIPS / name, tmp_path / "face.jpg")
+    age = parse_utkface_name(name).age
+    (tmp_path / "labels.csv").write_text(
+        f"path,age,gender\nface.jpg,{age},female\nface.jpg,thirty,\nface.jpg,{age},robot\n")
+    result = runner.invoke(app, ["evaluate", "--labels", str(tmp_path / "labels.csv"), "--aligned", "--json"])
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["seen"] == 3 and metrics["n"] == 1
+    assert metrics["failed_reasons"] == {"bad_age_label": 1, "bad_gender": 1}
+    assert metrics["mae_by_gender"]["female"]["n"] == 1

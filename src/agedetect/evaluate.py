@@ -88,34 +88,19 @@ def samples_from_prepared(folder: Path, split: str, datasets: Iterable[str] | No
 
 
 def samples_from_csv(csv_path: Path, aligned: bool = False) -> list[Sample]:
-    """Rows of a ``path,age[,gender,race]`` CSV; paths are relative to the CSV's folder."""
-    try:
-        with open(csv_path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or not {"path", "age"} <= set(reader.fieldnames):
-                raise DataError(f"{csv_path}: needs columns 'path' and 'age', has {reader.fieldnames}")
-            rows = list(reader)
-    except OSError as error:
-        raise DataError(f"{csv_path}: cannot read ({error.strerror})") from None
+    """Rows of a ``path,age[,gender[,race]]`` CSV (paths relative to the CSV's folder),
+    read by :func:`agedetect.datasets.read_labels_csv`: a row it cannot label is a
+    failure with its reason, never dropped."""
+    from agedetect.datasets import read_labels_csv
+
     samples = []
-    for row in rows:
-        path = (csv_path.parent / row["path"]).resolve()
-        try:
-            age = int(float(row["age"]))
-            if age < 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            samples.append(Sample(path, error="bad_age_label"))
-            continue
-        samples.append(Sample(path, age, _optional_int(row.get("gender")), _optional_int(row.get("race")), aligned))
+    for row in read_labels_csv(csv_path, aligned=aligned):
+        label = row.label
+        if label is None:
+            samples.append(Sample(row.path, error=row.reason))
+        else:
+            samples.append(Sample(row.path, label.age, label.gender, label.race, aligned))
     return samples
-
-
-def _optional_int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 # --------------------------------------------------------------------------- scoring
