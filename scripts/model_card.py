@@ -187,7 +187,7 @@ def shift_section(shift: list | None) -> str:
 
 #: The recipe each of scripts/shift_runs.sh's recipes adds its idea to, and the idea.
 RECIPE_BASE = {"balanced": "shipped", "degraded": "balanced", "distilled": "degraded", "native": "degraded",
-               "native-distilled": "native", "gated": "native-distilled"}
+               "native-distilled": "native", "gated": "native-distilled", "surroundings": "native"}
 RECIPE_IDEA = {
     "shipped": "the recipe shipped before All-Age-Faces joined, in the old 80 px / 90% framing",
     "balanced": "ages evened out",
@@ -196,6 +196,7 @@ RECIPE_IDEA = {
     "native": "the pretrained network's own framing (64 px, the whole chip)",
     "native-distilled": "its estimates as half of the target",
     "gated": "that half fading where its estimate is over 5 years off the label",
+    "surroundings": "half the chips given another chip's surroundings (all but an oval around the face)",
 }
 
 
@@ -527,6 +528,8 @@ def member_line(index: int, member: dict, size: int, scale: float = 1.0) -> str:
         recipe.append(f"ages evened out (weight n^-{config['balance']:g})")
     if config.get("degrade"):
         recipe.append(f"{config['degrade']:.0%} of chips given another camera's fault")
+    if config.get("surroundings"):
+        recipe.append(f"{config['surroundings']:.0%} of chips given another chip's surroundings")
     if config.get("teacher"):
         recipe.append(f"{teacher_share(config)} of the target from the "
                       + ("pretrained network's own estimates" if config["teacher"] == "pretrained" else "teacher model"))

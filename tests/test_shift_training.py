@@ -21,7 +21,7 @@ from agedetect.data import PrepareSettings, load_manifest, prepare  # noqa: E402
 from agedetect.export import export_onnx  # noqa: E402
 from agedetect.inference import AgeEstimator  # noqa: E402
 from agedetect.errors import DataError  # noqa: E402
-from agedetect.train import TrainConfig, age_loss, degrade, load_split, sampling_weights, train  # noqa: E402
+from agedetect.train import TrainConfig, age_loss, degrade, load_split, sampling_weights, swap_surroundings, train  # noqa: E402
 
 from shared_data import AAF, CHIPS, ROOT, copy_sample  # noqa: E402
 
@@ -62,10 +62,26 @@ def test_degrade_changes_only_the_share_asked_for():
     assert float(out.min()) >= 0 and float(out.max()) <= 255
 
 
+def test_swap_surroundings_keeps_the_face_and_replaces_the_rest_of_the_share_asked_for():
+    generator = torch.Generator().manual_seed(3)
+    chips = torch.rand(300, 40, 40, 3, generator=generator) * 255
+    out = swap_surroundings(chips, 0.4, generator)
+    changed = (out != chips).any(dim=(1, 2, 3))
+    assert 0.28 < changed.float().mean().item() < 0.52 and out.shape == chips.shape
+    # the middle of the face is the chip's own; a corner is another chip's of the batch
+    assert torch.allclose(out[:, 20, 20], chips[:, 20, 20], atol=1e-3)
+    corner = out[changed, 0, 0]
+    assert not torch.isclose(corner, chips[changed, 0, 0], atol=1.0).all(dim=1).any()
+    assert all(any(torch.allclose(c, other, atol=1.0) for other in chips[:, 0, 0]) for c in corner[:20])
+    # nothing drawn when off: a run without it is the run it was before the option existed
+    state = generator.get_state()
+    assert swap_surroundings(chips, 0.0, generator) is chips and torch.equal(generator.get_state(), state)
+
+
 def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_path):
     train_rows = [row for row in load_manifest(two_datasets, "train") if row.dataset == "utkface"]
     config = TrainConfig(model="final", data=str(two_datasets), out=str(tmp_path / "run"), epochs=1, batch_size=16,
-                         datasets=("utkface",), balance=0.5, degrade=0.5, teacher="pretrained", teacher_weight=0.3,
+                         datasets=("utkface",), balance=0.5, degrade=0.5, surroundings=0.5, teacher="pretrained", teacher_weight=0.3,
                          teacher_gate=5.0)
     best = train(config, progress=False)
     teacher = np.load(tmp_path / "run" / "teacher-train.npy")
@@ -76,7 +92,7 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     assert np.corrcoef(expected, [row.age for row in train_rows])[0, 1] > 0.5
     saved = torch.load(best, weights_only=False)["config"]
     assert saved["datasets"] == ["utkface"] and saved["balance"] == 0.5 and saved["degrade"] == 0.5
-    assert saved["teacher_gate"] == 5.0
+    assert saved["teacher_gate"] == 5.0 and saved["surroundings"] == 0.5
     # resuming with the same settings is accepted (a tuple saved, a list read back)
     train(config, progress=False)
     # a teacher cache that no longer matches the training chips is refused, by name

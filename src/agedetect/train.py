@@ -18,7 +18,12 @@ by training on one dataset and scoring another):
   chip alike, 1: every age bin of every dataset alike);
 - ``degrade`` is the share of training chips that also get one of the faults of other
   cameras and eras: JPEG blocking, blur, a low-resolution original, sensor noise, sepia or
-  a colour cast.
+  a colour cast;
+- ``surroundings`` is the share of training chips whose surroundings (everything outside
+  an oval around the face: hair, background, shoulders) come from another chip of the
+  batch, so the surroundings a dataset happens to photograph its ages in stop telling the
+  network an age (bench/whole_photos.py: a face on another background moved 13-17s'
+  estimates up by years).
 
 Two more try to make one network stand in for an ensemble: ``ema`` validates and
 saves an exponential moving average of the weights (smoother than the last step's), and
@@ -85,6 +90,7 @@ class TrainConfig:
     datasets: tuple[str, ...] | None = None  # train and validate on these datasets only; None: all
     balance: float = 0.0  # sampling weight n^-balance, n = chips of the same dataset and age
     degrade: float = 0.0  # share of training chips given a fault of another camera or era
+    surroundings: float = 0.0  # share of training chips given another chip's surroundings
 
     def __post_init__(self) -> None:
         if self.datasets is not None:
@@ -93,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"balance must be in 0..1, got {self.balance}")
         if not 0.0 <= self.degrade <= 1.0:
             raise ValueError(f"degrade must be in 0..1, got {self.degrade}")
+        if not 0.0 <= self.surroundings <= 1.0:
+            raise ValueError(f"surroundings must be in 0..1, got {self.surroundings}")
         if self.teacher_gate is not None and self.teacher_gate <= 0:
             raise ValueError(f"teacher_gate must be positive, got {self.teacher_gate}")
 
@@ -275,6 +283,38 @@ def degrade(chips: torch.Tensor, share: float, generator: torch.Generator) -> to
             x = x * (0.8 + rand(1, 3, 1, 1).to(x.device) * 0.4)
         out[i] = x[0].clamp(0, 255).permute(1, 2, 0)
     return out
+
+
+def swap_surroundings(chips: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Give ``share`` of a float NHWC batch (0..255) another chip's surroundings: each
+    chosen chip keeps an oval around its face (centre within 4% of a point 2% below the chip's middle,
+    half widths 33-43% and 42-50% of the side, a soft edge) and takes the rest from the
+    chip a random number of places further along the batch. The draws come from
+    ``generator`` on the CPU, as :func:`augment`'s do.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.rand(4, 32, 32, 3, generator=g) * 255
+    >>> y = swap_surroundings(x, 1.0, g)
+    >>> bool(torch.allclose(y[:, 16, 16], x[:, 16, 16])), bool((y[:, 0, 0] != x[:, 0, 0]).all())
+    (True, True)
+    >>> bool((swap_surroundings(x, 0.0, g) == x).all())
+    True
+    """
+    if share <= 0 or chips.shape[0] < 2:
+        return chips
+    n, side = chips.shape[0], chips.shape[1]
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(chips.device)  # noqa: E731
+    chosen = rand(n) < share
+    offset = int(torch.randint(1, n, (1,), generator=generator))
+    centre = torch.tensor([0.5, 0.52], device=chips.device) + (rand(n, 2) - 0.5) * 0.08
+    half_width, half_height = 0.33 + rand(n) * 0.10, 0.42 + rand(n) * 0.08
+    coords = (torch.arange(side, device=chips.device, dtype=torch.float32) + 0.5) / side
+    dx = (coords[None, None, :] - centre[:, 0, None, None]) / half_width[:, None, None]
+    dy = (coords[None, :, None] - centre[:, 1, None, None]) / half_height[:, None, None]
+    # 1 inside the oval, 0 outside, a sigmoid across its edge (a few % of the side wide)
+    keep = torch.sigmoid((1.0 - torch.sqrt(dx**2 + dy**2)) / 0.04)
+    keep = torch.where(chosen[:, None, None], keep, torch.ones_like(keep))[..., None]
+    return chips * keep + torch.roll(chips, offset, dims=0) * (1.0 - keep)
 
 
 # --------------------------------------------------------------------------- loss
@@ -505,7 +545,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 ages = torch.from_numpy(train_split.ages[index.numpy()]).to(device)
                 targets = torch.from_numpy(teacher[index.numpy()]).to(device) if teacher is not None else None
                 share = torch.from_numpy(shares[index.numpy()]).to(device) if shares is not None else 0.0
-                inputs = degrade(augment(chips, generator), config.degrade, generator)
+                inputs = swap_surroundings(augment(chips, generator), config.surroundings, generator)
+                inputs = degrade(inputs, config.degrade, generator)
                 loss = age_loss(model(inputs), ages, config.label_sigma, config.l1_weight, targets, share)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
