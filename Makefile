@@ -59,8 +59,8 @@ shift: install
 	$(BIN)/python bench/shift.py --data runs/data --models final=src/agedetect/weights/age_model.onnx --json runs/shift.json | tee runs/shift.md
 	$(BIN)/python bench/weight_interpolation.py --data runs/data --run runs/shift/gated-utkface --run runs/shift/gated-aaf --json runs/weight-interpolation.json | tee runs/weight-interpolation.md
 	for trained_on in utkface aaf; do \
-	  $(BIN)/python bench/combine_members.py --data runs/data --split val --run runs/shift/native-$$trained_on \
-	    --run runs/shift/native-distilled-$$trained_on --json runs/members-loo-$$trained_on.json; done
+	  $(BIN)/python bench/combine_members.py --data runs/data --split val --run runs/shift/native-distilled-$$trained_on \
+	    --run runs/shift/surroundings-$$trained_on --json runs/members-loo-$$trained_on.json; done
 	for seed in 5 6; do \
 	  $(BIN)/agedetect train --model final --data runs/data --datasets utkface --out runs/soup/gated-utkface-s$$seed \
 	    --epochs 5 --seed $$seed --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-gate 5; done

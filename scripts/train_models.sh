@@ -28,10 +28,11 @@ started=$(date +%s)
 # half of its target from the pretrained network's own estimates (--teacher pretrained),
 # the other learns from the labels alone. Both read chips in the pretrained network's own
 # framing (the model's default, 64 px, the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE),
-# with ages evened out, faults of other cameras, and half the chips given another chip's
-# surroundings (so hair and background stop telling an age): bench/shift.py measured each
-# idea on the dataset a run never saw, bench/whole_photos.py the surroundings
-# (docs/MODEL_CARD.md, "Photos unlike the training set" and "Whole photos").
+# with ages evened out and faults of other cameras: bench/shift.py measured each idea on
+# the dataset a run never saw (docs/MODEL_CARD.md, "Photos unlike the training set"). The
+# second also gives half its chips another chip's surroundings, so hair and background stop
+# telling it an age: on faces moved to other surroundings the pair errs far less, on chips
+# in their own about as much (bench/whole_photos.py; the card's "Whole photos").
 while read -r name run epochs size crop lr seed body options; do
   body_option=()
   [ "$body" = - ] || body_option=(--body-lr-scale "$body")
@@ -39,7 +40,7 @@ while read -r name run epochs size crop lr seed body options; do
   "$BIN/agedetect" train --model "$name" --data "$DATA" --out "runs/$run" --epochs "$epochs" \
     --input-size "$size" --crop "$crop" --lr "$lr" --seed "$seed" "${body_option[@]}" $options
 done <<RUNS
-final final-h 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --surroundings 0.5 --teacher pretrained --teacher-weight 0.5
+final final-c 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5
 final final-g 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --surroundings 0.5
 dense dense 15 64 1.0 1e-3 0 -
 cnn cnn 10 64 1.0 2e-3 0 -
@@ -51,7 +52,7 @@ done
 # The final model: two fine-tuned members averaged, one pass each (no mirror image), their
 # interval widened on every dataset's validation faces, weights in int8 (two int8 members
 # cost less per face than one in float32).
-FINAL="runs/final-h runs/final-g"
+FINAL="runs/final-c runs/final-g"
 CALIBRATE=(--calibrate-on "$DATA" --coverage "$COVERAGE" --quantize)
 # shellcheck disable=SC2086  # FINAL is a list of run folders
 "$BIN/agedetect" export $FINAL --no-mirror --out runs/final.onnx "${CALIBRATE[@]}"
