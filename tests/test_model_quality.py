@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 
 from agedetect.evaluate import (
     GUARD_Z,
@@ -31,7 +31,7 @@ from agedetect.evaluate import (
 )
 from agedetect.inference import DEFAULT_MODEL, AgeEstimator
 from model_copies import constant, mixed, remapped_model, shifted
-from shared_data import CHIPS, NO_FACES, needs_chips, training_settings
+from shared_data import CHIPS, NO_FACES, ROOT, load_script, needs_chips, training_settings
 
 pytestmark = [needs_chips, pytest.mark.slow]
 DATASET = "utkface"  # the figures the guard holds the model to: its sidecar's for this dataset
@@ -140,9 +140,8 @@ SURROUNDINGS_GAP_LIMIT = 1.3
 def on_other_surroundings(chips: np.ndarray) -> np.ndarray:
     """Each chip's face oval (bench/whole_photos.py's) on a scene from photos/no-faces."""
     side = chips.shape[1]
-    oval = Image.new("L", (side, side), 0)
-    ImageDraw.Draw(oval).ellipse((side * 0.12, side * 0.06, side * 0.88, side * 0.98), fill=255)
-    keep = np.asarray(oval.filter(ImageFilter.GaussianBlur(side * 0.04)), np.float32)[..., None] / 255
+    oval = load_script(ROOT / "bench" / "whole_photos.py").face_oval(side)
+    keep = np.asarray(oval, np.float32)[..., None] / 255
     scenes = []
     for path in sorted(NO_FACES.glob("*.jp*g")):
         with Image.open(path) as scene:
