@@ -28,7 +28,7 @@ import time
 
 import httpx
 
-from serve import photo_640x480, start_server  # bench/serve.py: the same photo and launcher
+from serve import photo_640x480, run_clients, start_server  # bench/serve.py: the same photo, launcher and clients
 from servers import rss_mb  # tests/servers.py, on the path through bench/serve.py
 
 TARGETS = {"errors": 0, "p95_ms": 500.0}
@@ -67,13 +67,7 @@ def run_phase(url: str, data: bytes, clients: int, seconds: float, pid: int) -> 
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - began
+    wall = run_clients(client, clients)
     stop.set()
     sampler.join()
     cuts = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 99

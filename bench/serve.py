@@ -70,13 +70,18 @@ def latencies(url: str, data: bytes, clients: int, per_client: int) -> tuple[lis
         with lock:
             times.extend(mine)
 
-    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    return times, run_clients(client_loop, clients), failures[0]
+
+
+def run_clients(client, clients: int) -> float:
+    """Run ``client`` in ``clients`` threads at once; the wall time until the last ends."""
+    threads = [threading.Thread(target=client) for _ in range(clients)]
     began = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return times, time.perf_counter() - began, failures[0]
+    return time.perf_counter() - began
 
 
 def percentile(values: list[float], q: float) -> float:

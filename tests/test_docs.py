@@ -133,6 +133,8 @@ def test_the_card_names_every_leave_one_out_recipe_with_its_options_and_idea() -
     assert "gated" in recipes and "--teacher-gate 5" in recipes["gated"]
     assert set(recipes) == set(card.RECIPE_IDEA), "a recipe of scripts/shift_runs.sh the card cannot explain"
     assert set(card.RECIPE_BASE) <= set(recipes) and set(card.RECIPE_BASE.values()) <= set(recipes)
+    # bench/shift.py lists the runs in the order the ideas were added; the card's legend too.
+    assert tuple(card.RECIPE_IDEA) == load_script(ROOT / "bench" / "shift.py").RECIPE_ORDER
 
 
 def test_the_weight_mixing_section_names_the_best_mix_on_unseen_photos() -> None:
