@@ -60,7 +60,7 @@ def reproduction(minutes: str | None, sidecar: dict) -> str:
     else:
         compared = (f"The model it wrote (sha256 `{made[:16]}…`) is not the one committed at `{before[0]}` "
                     f"(sha256 `{before[1][:16]}…`).")
-    return f"It took {minutes} minutes on a {os.cpu_count()}-core CPU machine (no GPU), the install included. {compared}"
+    return (f"It took {minutes} minutes on a {os.cpu_count()}-core CPU machine (no GPU), from `data prepare` to the last benchmark (`make install` before it not counted). {compared}")
 
 
 def verdict(met: bool) -> str:
