@@ -31,27 +31,27 @@ def load_if(path: Path):
     return load(path) if path.exists() else None
 
 
-def committed(path: Path) -> tuple[str, str] | None:
-    """(short commit id, sha256) of ``path`` as committed at HEAD; None outside a git
+def committed(path: Path, revision: str = "HEAD") -> tuple[str, str] | None:
+    """(short commit id, sha256) of ``path`` as committed at ``revision``; None outside a git
     checkout or when it is not committed."""
     relative = path.resolve().relative_to(ROOT).as_posix()
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", revision], capture_output=True,
                               text=True, check=True).stdout.strip()
-        data = subprocess.run(["git", "-C", str(ROOT), "show", f"HEAD:{relative}"], capture_output=True,
+        data = subprocess.run(["git", "-C", str(ROOT), "show", f"{head}:{relative}"], capture_output=True,
                               check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     return head, hashlib.sha256(data).hexdigest()
 
 
-def reproduction(minutes: str | None, sidecar: dict) -> str:
-    """What `make model` found: how long it took and whether the model it wrote is the
-    committed one, by sha256. Empty when the card is not written by `make model`."""
+def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD") -> str:
+    """What `make model` found: how long it took and whether the model it wrote is the one
+    committed at ``before_run``, by sha256. Empty when the card is not written by `make model`."""
     if not minutes:
         return ""
     made = sidecar["sha256"]
-    before = committed(MODEL)
+    before = committed(MODEL, before_run)
     if before is None:
         compared = f"The model it wrote has sha256 `{made[:16]}…`; no committed model to compare it with."
     elif before[1] == made:
@@ -324,6 +324,38 @@ WHOLE_BOTH_SURROUNDINGS = {
     "chip": (5.6159, 3.99, 3.77), "chip, other surroundings": (6.2219, 4.58, 3.98),
 }
 
+#: Validation MAE of three ensembles, each exported as scripts/train_models.sh exports the
+#: shipped one (interval widened, int8): `agedetect evaluate runs/data --split val` per
+#: dataset, then `bench/whole_photos.py --data runs/data --split val --limit 1000 --model`
+#: per stand-in set. `runs/final-h` is `runs/final-c`'s recipe plus `--surroundings 0.5`
+#: (measured 2026-12-01 on the runs `make model` wrote that day).
+THIRD_MEMBER_VAL = {
+    "`runs/final-c` + `runs/final-g` (shipped)": {"utkface": 4.950, "aaf": 5.585, "web crop": 5.24, "in a scene": 6.13,
+                                                  "chip, other surroundings": 6.29},
+    "`runs/final-h` + `runs/final-g`": {"utkface": 5.055, "aaf": 5.630, "web crop": 5.36, "in a scene": 5.85,
+                                        "chip, other surroundings": 5.90},
+    "`runs/final-c` + `runs/final-g` + `runs/final-h`": {"utkface": 4.963, "aaf": 5.663, "web crop": 5.31,
+                                                         "in a scene": 5.96, "chip, other surroundings": 6.06},
+}
+
+
+def third_member_text() -> str:
+    """What a third member did, on validation faces (THIRD_MEMBER_VAL)."""
+    sets = ["utkface", "aaf", "web crop", "in a scene", "chip, other surroundings"]
+    shown = {"utkface": "UTKFace", "aaf": "All-Age-Faces"}
+    rows = [[name] + [f"{figures[key]:.2f}" for key in sets] + [f"{sum(figures[k] for k in sets[:4]) / 4:.2f}"]
+            for name, figures in THIRD_MEMBER_VAL.items()]
+    return ("\n\nAlso measured and not kept: a third member, `runs/final-h` (the recipe of `runs/final-c` plus "
+            "`--surroundings 0.5`). Validation MAE of each ensemble, exported as the shipped one is, on the chips of "
+            "each dataset (`agedetect evaluate runs/data --split val`) and on whole-photo stand-ins built from "
+            "1,000 validation faces (`python bench/whole_photos.py --data runs/data --split val --limit 1000 "
+            "--model FILE`; \"Whole photos\" below):\n\n"
+            + table(rows, ["members"] + [shown.get(k, k) for k in sets] + ["mean of the first four"])
+            + "\n\nAll three tie on the mean of the four sets that stand for the held-back ones (two datasets, "
+            "web photos, photos with the face in a scene). The member trained with other surroundings in place of "
+            "`runs/final-c` trades chips for scenes; adding it as a third member does neither better than the "
+            "shipped pair and costs half as much again per face (8.5 MB).")
+
 
 def figures_of(parts: dict) -> dict:
     """Per dataset: MAE, 13-17 bias, 13-17s passing Challenge 25, adults referred."""
@@ -380,6 +412,7 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             + table(rows, ["teacher", "run", "options", "MAE UTKFace", "MAE All-Age-Faces",
                            "13–17 bias (UTKFace / AAF)", "13–17s passing Challenge 25", "adults referred"])
             + comparison
+            + third_member_text()
             + "\n\nThe ungated teacher helps UTKFace and costs All-Age-Faces about 0.3 years: the pretrained "
             "network estimates that dataset's over-50s 7–10 years young, and half of every target passes that on. "
             "Gating its share by how far its estimate is from the label (a Gaussian of 5 years: half the share "
@@ -675,6 +708,10 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "MODEL_CARD.md")
     parser.add_argument("--minutes", type=str, default=None, help="wall time of the training script here")
+    parser.add_argument("--compare-with", default="HEAD", metavar="REV",
+                        help="with --minutes: the commit whose model the run is compared with (default: HEAD, "
+                             "as `make model` runs it; name the commit before the run when the card is "
+                             "regenerated after its model was committed)")
     parser.add_argument("--readme", type=Path, default=README, help="the README whose model figures to rewrite")
     args = parser.parse_args()
 
@@ -747,7 +784,7 @@ def main() -> None:
     confusion = table([[utk["groups"][i]] + [str(c) for c in row] for i, row in enumerate(cm)],
                       ["true \\ predicted"] + utk["groups"])
     ms = compare.get("utkface", next(iter(compare.values())))["final"]["ms_per_face"]
-    minutes = reproduction(args.minutes, sidecar)
+    minutes = reproduction(args.minutes, sidecar, args.compare_with)
     mae_error = utk.get("mae_standard_error")
     group_error = (utk["group_accuracy"] * (1 - utk["group_accuracy"]) / utk["n"]) ** 0.5
 

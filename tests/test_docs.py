@@ -116,6 +116,10 @@ def test_the_model_card_prints_the_sidecars_figures_and_compares_sha256s(tmp_pat
     # Another model than the committed one is named as such, by its sha256.
     assert "is not the one committed at" in card.reproduction("7", sidecar | {"sha256": "0" * 64}) or head.returncode
     assert card.reproduction(None, sidecar) == ""  # no claim when the card is not written by make model
+    # --compare-with names the commit before the run; one without the model has nothing to compare.
+    first = subprocess.run(["git", "-C", str(ROOT), "rev-list", "--max-parents=0", "HEAD"], capture_output=True, text=True)
+    if first.returncode == 0:
+        assert "no committed model to compare it with" in card.reproduction("7", sidecar, first.stdout.split()[0])
 
 
 def test_the_model_card_refuses_figures_other_than_the_sidecars(tmp_path: Path, monkeypatch) -> None:
