@@ -79,7 +79,12 @@ def in_a_scene(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Ima
 def other_surroundings(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Image.Image:
     """The chip's face oval, unchanged and in place, on a scene instead of its own surroundings."""
     with Image.open(rng.choice(scenes)) as scene:
-        background = ImageOps.fit(scene.convert("RGB"), chip.size)
+        return on_scene(chip, scene)
+
+
+def on_scene(chip: Image.Image, scene: Image.Image) -> Image.Image:
+    """``chip``'s face oval, in place, on ``scene`` cut to the chip's square."""
+    background = ImageOps.fit(scene.convert("RGB"), chip.size)
     background.paste(chip, (0, 0), face_oval(chip.size[0]))
     return background
 

@@ -60,7 +60,8 @@ def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD") -
     else:
         compared = (f"The model it wrote (sha256 `{made[:16]}…`) is not the one committed at `{before[0]}` "
                     f"(sha256 `{before[1][:16]}…`).")
-    return (f"It took {minutes} minutes on a {os.cpu_count()}-core CPU machine (no GPU), from `data prepare` to the last benchmark (`make install` before it not counted). {compared}")
+    return (f"It took {minutes} minutes on a {os.cpu_count()}-core CPU machine (no GPU), from `data prepare` to "
+            f"the last benchmark (`make install` before it not counted). {compared}")
 
 
 def verdict(met: bool) -> str:
@@ -311,6 +312,8 @@ EARLIER_MEMBERS = [
      "--surroundings 0.5 on both",
      {"utkface": (5.192, 2.59, 0.0421, 0.2069), "aaf": (5.819, 4.96, 0.0494, 0.3539)}),
 ]
+
+
 def earlier_figures(run: str) -> dict:
     """The figures of one of EARLIER_MEMBERS, by its run folder(s) as the table shows them."""
     return next(figures for _, shown, _, figures in EARLIER_MEMBERS if shown == run)
