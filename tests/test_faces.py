@@ -22,7 +22,7 @@ from agedetect.faces import (
 )
 
 from agedetect.evaluate import match_detections, read_labelled_boxes
-from shared_data import CHIPS, CMU_MIT, PEOPLE, PHOTOS, needs_chips, needs_photos
+from shared_data import AAF, CHIPS, CMU_MIT, PEOPLE, PHOTOS, needs_aaf, needs_chips, needs_photos
 
 # Frontal chips of varied age, sex and skin that the detector finds at the defaults.
 CHIP_NAMES = [
@@ -274,7 +274,23 @@ def test_find_subject_looks_again_when_the_default_finds_no_face():
     assert rescued is not None, "no chip among the first 1000 needs the second look"
     subject, faces = find_subject(rescued)
     assert subject is not None and subject in faces and all(f.score < 0.9 for f in faces)
-    assert find_subject(rescued, retry_threshold=0.9) == (None, [])
+    assert find_subject(rescued, retry_threshold=0.9, finer_search=False) == (None, [])
+
+
+@needs_aaf
+@pytest.mark.parametrize("name", ["04469A35.webp", "08231A16.webp"])
+def test_find_subject_searches_finer_when_two_looks_find_nothing(name: str) -> None:
+    """All-Age-Faces photos whose face falls between two pyramid levels: neither the default
+    nor the second look finds it, the finer third look does, and on the face itself."""
+    rgb = np.asarray(Image.open(AAF / name).convert("RGB"))
+    assert detect_faces(rgb, threshold=0.7) == []
+    assert find_subject(rgb, finer_search=False) == (None, [])
+    subject, faces = find_subject(rgb)
+    assert subject is not None and faces == [subject] and subject.score > 0.9
+    height, width = rgb.shape[:2]
+    x, y = centre(subject.box)
+    assert abs(x - width / 2) < width / 6 and abs(y - height / 2) < height / 4  # a face crop: the face is central
+    assert subject.box[2] - subject.box[0] > width / 3
 
 
 @needs_photos

@@ -56,6 +56,15 @@ SORT_ORDERS = ("area", "score")
 #: found from 2.2% to 1.2% (web crops) and 6.3% to 4.2% (small faces in scenes); its extra
 #: false faces only matter where no real face exists.
 SUBJECT_RETRY_THRESHOLD = 0.7
+#: When the second look finds nothing either, :func:`find_subject` takes a third at
+#: ``SUBJECT_RETRY_THRESHOLD`` with a finer pyramid (0.8 apart instead of 0.709, so a face
+#: size never falls far between two levels) and PNet/RNet passing more candidates (0.4 and
+#: 0.5 instead of 0.6 and 0.7). Faces in small photos scored 1.00 once a level fitted them,
+#: and grayscale faces, most of the misses, score lower at every stage. On 1,000 validation
+#: faces blended into scenes (a third grayscale), it found 26 of the 46 photos with no face
+#: found, 22 of them on the placed face; it gives 22 of the 274 photos without people a
+#: face the first two looks did not, and costs about 75 ms, only where those found nothing.
+SUBJECT_RESCUE_CASCADE = {"factor": 0.8, "pnet_threshold": 0.4, "rnet_threshold": 0.5}
 
 # Cascade settings (the MTCNN paper's and the reference implementation's values unless noted).
 _PYRAMID_FACTOR = 0.709  # each pyramid level is 0.709x the previous: two levels per octave
@@ -165,7 +174,14 @@ def detect_faces(
         ModelError: the bundled detector networks are missing or corrupt.
     """
     _check_options(min_face_size, threshold, max_side, sort)
-    rgb = load_image(image)
+    return _detect(load_image(image), float(min_face_size), float(threshold), max_side, sort)
+
+
+def _detect(
+    rgb: np.ndarray, min_face_size: float, threshold: float, max_side: int | None, sort: str, **cascade: float
+) -> list[Face]:
+    """:func:`detect_faces` on a loaded image with checked options; ``cascade`` overrides
+    :func:`_cascade`'s pyramid factor and PNet/RNet thresholds."""
     height, width = rgb.shape[:2]
     picture = Image.fromarray(rgb)
     if max_side is not None and max(width, height) > max_side:
@@ -177,7 +193,7 @@ def detect_faces(
     else:
         scale_back = np.array([1.0, 1.0])
 
-    boxes, scores, points = _cascade(picture, float(min_face_size), float(threshold))
+    boxes, scores, points = _cascade(picture, min_face_size, threshold, **cascade)
     # A face centred well beyond the edge is a reflection of one inside (a face cut through
     # the middle is centred near the edge: mirrored, it reads as one face centred on it).
     centres = (boxes[:, 0:2] + boxes[:, 2:4]) / 2
@@ -239,12 +255,17 @@ def find_subject(
     threshold: float = DEFAULT_THRESHOLD,
     max_side: int | None = DEFAULT_MAX_SIDE,
     retry_threshold: float = SUBJECT_RETRY_THRESHOLD,
+    finer_search: bool = True,
 ) -> tuple[Face | None, list[Face]]:
     """The main subject of a photo known to show one (a labelled photo), and every face
-    found: ``(None, [])`` when there is none even at ``retry_threshold``."""
+    found: ``(None, [])`` when there is none even at ``retry_threshold`` and, with
+    ``finer_search``, in the third look of :data:`SUBJECT_RESCUE_CASCADE`."""
     faces = detect_faces(rgb, min_face_size=min_face_size, threshold=threshold, max_side=max_side)
     if not faces and retry_threshold < threshold:
         faces = detect_faces(rgb, min_face_size=min_face_size, threshold=retry_threshold, max_side=max_side)
+    if not faces and finer_search:
+        faces = _detect(load_image(rgb), float(min_face_size), float(min(retry_threshold, threshold)), max_side,
+                        "area", **SUBJECT_RESCUE_CASCADE)
     if not faces:
         return None, []
     return choose_subject(faces, rgb.shape[1], rgb.shape[0]), faces
