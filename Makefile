@@ -50,14 +50,16 @@ model: install
 
 # Leave-one-dataset-out: each recipe trained on one dataset, scored on the other (5 to 10
 # minutes a run on a 2-core CPU), the pretrained network in two chip framings, the
-# gated runs' weights mixed with the pretrained ones, two recipes' runs averaged, and three
-# seeds' weights averaged; the model card's "Photos unlike the training set" and "Past experiments".
+# gated runs' weights mixed with the pretrained ones, the training age mix divided out of
+# the shipped model's answer, two recipes' runs averaged, and three seeds' weights
+# averaged; the model card's "Photos unlike the training set" and "Past experiments".
 shift: install
 	test -f runs/data/manifest.csv || $(BIN)/agedetect data prepare ../shared/data/utkface ../shared/data/aaf --out runs/data --json > runs/prepare.json
 	bash scripts/shift_runs.sh
 	$(BIN)/python bench/pretrained_bias.py --data runs/data --framing 64:1.0 --framing 80:0.9 --dlib-box 600 --json runs/pretrained-bias.json
 	$(BIN)/python bench/shift.py --data runs/data --models final=src/agedetect/weights/age_model.onnx --json runs/shift.json | tee runs/shift.md
 	$(BIN)/python bench/weight_interpolation.py --data runs/data --run runs/shift/gated-utkface --run runs/shift/gated-aaf --json runs/weight-interpolation.json | tee runs/weight-interpolation.md
+	$(BIN)/python bench/age_prior.py --data runs/data --json runs/age-prior.json | tee runs/age-prior.md
 	for trained_on in utkface aaf; do \
 	  $(BIN)/python bench/combine_members.py --data runs/data --split val --run runs/shift/native-distilled-$$trained_on \
 	    --run runs/shift/surroundings-$$trained_on --json runs/members-loo-$$trained_on.json; done

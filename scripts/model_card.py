@@ -277,6 +277,39 @@ def interpolation_section(results: list | None) -> str:
             + "\n\nLowest MAE on the dataset the run never saw: " + "; ".join(best_mixes(results, runs)) + ".")
 
 
+def age_prior_section(prior: dict | None) -> str:
+    """Whether dividing the training set's age mix out of the answer removes the bias it is
+    suspected of, from bench/age_prior.py."""
+    command = "python bench/age_prior.py --data runs/data --json runs/age-prior.json"
+    if not prior:
+        return f"The training set's age mix divided out of the answer: not measured in this checkout (`{command}`)."
+    results = prior["results"]
+    sets = list(dict.fromkeys(r["set"] for r in results))
+    alphas = list(dict.fromkeys(r["alpha"] for r in results))
+    found = {(r["alpha"], r["set"]): r for r in results}
+    rows = [[f"{alpha:g}" + (" (as shipped)" if alpha == 0 else "")]
+            + [f"{found[alpha, name]['mae']:.2f} ({signed(found[alpha, name]['bias'].get('13-17'))} / "
+               f"{signed(found[alpha, name]['bias'].get('51-70'))})" for name in sets]
+            for alpha in alphas]
+    as_shipped = {name: found[0.0, name] for name in sets}
+    flat = {name: found[alphas[-1], name] for name in sets}
+    teen_change = [flat[n]["bias"]["13-17"] - as_shipped[n]["bias"]["13-17"] for n in sets]
+    old_change = [flat[n]["bias"]["51-70"] - as_shipped[n]["bias"]["51-70"] for n in sets]
+    mae_change = [flat[n]["mae"] - as_shipped[n]["mae"] for n in sets]
+    return ("Is the pull toward the mid-twenties the training set's age mix, learnt as a prior? If it were, "
+            "dividing that mix out of the answer would remove it: `p(age) × q(age)^−alpha`, `q` the ages the "
+            "members were drawn from (each dataset's training ages weighted as `--balance` draws them), alpha 1 "
+            f"taking every age as equally likely before the face is seen (`{command}`; MAE, with the 13–17 / "
+            f"51–70 bias in brackets, on the {prior['split']} split and on stand-ins built from "
+            f"{prior['limit']:,} of its faces):\n\n"
+            + table(rows, ["alpha"] + [name_of(name) for name in sets])
+            + f"\n\nAt alpha {alphas[-1]:g} the 13–17 bias moves by {min(teen_change):+.1f} to "
+            f"{max(teen_change):+.1f} years and the 51–70 bias by {min(old_change):+.1f} to {max(old_change):+.1f}, "
+            f"while MAE moves by {min(mae_change):+.2f} to {max(mae_change):+.2f} on every set: the teenagers' "
+            "bias is not the training mix, and what reweighting gives older faces it takes from the rest, so the "
+            "shipped model does not reweight its answer.")
+
+
 def best_mixes(results: list[dict], runs: list[tuple[str, str]]) -> list[str]:
     """For each run, the mix with the lowest MAE on the dataset it never saw, beside the run as trained."""
     lines = []
@@ -733,6 +766,7 @@ def main() -> None:
     whole = load_if(args.runs / "whole-photos.json")
     pretrained = load_if(args.runs / "pretrained-bias.json")
     interpolation = load_if(args.runs / "weight-interpolation.json")
+    age_prior = load_if(args.runs / "age-prior.json")
     members = sidecar["members"]
     calibration = sidecar.get("interval_calibration")
     parts = per_dataset(test)
@@ -907,6 +941,8 @@ trained on both. Each recipe adds one idea to one above it, and runs are short (
 {pretrained_section(pretrained, members)}
 
 {interpolation_section(interpolation)}
+
+{age_prior_section(age_prior)}
 
 ## Age screening (Challenge 25: legal age 18 + 7-year buffer)
 

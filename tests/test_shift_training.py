@@ -23,7 +23,7 @@ from agedetect.inference import AgeEstimator  # noqa: E402
 from agedetect.errors import DataError  # noqa: E402
 from agedetect.train import TrainConfig, age_loss, degrade, load_split, sampling_weights, swap_surroundings, train  # noqa: E402
 
-from shared_data import AAF, CHIPS, ROOT, copy_sample  # noqa: E402
+from shared_data import AAF, CHIPS, ROOT, copy_sample, load_script  # noqa: E402
 
 runner = CliRunner()
 
@@ -265,3 +265,20 @@ def test_recipe_sweep_trains_each_recipe_on_all_and_on_each_dataset(two_datasets
                            "--out", str(tmp_path / "runs"), "--recipes", str(recipes)], capture_output=True, text=True)
     assert done.returncode != 0 and f"{recipes}:1: '--no-such-option' is not a training option" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_age_prior_is_the_mix_training_draws_and_alpha_divides_it_out(two_datasets: Path, monkeypatch) -> None:
+    """bench/age_prior.py: the prior follows --balance (balance 0: the raw mix, its most
+    common age weighs most; balance 1: each dataset's ages alike), alpha 0 leaves an answer
+    as it is, and alpha 1 turns an answer that is the prior itself into every age alike."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    bench = load_script(ROOT / "bench" / "age_prior.py")
+    raw, even = bench.training_prior(two_datasets, 0.0), bench.training_prior(two_datasets, 1.0)
+    for prior in (raw, even):
+        assert prior.shape == (101,) and prior.min() > 0 and prior.sum() == pytest.approx(1.0)
+    ages = np.array([row.age for row in load_manifest(two_datasets, split="train")])
+    commonest = int(np.bincount(ages).argmax())
+    assert raw[commonest] / even[commonest] > 1.0
+    answers = np.random.default_rng(0).dirichlet(np.ones(101), size=3)
+    np.testing.assert_allclose(bench.reweighted(answers, raw, 0.0), answers, rtol=1e-9)
+    np.testing.assert_allclose(bench.reweighted(raw[None], raw, 1.0), np.full((1, 101), 1 / 101), rtol=1e-9)

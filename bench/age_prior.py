@@ -1,0 +1,137 @@
+"""Is the pull toward the mid-twenties the training set's age mix, learnt as a prior?
+
+A network trained on a mix of ages answers ``p(age | face)``, which carries the mix it was
+trained on: ``p(face | age) x p_train(age)``. If the teenagers' bias on photos unlike the
+training set were that prior at work, dividing it out would remove it. This reweights the
+shipped model's distribution as served, ``p(age) x q(age)^-alpha`` (renormalised), ``q``
+the age mix its members were drawn from: each dataset's training ages, weighted ``n^-b`` as
+``agedetect train --balance b`` draws them, smoothed over +-2 years. ``alpha`` 0 is the
+model as shipped, 1 assumes every age equally likely before seeing the face.
+
+Scored on each dataset's validation chips and on two stand-ins from bench/whole_photos.py
+built from the same number of validation faces: *chip, other surroundings* (aligned chips,
+the face on a scene) and *in a scene* (the full pipeline: detect, align, estimate).
+Validation faces share the training mix, so a correction that only trades the mix for
+another would cost MAE there; the 13-17 and 51+ columns say whether it buys any of the
+bias it is meant to remove.
+
+    .venv/bin/python bench/age_prior.py --data runs/data --json runs/age-prior.json
+
+Prints figures; it is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from agedetect.data import load_manifest
+from agedetect.errors import NoFaceError
+from agedetect.evaluate import compute_metrics
+from agedetect.inference import AgeEstimator
+from whole_photos import PHOTOS, build, in_a_scene, other_surroundings
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+AGE_BINS = 101
+SMOOTHING_YEARS = 2.0
+
+
+def training_prior(data: Path, balance: float) -> np.ndarray:
+    """The age mix training drew chips from: per dataset ``n(age)^(1 - balance)``, summed,
+    smoothed, with a floor so an age no one was trained on is not divided by zero."""
+    counts: dict[str, np.ndarray] = {}
+    for row in load_manifest(data, split="train"):
+        counts.setdefault(row.dataset, np.zeros(AGE_BINS))[min(row.age, AGE_BINS - 1)] += 1
+    mix = sum(np.where(n > 0, n, 0) ** (1.0 - balance) for n in counts.values())
+    offsets = np.arange(-3 * SMOOTHING_YEARS, 3 * SMOOTHING_YEARS + 1)
+    kernel = np.exp(-0.5 * (offsets / SMOOTHING_YEARS) ** 2)
+    mix = np.convolve(mix, kernel / kernel.sum(), mode="same") + 1e-3 * mix.max()
+    return mix / mix.sum()
+
+
+def reweighted(probabilities: np.ndarray, prior: np.ndarray, alpha: float) -> np.ndarray:
+    weighted = probabilities * prior ** -alpha
+    return weighted / weighted.sum(axis=1, keepdims=True)
+
+
+def stand_in(rows: list, folder: Path, make, seed: int, estimator: AgeEstimator, aligned: bool):
+    """Build a stand-in with bench/whole_photos.py's maker; (true ages, distributions, photos
+    with no face found)."""
+    labels = build(rows, folder, make, seed)
+    ages, distributions, missed = [], [], 0
+    with open(labels, newline="") as handle:
+        for row in csv.DictReader(handle):
+            path = folder / row["path"]
+            if aligned:
+                distributions.append(estimator.chip_probabilities([estimator.load_chip(path)])[0])
+            else:
+                try:
+                    distributions.append(estimator.main_face_probabilities(path))
+                except NoFaceError:
+                    missed += 1
+                    continue
+            ages.append(int(row["age"]))
+    return np.array(ages), np.array(distributions), missed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="a folder made by `agedetect data prepare`")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--limit", type=int, default=1000, help="faces per stand-in set (default 1000)")
+    parser.add_argument("--model", default=None, help="an exported .onnx (default: the shipped model)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="also write all figures here")
+    args = parser.parse_args()
+
+    estimator = AgeEstimator(args.model) if args.model else AgeEstimator()
+    balances = [float(m["config"].get("balance", 0.0)) for m in estimator.metadata["members"]]
+    prior = training_prior(args.data, float(np.mean(balances)))
+    rows = load_manifest(args.data, split=args.split)
+    sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for dataset in sorted({row.dataset for row in rows}):
+        mine = [row for row in rows if row.dataset == dataset]
+        chips = [np.asarray(Image.open(row.path).convert("RGB")) for row in mine]
+        sets[dataset] = (np.array([row.age for row in mine]), estimator.chip_probabilities(chips))
+    sample = random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
+    scenes = sorted((PHOTOS / "no-faces").glob("*.jp*g"))
+    missed = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, make, aligned in (("chip, other surroundings", lambda c, r: other_surroundings(c, r, scenes), True),
+                                    ("in a scene", lambda c, r: in_a_scene(c, r, scenes), False)):
+            folder = Path(scratch) / name.replace(", ", "-").replace(" ", "-")
+            ages, distributions, missed[name] = stand_in(sample, folder, make, args.seed, estimator, aligned)
+            sets[name] = (ages, distributions)
+
+    results = []
+    for alpha in ALPHAS:
+        for name, (ages, distributions) in sets.items():
+            m = compute_metrics(ages, reweighted(distributions, prior, alpha), estimator.groups)
+            bands = m["mae_by_age_band"]
+            results.append({"alpha": alpha, "set": name, "n": m["n"], "mae": m["mae"],
+                            "interval_coverage": m["interval_coverage"],
+                            "bias": {band: figures["bias"] for band, figures in bands.items()}})
+
+    print(f"{args.split} split of {args.data}; prior from its train split, balance {np.mean(balances):g}; "
+          f"in a scene: {missed['in a scene']} of {len(sample)} photos with no face found\n")
+    print("MAE (13-17 bias / 51-70 bias) per set\n")
+    print("| alpha | " + " | ".join(sets) + " | mean MAE |")
+    print("|---|" + "---|" * (len(sets) + 1))
+    for alpha in ALPHAS:
+        mine = [r for r in results if r["alpha"] == alpha]
+        cells = [f"{r['mae']:.2f} ({r['bias'].get('13-17', 0):+.1f} / {r['bias'].get('51-70', 0):+.1f})" for r in mine]
+        print(f"| {alpha:g} | " + " | ".join(cells) + f" | {np.mean([r['mae'] for r in mine]):.2f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"split": args.split, "limit": args.limit, "missed": missed,
+                                         "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
