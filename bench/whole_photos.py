@@ -63,6 +63,14 @@ def face_oval(side: int) -> Image.Image:
 
 
 def in_a_scene(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Image.Image:
+    return placed_in_a_scene(chip, rng, scenes)[0]
+
+
+def placed_in_a_scene(
+    chip: Image.Image, rng: random.Random, scenes: list[Path]
+) -> tuple[Image.Image, tuple[float, float, float], bool]:
+    """:func:`in_a_scene`'s photo, where the head went (centre x, centre y, side, in its
+    pixels) and whether the photo was made grayscale."""
     with Image.open(rng.choice(scenes)) as scene:
         canvas = ImageOps.fit(scene.convert("RGB"), (640, 480))
     # UTKFace chips frame the whole head: the face (eyes to chin) is about half the chip.
@@ -71,9 +79,10 @@ def in_a_scene(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Ima
     head = chip.resize((side, side), Image.BILINEAR).rotate(rng.uniform(-15, 15), Image.BILINEAR)
     x, y = rng.randint(0, 640 - side), rng.randint(0, max(0, 480 - side))
     canvas.paste(head, (x, y), face_oval(side))
-    if rng.random() < 1 / 3:
+    grayscale = rng.random() < 1 / 3
+    if grayscale:
         canvas = ImageOps.grayscale(canvas).convert("RGB")
-    return canvas
+    return canvas, (x + side / 2, y + side / 2, side), grayscale
 
 
 def other_surroundings(chip: Image.Image, rng: random.Random, scenes: list[Path]) -> Image.Image:

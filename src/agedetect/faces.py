@@ -61,9 +61,9 @@ SUBJECT_RETRY_THRESHOLD = 0.7
 #: size never falls far between two levels) and PNet/RNet passing more candidates (0.4 and
 #: 0.5 instead of 0.6 and 0.7). Faces in small photos scored 1.00 once a level fitted them,
 #: and grayscale faces, most of the misses, score lower at every stage. On 1,000 validation
-#: faces blended into scenes (a third grayscale), it found 26 of the 46 photos with no face
-#: found, 22 of them on the placed face; it gives 22 of the 274 photos without people a
-#: face the first two looks did not, and costs about 75 ms, only where those found nothing.
+#: faces blended into scenes (a third grayscale; bench/subject_search.py) it found a face in
+#: 28 of the 43 photos with none, 25 of them the placed face; it gives 22 of the 274 photos
+#: without people a face the first two looks did not, and runs only where those found nothing.
 SUBJECT_RESCUE_CASCADE = {"factor": 0.8, "pnet_threshold": 0.4, "rnet_threshold": 0.5}
 
 # Cascade settings (the MTCNN paper's and the reference implementation's values unless noted).

@@ -1,0 +1,88 @@
+"""What find_subject's third look (a finer search, faces.SUBJECT_RESCUE_CASCADE) finds.
+
+Builds bench/whole_photos.py's *in a scene* stand-in (faces of a prepared split shrunk,
+tilted and blended into photos of real scenes, a third grayscale, JPEG quality 60-90),
+keeping where each head was placed, and runs ``faces.find_subject`` without and with the
+third look. A face counts as the placed one when its box's centre is within a quarter of
+the head's side of the head's centre. The third look also runs on ``photos/no-faces``:
+every face it gives those is false, and says how often it answers with a wrong face where
+the real one cannot be found.
+
+    .venv/bin/python bench/subject_search.py --data runs/data --split val --limit 1000
+
+Prints figures; it is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import statistics
+import time
+
+import numpy as np
+from PIL import Image
+
+from agedetect.data import load_manifest
+from agedetect.faces import find_subject
+from agedetect.images import load_image
+from whole_photos import PHOTOS, placed_in_a_scene
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="a folder made by `agedetect data prepare`")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--limit", type=int, default=1000, help="faces to place in scenes (default 1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    rows = load_manifest(args.data, split=args.split)
+    rows = random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
+    scenes = sorted((PHOTOS / "no-faces").glob("*.jp*g"))
+    rng = random.Random(args.seed)  # drawn in the order bench/whole_photos.py's build() draws
+    grayscale_photos, missed = 0, []
+    for row in rows:
+        with Image.open(row.path) as chip:
+            photo, head, grayscale = placed_in_a_scene(chip.convert("RGB"), rng, scenes)
+        encoded = io.BytesIO()
+        photo.save(encoded, "JPEG", quality=rng.randint(60, 90))
+        rgb = load_image(encoded.getvalue())
+        grayscale_photos += grayscale
+        if find_subject(rgb, finer_search=False)[0] is None:
+            missed.append((rgb, head, grayscale))
+
+    found = on_the_face = 0
+    seconds = []
+    for rgb, (x, y, side), _ in missed:
+        started = time.perf_counter()
+        subject, _ = find_subject(rgb)
+        seconds.append(time.perf_counter() - started)
+        if subject is not None:
+            found += 1
+            x1, y1, x2, y2 = subject.box
+            on_the_face += np.hypot((x1 + x2) / 2 - x, (y1 + y2) / 2 - y) < side / 4
+    false_before = false_after = 0
+    for path in scenes:
+        rgb = load_image(path)
+        before = find_subject(rgb, finer_search=False)[0] is not None
+        false_before += before
+        false_after += before or find_subject(rgb)[0] is not None
+
+    missed_grayscale = sum(grayscale for *_, grayscale in missed)
+    colour_photos = len(rows) - grayscale_photos
+    print(f"{len(rows)} faces of the {args.split!r} split of {args.data} in scenes, "
+          f"{grayscale_photos} of the photos grayscale\n")
+    print(f"- first two looks: no face found in {len(missed)} photos ({len(missed) / len(rows):.1%}), "
+          f"{missed_grayscale} of them grayscale ({missed_grayscale / max(1, grayscale_photos):.1%} of grayscale "
+          f"photos, {(len(missed) - missed_grayscale) / max(1, colour_photos):.1%} of colour ones)")
+    print(f"- third look on those: a face in {found}, the placed one in {on_the_face}; "
+          f"{(len(missed) - found) / len(rows):.1%} of photos still without a face; "
+          f"median {statistics.median(seconds) * 1000 if seconds else 0:.0f} ms for all three looks on a photo it runs on")
+    print(f"- photos without people ({len(scenes)}) given a face: {false_before} by the first two looks, "
+          f"{false_after} with the third")
+
+
+if __name__ == "__main__":
+    main()
