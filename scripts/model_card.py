@@ -64,6 +64,30 @@ def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD") -
             f"the last benchmark (`make install` before it not counted). {compared}")
 
 
+def kept_members(rerun_val: dict | None, shipped_val: dict, members_from: str | None) -> str:
+    """Why the shipped members are not the ones the timed `make model` run trained: the
+    run's model (``rerun_val``: `agedetect evaluate --split val --json` of it) scored worse on
+    validation faces than the members kept (``shipped_val``), and these were put back in
+    runs/ and exported again with ``TRAIN=0``. Empty when the run's own members ship."""
+    if not rerun_val:
+        return ""
+    run, kept = per_dataset(rerun_val), per_dataset(shipped_val)
+
+    def figures(parts: dict) -> str:
+        return " / ".join(f"{parts[d]['mae']:.2f}" for d in sorted(parts))
+
+    def teens(parts: dict) -> str:
+        return " / ".join(signed(parts[d]["mae_by_age_band"].get("13-17", {}).get("bias")) for d in sorted(parts))
+
+    names = " / ".join(name_of(d) for d in sorted(run))
+    source = f" (trained by `make model` at commit `{members_from}`)" if members_from else ""
+    return (f" Training does not give the same weights twice on this machine, and that run's members scored worse on "
+            f"validation faces than the ones they would replace: MAE {figures(run)} against {figures(kept)} "
+            f"({names}; 13–17 bias {teens(run)} against {teens(kept)}; `agedetect evaluate runs/data --split val "
+            f"--json` on each). So the shipped model keeps the members before{source}, put back in `runs/` and "
+            "exported again on this run's `data prepare` with `TRAIN=0 bash scripts/train_models.sh`.")
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "**not met**"
 
@@ -333,14 +357,18 @@ def best_mixes(results: list[dict], runs: list[tuple[str, str]]) -> list[str]:
 #: - `runs/final-d`: the recipe of the shipped member `runs/final-g` without `--surroundings`,
 #:   and its average with `runs/final-c`, shipped 2026-12-01 (commit 16b83c0; `make model` there);
 #: - `runs/final-h` + `runs/final-g`: both members with `--surroundings 0.5`.
+#: `runs/final-e` (commit 823928d's model file) and the pair of commit 16b83c0 were scored again
+#: on the test split of the `data prepare` that first took find_subject's third look
+#: (2026-12-01: 7 more All-Age-Faces photos, 6 of its 1,654 test faces changed; UTKFace's split
+#: unchanged); `runs/final-d` alone, whose run folder is not kept, was scored on the split before.
 EARLIER_MEMBERS = [
     ("pretrained, up to 50% (less where its estimate is more than 5 years off the label; shipped alone "
      "until 2026-12-01)", "`runs/final-e`", "--teacher pretrained --teacher-weight 0.5 --teacher-gate 5",
-     {"utkface": (5.138, 2.21, 0.0421, 0.2492), "aaf": (5.865, 5.64, 0.0370, 0.3644)}),
+     {"utkface": (5.138, 2.21, 0.0421, 0.2492), "aaf": (5.882, 5.81, 0.0494, 0.3644)}),
     ("none, without other surroundings (alone)", "`runs/final-d`", "",
      {"utkface": (5.252, 2.49, 0.0421, 0.2496), "aaf": (5.810, 4.99, 0.0494, 0.3328)}),
     ("`runs/final-c` and the run above averaged, int8 (shipped until the surroundings)", "`runs/final-c` + `runs/final-d`", None,
-     {"utkface": (5.033, 2.65, 0.0526, 0.1997), "aaf": (5.800, 5.18, 0.0370, 0.3304)}),
+     {"utkface": (5.033, 2.65, 0.0526, 0.1997), "aaf": (5.818, 5.28, 0.0370, 0.3312)}),
     ("both members given other surroundings, averaged, int8 (measured, not kept)", "`runs/final-h` + `runs/final-g`",
      "--surroundings 0.5 on both",
      {"utkface": (5.192, 2.59, 0.0421, 0.2069), "aaf": (5.819, 4.96, 0.0494, 0.3539)}),
@@ -447,6 +475,9 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             "float32, as it shipped), and evaluated on the test split with the age check at a 3% risk cap:\n\n"
             + table(rows, ["teacher", "run", "options", "MAE UTKFace", "MAE All-Age-Faces",
                            "13–17 bias (UTKFace / AAF)", "13–17s passing Challenge 25", "adults referred"])
+            + "\n\n`runs/final-d` alone (its run folder not kept) was scored on the test split as prepared before "
+            "`find_subject`'s third look let 7 more All-Age-Faces photos in; 6 of that dataset's 1,654 test faces "
+            "differ, UTKFace's split is the same. The other rows are scored on today's split."
             + comparison
             + third_member_text()
             + "\n\nThe ungated teacher helps UTKFace and costs All-Age-Faces about 0.3 years: the pretrained "
@@ -625,7 +656,9 @@ and scores them as a user's own set would be scored (`agedetect evaluate --label
 --json`), beside the peer's pipeline on the same files: *web crop* is each test image as a
 web face crop the detector must find again; *in a scene* shrinks the face to 50–150 px,
 tilts it up to ±15°, blends it into a real 640×480 scene (a third grayscale, JPEG quality
-60–90). Two more take the detector out (aligned chips): *chip* is each face as prepared,
+60–90). A labelled photo's face is looked for up to three times, the last with a finer search
+that finds most of the grayscale faces the first two miss (`docs/faces.md`; `python
+bench/subject_search.py --data runs/data`). Two more take the detector out (aligned chips): *chip* is each face as prepared,
 and *chip, other surroundings* keeps the same oval around the face that *in a scene*
 blends in, in place and unchanged, with a scene where the rest of the chip was (hair,
 background, shoulders). The last two columns are the same command with `--model` on the
@@ -748,6 +781,12 @@ def main() -> None:
                         help="with --minutes: the commit whose model the run is compared with (default: HEAD, "
                              "as `make model` runs it; name the commit before the run when the card is "
                              "regenerated after its model was committed)")
+    parser.add_argument("--rerun", type=Path, default=None, metavar="DIR",
+                        help="with --minutes, when the timed run's members were not kept: the folder its model was "
+                             "set aside in (final.json, its sidecar; final-val.json, `agedetect evaluate --split val "
+                             "--json` of it); the card says why the members before were kept")
+    parser.add_argument("--members-from", default=None, metavar="REV",
+                        help="with --rerun: the commit whose `make model` trained the members kept")
     parser.add_argument("--readme", type=Path, default=README, help="the README whose model figures to rewrite")
     args = parser.parse_args()
 
@@ -821,7 +860,10 @@ def main() -> None:
     confusion = table([[utk["groups"][i]] + [str(c) for c in row] for i, row in enumerate(cm)],
                       ["true \\ predicted"] + utk["groups"])
     ms = compare.get("utkface", next(iter(compare.values())))["final"]["ms_per_face"]
-    minutes = reproduction(args.minutes, sidecar, args.compare_with)
+    rerun = load(args.rerun / "final.json") if args.rerun else sidecar
+    minutes = reproduction(args.minutes, rerun, args.compare_with)
+    if minutes and args.rerun:
+        minutes += kept_members(load(args.rerun / "final-val.json"), val, args.members_from)
     mae_error = utk.get("mae_standard_error")
     group_error = (utk["group_accuracy"] * (1 - utk["group_accuracy"]) / utk["n"]) ** 0.5
 

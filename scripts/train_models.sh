@@ -5,6 +5,12 @@
 #     make model            # or: bash scripts/train_models.sh
 #
 # Outputs go to runs/ (ignored by git); the shipped model is copied into the package.
+#
+#     TRAIN=0 bash scripts/train_models.sh
+#
+# skips `data prepare` and training: the runs already in runs/ are exported, scored and
+# benchmarked again (after a change to export or a benchmark, or to ship members an earlier
+# run trained, put back in runs/, on this data prepare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -16,9 +22,11 @@ SEED=${SEED:-0}
 # Share of its validation faces the shipped 80% interval must cover in every dataset
 # (above 80%: faces unlike every training set fall outside more often; bench/shift.py).
 COVERAGE=${COVERAGE:-0.85}
+TRAIN=${TRAIN:-1}
 mkdir -p runs
 
 started=$(date +%s)
+if [ "$TRAIN" = 1 ]; then
 # shellcheck disable=SC2086  # SOURCES is a list of folders
 "$BIN/agedetect" data prepare $SOURCES --out "$DATA" --seed "$SEED" --json > runs/prepare.json
 
@@ -46,6 +54,7 @@ dense dense 15 64 1.0 1e-3 0 -
 cnn cnn 10 64 1.0 2e-3 0 -
 transfer transfer 8 64 1.0 3e-3 0 -
 RUNS
+fi
 for name in dense cnn transfer; do
   "$BIN/agedetect" export "runs/$name" --out "runs/$name.onnx"
 done

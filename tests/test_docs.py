@@ -122,6 +122,20 @@ def test_the_model_card_prints_the_sidecars_figures_and_compares_sha256s(tmp_pat
         assert "no committed model to compare it with" in card.reproduction("7", sidecar, first.stdout.split()[0])
 
 
+def test_the_card_says_why_a_timed_run_s_members_were_not_kept() -> None:
+    """model_card.py --rerun: the run's validation figures beside those of the members kept,
+    per dataset, and how they were put back; nothing when the run's own members ship."""
+    card = _script("model_card")
+    kept = {"by_dataset": {d: {"mae": mae, "mae_by_age_band": {"13-17": {"bias": bias}}}
+                           for d, mae, bias in (("aaf", 5.59, 3.4), ("utkface", 4.94, 2.8))}}
+    worse = {"by_dataset": {d: {"mae": m["mae"] + 0.08, "mae_by_age_band": {"13-17": {"bias": 3.9}}}
+                            for d, m in kept["by_dataset"].items()}}
+    text = card.kept_members(worse, kept, "16aa798")
+    assert "MAE 5.67 / 5.02 against 5.59 / 4.94 (All-Age-Faces / UTKFace" in text
+    assert "+3.9 / +3.9 against +3.4 / +2.8" in text and "commit `16aa798`" in text and "TRAIN=0" in text
+    assert card.kept_members(None, kept, None) == ""
+
+
 def test_the_model_card_refuses_figures_other_than_the_sidecars(tmp_path: Path, monkeypatch) -> None:
     card = _script("model_card")
     sidecar = json.loads(card.MODEL.with_suffix(".json").read_text())
