@@ -260,15 +260,21 @@ def find_subject(
     """The main subject of a photo known to show one (a labelled photo), and every face
     found: ``(None, [])`` when there is none even at ``retry_threshold`` and, with
     ``finer_search``, in the third look of :data:`SUBJECT_RESCUE_CASCADE`."""
-    faces = detect_faces(rgb, min_face_size=min_face_size, threshold=threshold, max_side=max_side)
-    if not faces and retry_threshold < threshold:
-        faces = detect_faces(rgb, min_face_size=min_face_size, threshold=retry_threshold, max_side=max_side)
-    if not faces and finer_search:
-        faces = _detect(load_image(rgb), float(min_face_size), float(min(retry_threshold, threshold)), max_side,
-                        "area", **SUBJECT_RESCUE_CASCADE)
-    if not faces:
-        return None, []
-    return choose_subject(faces, rgb.shape[1], rgb.shape[0]), faces
+    looks: list[tuple[float, dict[str, float]]] = [(threshold, {})]
+    if retry_threshold < threshold:
+        looks.append((retry_threshold, {}))
+    if finer_search:
+        looks.append((min(retry_threshold, threshold), SUBJECT_RESCUE_CASCADE))
+    picture = None
+    for look_threshold, cascade in looks:
+        # Each look's options are checked when it is taken, as detect_faces checks them;
+        # the photo is loaded once for all of them.
+        _check_options(min_face_size, look_threshold, max_side, "area")
+        picture = load_image(rgb) if picture is None else picture
+        faces = _detect(picture, float(min_face_size), float(look_threshold), max_side, "area", **cascade)
+        if faces:
+            return choose_subject(faces, picture.shape[1], picture.shape[0]), faces
+    return None, []
 
 
 def _check_options(min_face_size: float, threshold: float, max_side: int | None, sort: str) -> None:
