@@ -33,11 +33,10 @@ from PIL import Image
 from agedetect.data import load_manifest
 from agedetect.errors import NoFaceError
 from agedetect.evaluate import compute_metrics
-from agedetect.inference import AgeEstimator
+from agedetect.inference import AGE_BINS, AgeEstimator
 from whole_photos import PHOTOS, build, in_a_scene, other_surroundings, sample_faces, stand_in_parser
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-AGE_BINS = 101
 SMOOTHING_YEARS = 2.0
 
 
@@ -47,7 +46,8 @@ def training_prior(data: Path, balance: float) -> np.ndarray:
     counts: dict[str, np.ndarray] = {}
     for row in load_manifest(data, split="train"):
         counts.setdefault(row.dataset, np.zeros(AGE_BINS))[min(row.age, AGE_BINS - 1)] += 1
-    mix = sum(np.where(n > 0, n, 0) ** (1.0 - balance) for n in counts.values())
+    # An age a dataset has no chips of draws none, whatever the balance (0 ** 0 would be 1).
+    mix = sum(np.where(n > 0, n, 1.0) ** (1.0 - balance) * (n > 0) for n in counts.values())
     offsets = np.arange(-3 * SMOOTHING_YEARS, 3 * SMOOTHING_YEARS + 1)
     kernel = np.exp(-0.5 * (offsets / SMOOTHING_YEARS) ** 2)
     mix = np.convolve(mix, kernel / kernel.sum(), mode="same") + 1e-3 * mix.max()
@@ -63,19 +63,19 @@ def stand_in(rows: list, folder: Path, make, seed: int, estimator: AgeEstimator,
     """Build a stand-in with bench/whole_photos.py's maker; (true ages, distributions, photos
     with no face found)."""
     labels = build(rows, folder, make, seed)
-    ages, distributions, missed = [], [], 0
     with open(labels, newline="") as handle:
-        for row in csv.DictReader(handle):
-            path = folder / row["path"]
-            if aligned:
-                distributions.append(estimator.chip_probabilities([estimator.load_chip(path)])[0])
-            else:
-                try:
-                    distributions.append(estimator.main_face_probabilities(path))
-                except NoFaceError:
-                    missed += 1
-                    continue
-            ages.append(int(row["age"]))
+        labelled = [(folder / row["path"], int(row["age"])) for row in csv.DictReader(handle)]
+    if aligned:  # no detection: every chip is scored, in batches
+        chips = [estimator.load_chip(path) for path, _ in labelled]
+        return np.array([age for _, age in labelled]), estimator.chip_probabilities(chips), 0
+    ages, distributions, missed = [], [], 0
+    for path, age in labelled:
+        try:
+            distributions.append(estimator.main_face_probabilities(path))
+        except NoFaceError:
+            missed += 1
+            continue
+        ages.append(age)
     return np.array(ages), np.array(distributions), missed
 
 
