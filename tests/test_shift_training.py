@@ -21,7 +21,9 @@ from agedetect.data import PrepareSettings, load_manifest, prepare  # noqa: E402
 from agedetect.export import export_onnx  # noqa: E402
 from agedetect.inference import AgeEstimator  # noqa: E402
 from agedetect.errors import DataError  # noqa: E402
-from agedetect.train import TrainConfig, age_loss, degrade, load_split, sampling_weights, swap_surroundings, train  # noqa: E402
+from agedetect.train import (  # noqa: E402
+    TrainConfig, age_loss, degrade, fault_consistency, load_split, sampling_weights, swap_surroundings, train,
+)
 
 from shared_data import AAF, CHIPS, ROOT, copy_sample, load_script  # noqa: E402
 
@@ -82,7 +84,7 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     train_rows = [row for row in load_manifest(two_datasets, "train") if row.dataset == "utkface"]
     config = TrainConfig(model="final", data=str(two_datasets), out=str(tmp_path / "run"), epochs=1, batch_size=16,
                          datasets=("utkface",), balance=0.5, degrade=0.5, surroundings=0.5, teacher="pretrained", teacher_weight=0.3,
-                         teacher_gate=5.0)
+                         teacher_gate=5.0, consistency=1.0)
     best = train(config, progress=False)
     teacher = np.load(tmp_path / "run" / "teacher-train.npy")
     # the teacher saw exactly this run's training chips: the UTKFace ones, no AAF face
@@ -92,7 +94,7 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     assert np.corrcoef(expected, [row.age for row in train_rows])[0, 1] > 0.5
     saved = torch.load(best, weights_only=False)["config"]
     assert saved["datasets"] == ["utkface"] and saved["balance"] == 0.5 and saved["degrade"] == 0.5
-    assert saved["teacher_gate"] == 5.0 and saved["surroundings"] == 0.5
+    assert saved["teacher_gate"] == 5.0 and saved["surroundings"] == 0.5 and saved["consistency"] == 1.0
     # resuming with the same settings is accepted (a tuple saved, a list read back)
     train(config, progress=False)
     # a teacher cache that no longer matches the training chips is refused, by name
@@ -113,6 +115,20 @@ def test_each_chip_can_take_its_own_share_of_the_teacher():
     assert float(both) != pytest.approx(float(age_loss(logits, ages, teacher=teacher, teacher_weight=0.5)), rel=1e-3)
 
 
+def test_fault_consistency_moves_the_faulted_view_toward_the_chips_own_answer():
+    generator = torch.Generator().manual_seed(0)
+    own = torch.randn(4, 101, generator=generator, requires_grad=True)
+    faulted = (own.detach() + torch.randn(4, 101, generator=generator)).requires_grad_()
+    loss = fault_consistency(faulted, own)
+    loss.backward()
+    assert own.grad is None  # the chip's own answer is the target, not pulled toward the faulted one
+    stepped = faulted.detach() - 0.5 * faulted.grad
+    assert float(fault_consistency(stepped, own)) < float(loss)
+    assert float(fault_consistency(own.detach(), own)) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="consistency"):
+        TrainConfig(model="final", data="d", out="o", consistency=-0.1)
+
+
 def test_unknown_dataset_is_named(two_datasets, tmp_path):
     result = runner.invoke(app, ["train", "--model", "cnn", "--data", str(two_datasets), "--out", str(tmp_path / "r"),
                                  "--epochs", "1", "--datasets", "fgnet"])
@@ -123,6 +139,7 @@ def test_unknown_dataset_is_named(two_datasets, tmp_path):
 @pytest.mark.parametrize("options, message", [
     (["--teacher", "pretrained", "--teacher-gate", "0"], "--teacher-gate"),
     (["--teacher", "no-such-model.onnx"], "no-such-model.onnx: no such model file"),
+    (["--consistency", "-1"], "--consistency"),
 ])
 def test_bad_teacher_options_exit_2_without_traceback(two_datasets, tmp_path, options, message):
     result = runner.invoke(app, ["train", "--model", "final", "--data", str(two_datasets), "--out", str(tmp_path / "r"),

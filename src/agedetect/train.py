@@ -23,7 +23,12 @@ by training on one dataset and scoring another):
   an oval around the face: hair, background, shoulders) come from another chip of the
   batch, so the surroundings a dataset happens to photograph its ages in stop telling the
   network an age (bench/whole_photos.py: a face on another background moved 13-17s'
-  estimates up by years).
+  estimates up by years);
+- ``consistency`` weighs a second view of every training chip, given one more fault of
+  another camera or era, whose expected age is pulled toward the first view's (the
+  first held fixed): the faults alone still moved 13-17s' estimates up 1-2 years, so
+  the network learns that a fault says nothing about age rather than being shown a few
+  faulted chips (stability training, Zheng et al. 2016).
 
 Two more try to make one network stand in for an ensemble: ``ema`` validates and
 saves an exponential moving average of the weights (smoother than the last step's), and
@@ -91,6 +96,7 @@ class TrainConfig:
     balance: float = 0.0  # sampling weight n^-balance, n = chips of the same dataset and age
     degrade: float = 0.0  # share of training chips given a fault of another camera or era
     surroundings: float = 0.0  # share of training chips given another chip's surroundings
+    consistency: float = 0.0  # weight of the faulted view's pull toward the chip's own answer; 0: off
 
     def __post_init__(self) -> None:
         if self.datasets is not None:
@@ -101,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"degrade must be in 0..1, got {self.degrade}")
         if not 0.0 <= self.surroundings <= 1.0:
             raise ValueError(f"surroundings must be in 0..1, got {self.surroundings}")
+        if self.consistency < 0:
+            raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if self.teacher_gate is not None and self.teacher_gate <= 0:
             raise ValueError(f"teacher_gate must be positive, got {self.teacher_gate}")
 
@@ -361,6 +369,24 @@ def age_loss(
     return ce + l1_weight * (expected - ages.clamp(max=NUM_AGES - 1).float()).abs().mean()
 
 
+def fault_consistency(faulted_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Years between the expected age of each chip (held fixed: no gradient flows into it)
+    and that of the same chip given another fault, averaged over chips. Only the answer is
+    held in place: the faulted view's distribution may widen (a faulted face may be less
+    sure), but not drift toward the ages the network falls back on when unsure.
+
+    >>> p = -0.5 * ((torch.arange(NUM_AGES)[None] - 30.0) / 2.0) ** 2  # about 30, give or take 2
+    >>> float(fault_consistency(p, p))
+    0.0
+    >>> wider, older = p / 2, p.roll(3, dims=1)
+    >>> round(float(fault_consistency(wider, p)), 2), round(float(fault_consistency(older, p)), 2)
+    (0.0, 3.0)
+    """
+    ages = torch.arange(NUM_AGES, device=logits.device, dtype=torch.float32)
+    own = torch.softmax(logits.detach(), dim=1) @ ages
+    return (torch.softmax(faulted_logits, dim=1) @ ages - own).abs().mean()
+
+
 # --------------------------------------------------------------------------- loop
 
 
@@ -547,7 +573,14 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 share = torch.from_numpy(shares[index.numpy()]).to(device) if shares is not None else 0.0
                 inputs = swap_surroundings(augment(chips, generator), config.surroundings, generator)
                 inputs = degrade(inputs, config.degrade, generator)
-                loss = age_loss(model(inputs), ages, config.label_sigma, config.l1_weight, targets, share)
+                if config.consistency > 0:
+                    # one batch through the network, so both views share its normalisation statistics
+                    faulted = degrade(inputs, 1.0, generator)
+                    logits, faulted_logits = model(torch.cat([inputs, faulted])).chunk(2)
+                    loss = age_loss(logits, ages, config.label_sigma, config.l1_weight, targets, share)
+                    loss = loss + config.consistency * fault_consistency(faulted_logits, logits)
+                else:
+                    loss = age_loss(model(inputs), ages, config.label_sigma, config.l1_weight, targets, share)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
