@@ -136,6 +136,20 @@ def test_the_card_says_why_a_timed_run_s_members_were_not_kept() -> None:
     assert card.kept_members(None, kept, None) == ""
 
 
+def test_the_card_shows_how_far_each_fault_moves_the_shipped_models_answers() -> None:
+    """bench/faults.py's figures as the card prints them: each fault's MAE and the move of the
+    13-17 / 18-24 bias from the chips as they are, and the range of the 13-17 moves."""
+    card = _script("model_card")
+    figures = lambda mae, teens, young: {"mae": mae, "bias_13-17": teens, "bias_18-24": young}  # noqa: E731
+    faults = {"utkface": {"shipped": {"none": figures(4.9, 2.8, 3.1), "blur": figures(5.75, 4.6, 4.3)}},
+              "aaf": {"shipped": {"none": figures(5.6, 3.4, 3.0), "blur": figures(6.25, 3.0, 4.0)}}}
+    text = card.faults_section(faults)
+    assert "| UTKFace | 4.90 (+2.8 / +3.1) | 5.75 (+1.8 / +1.2) |" in text
+    assert "| All-Age-Faces | 5.60 (+3.4 / +3.0) | 6.25 (-0.4 / +1.0) |" in text
+    assert "by -0.4 to +1.8 years" in text and "0.35–0.46 years of MAE" in text
+    assert "not measured in this checkout" in card.faults_section(None)
+
+
 def test_the_model_card_refuses_figures_other_than_the_sidecars(tmp_path: Path, monkeypatch) -> None:
     card = _script("model_card")
     sidecar = json.loads(card.MODEL.with_suffix(".json").read_text())
