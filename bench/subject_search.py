@@ -8,6 +8,11 @@ the head's side of the head's centre. The third look also runs on ``photos/no-fa
 every face it gives those is false, and says how often it answers with a wrong face where
 the real one cannot be found.
 
+Then the same faces as ``scanned print`` photos (grey or sepia, faded to 50-80% contrast,
+grainy, soft; bench/whole_photos.py), searched with all three looks as they are and with the
+detector's view of a faded photo stretched (``faces.FADED_SPREAD``), and the photos without
+people searched both ways too.
+
     .venv/bin/python bench/subject_search.py --data runs/data --split val --limit 1000
 
 Prints figures; it is not a test.
@@ -23,9 +28,10 @@ import time
 import numpy as np
 from PIL import Image
 
+import agedetect.faces
 from agedetect.faces import find_subject
 from agedetect.images import load_image
-from whole_photos import PHOTOS, placed_in_a_scene, sample_faces, stand_in_parser
+from whole_photos import PHOTOS, placed_in_a_scene, sample_faces, scanned_print, stand_in_parser
 
 
 def main() -> None:
@@ -61,6 +67,23 @@ def main() -> None:
         false_before += before
         false_after += before or find_subject(rgb)[0] is not None
 
+    # Faded prints, searched as they are (no stretch) and as the detector now sees them.
+    prints = []
+    print_rng = random.Random(args.seed + 1)
+    for row in rows:
+        with Image.open(row.path) as chip:
+            photo = scanned_print(chip.convert("RGB"), print_rng, scenes)
+        encoded = io.BytesIO()
+        photo.save(encoded, "JPEG", quality=print_rng.randint(60, 90))
+        prints.append(load_image(encoded.getvalue()))
+    stretch_at = agedetect.faces.FADED_SPREAD
+    missed_prints, false_faces = {}, {}
+    for name, spread in (("as they are", 0.0), ("stretched when faded", stretch_at)):
+        agedetect.faces.FADED_SPREAD = spread
+        missed_prints[name] = sum(find_subject(rgb)[0] is None for rgb in prints)
+        false_faces[name] = sum(find_subject(load_image(path))[0] is not None for path in scenes)
+    agedetect.faces.FADED_SPREAD = stretch_at
+
     missed_grayscale = sum(grayscale for *_, grayscale in missed)
     colour_photos = len(rows) - grayscale_photos
     print(f"{len(rows)} faces of the {args.split!r} split of {args.data} in scenes, "
@@ -73,6 +96,10 @@ def main() -> None:
           f"median {statistics.median(seconds) * 1000 if seconds else 0:.0f} ms for all three looks on a photo it runs on")
     print(f"- photos without people ({len(scenes)}) given a face: {false_before} by the first two looks, "
           f"{false_after} with the third")
+    print(f"- the same faces as scanned prints, all three looks: no face found in "
+          + ", ".join(f"{n} ({n / len(rows):.1%}) {name}" for name, n in missed_prints.items())
+          + f" (stretched below {stretch_at:g} levels between the 1st and 99th percentile); photos without "
+          "people given a face: " + ", ".join(f"{n} {name}" for name, n in false_faces.items()))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import importlib.util
 import re
 import shlex
 import shutil
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -60,8 +61,13 @@ def copy_sample(source: Path, dest: Path, every: int, count: int, start: int = 0
 
 def load_script(path: Path) -> ModuleType:
     """A script of the repo (scripts/, bench/) loaded as a module, so a test calls its code
-    instead of restating it."""
+    instead of restating it. Its folder is on ``sys.path`` while it loads, as when Python runs
+    it, so it imports its neighbours (bench/whole_photos.py imports bench/faults.py)."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
     return module

@@ -22,6 +22,7 @@ from agedetect.faces import (
 )
 
 from agedetect.evaluate import match_detections, read_labelled_boxes
+from agedetect.images import load_image
 from shared_data import AAF, CHIPS, CMU_MIT, PEOPLE, PHOTOS, needs_aaf, needs_chips, needs_photos
 
 # Frontal chips of varied age, sex and skin that the detector finds at the defaults.
@@ -291,6 +292,27 @@ def test_find_subject_searches_finer_when_two_looks_find_nothing(name: str) -> N
     x, y = centre(subject.box)
     assert abs(x - width / 2) < width / 6 and abs(y - height / 2) < height / 4  # a face crop: the face is central
     assert subject.box[2] - subject.box[0] > width / 3
+
+
+@needs_photos
+def test_a_faded_photo_is_searched_again_with_its_contrast_stretched(monkeypatch) -> None:
+    """img21.jpg made grey and cut to 20% contrast, lighter, as an old print fades: its face
+    is found, where it is in the photo itself, by detect_faces and by find_subject, and only
+    because each looks again at the stretched view. An ordinary photo is searched as it is."""
+    import agedetect.faces as faces
+
+    original = load_image(PEOPLE / "img21.jpg")
+    grey = np.asarray(Image.fromarray(original).convert("L").convert("RGB"), dtype=np.float64)
+    faded = np.clip((grey - 128.0) * 0.2 + 148.0, 0, 255).astype(np.uint8)
+    [as_shot] = detect_faces(original)
+    [face] = detect_faces(faded)
+    subject, _ = find_subject(faded)
+    for found in (face, subject):
+        assert np.linalg.norm(centre(found.box) - centre(as_shot.box)) < (as_shot.box[2] - as_shot.box[0]) / 4
+    couple = detect_faces(PEOPLE / "couple.jpg")
+    monkeypatch.setattr(faces, "FADED_SPREAD", 0.0)  # never stretch
+    assert detect_faces(faded) == [] and find_subject(faded) == (None, [])
+    assert detect_faces(PEOPLE / "couple.jpg") == couple
 
 
 @needs_photos

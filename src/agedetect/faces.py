@@ -66,6 +66,19 @@ SUBJECT_RETRY_THRESHOLD = 0.7
 #: without people a face the first two looks did not, and runs only where those found nothing.
 SUBJECT_RESCUE_CASCADE = {"factor": 0.8, "pnet_threshold": 0.4, "rnet_threshold": 0.5}
 
+#: A photo whose brightness spans fewer levels than this (of 255) between its 1st and 99th
+#: percentiles is faded (an old print, a scan, haze, a dim room). Where no face is found in
+#: one, the detector looks again at it with its contrast stretched (:func:`stretch_faded`):
+#: its networks learnt faces from photos of ordinary contrast. Only a photo where nothing
+#: was found is looked at again, so every face found before is found as before (a face
+#: crop spans fewer levels than a scene: a tenth of UTKFace's chips are under 150).
+#: Measured by bench/subject_search.py on faded prints (bench/whole_photos.py's *scanned
+#: print*); 5% of the CMU+MIT, no-faces and people photos span under 151-169 levels.
+FADED_SPREAD = 150.0
+#: The most a faded photo's contrast is multiplied by, so a nearly blank one (a wall, fog)
+#: is not stretched into noise.
+MAX_CONTRAST_GAIN = 3.0
+
 # Cascade settings (the MTCNN paper's and the reference implementation's values unless noted).
 _PYRAMID_FACTOR = 0.709  # each pyramid level is 0.709x the previous: two levels per octave
 _PNET_THRESHOLD = 0.6
@@ -174,14 +187,20 @@ def detect_faces(
         ModelError: the bundled detector networks are missing or corrupt.
     """
     _check_options(min_face_size, threshold, max_side, sort)
-    return _detect(load_image(image), float(min_face_size), float(threshold), max_side, sort)
+    rgb = load_image(image)
+    faces = _detect(rgb, float(min_face_size), float(threshold), max_side, sort)
+    # Nothing found in a faded photo: look again with its contrast stretched.
+    return faces or _detect(rgb, float(min_face_size), float(threshold), max_side, sort, stretched=True)
 
 
 def _detect(
-    rgb: np.ndarray, min_face_size: float, threshold: float, max_side: int | None, sort: str, **cascade: float
+    rgb: np.ndarray, min_face_size: float, threshold: float, max_side: int | None, sort: str,
+    stretched: bool = False, **cascade: float,
 ) -> list[Face]:
     """:func:`detect_faces` on a loaded image with checked options; ``cascade`` overrides
-    :func:`_cascade`'s pyramid factor and PNet/RNet thresholds."""
+    :func:`_cascade`'s pyramid factor and PNet/RNet thresholds. ``stretched``: look at the
+    photo's contrast stretched (:func:`stretch_faded`), and find nothing in a photo that is
+    not faded (the look without it has been taken)."""
     height, width = rgb.shape[:2]
     picture = Image.fromarray(rgb)
     if max_side is not None and max(width, height) > max_side:
@@ -193,6 +212,11 @@ def _detect(
     else:
         scale_back = np.array([1.0, 1.0])
 
+    if stretched:
+        view = stretch_faded(picture)
+        if view is picture:
+            return []
+        picture = view
     boxes, scores, points = _cascade(picture, min_face_size, threshold, **cascade)
     # A face centred well beyond the edge is a reflection of one inside (a face cut through
     # the middle is centred near the edge: mirrored, it reads as one face centred on it).
@@ -224,6 +248,31 @@ def _detect(
     key = (lambda f: f.area) if sort == "area" else (lambda f: f.score)
     faces.sort(key=key, reverse=True)
     return faces
+
+
+def stretch_faded(picture: Image.Image) -> Image.Image:
+    """``picture`` with its contrast stretched about its middle brightness when it is faded
+    (:data:`FADED_SPREAD`), by at most :data:`MAX_CONTRAST_GAIN`; otherwise ``picture``
+    itself. Only the detector sees the stretched view: faces are found in it, and their
+    chips are cut from the photo as it is.
+
+    >>> faded = Image.fromarray(np.linspace(100, 160, 64 * 64).reshape(64, 64).astype(np.uint8)).convert("RGB")
+    >>> levels = np.asarray(stretch_faded(faded))
+    >>> int(levels.min()), int(levels.max())
+    (41, 221)
+    >>> ordinary = Image.fromarray(np.linspace(0, 255, 64 * 64).reshape(64, 64).astype(np.uint8)).convert("RGB")
+    >>> stretch_faded(ordinary) is ordinary
+    True
+    """
+    pixels = np.asarray(picture, dtype=np.float32)
+    brightness = pixels[::2, ::2].mean(axis=2)  # every other pixel: the same percentiles, a quarter of the work
+    darkest, brightest = np.percentile(brightness, [1, 99])
+    spread = brightest - darkest
+    if spread >= FADED_SPREAD or spread <= 0:
+        return picture
+    gain = min(255.0 / spread, MAX_CONTRAST_GAIN)
+    stretched = (pixels - (darkest + brightest) / 2) * gain + 127.5
+    return Image.fromarray(np.clip(stretched + 0.5, 0, 255).astype(np.uint8))
 
 
 def choose_subject(faces: Sequence[Face], width: int, height: int) -> Face:
@@ -259,21 +308,26 @@ def find_subject(
 ) -> tuple[Face | None, list[Face]]:
     """The main subject of a photo known to show one (a labelled photo), and every face
     found: ``(None, [])`` when there is none even at ``retry_threshold`` and, with
-    ``finer_search``, in the third look of :data:`SUBJECT_RESCUE_CASCADE`."""
+    ``finer_search``, in the third look of :data:`SUBJECT_RESCUE_CASCADE` nor, in a faded
+    photo (:data:`FADED_SPREAD`), in the same three looks at it with its contrast stretched."""
     looks: list[tuple[float, dict[str, float]]] = [(threshold, {})]
     if retry_threshold < threshold:
         looks.append((retry_threshold, {}))
     if finer_search:
         looks.append((min(retry_threshold, threshold), SUBJECT_RESCUE_CASCADE))
     picture = None
-    for look_threshold, cascade in looks:
-        # Each look's options are checked when it is taken, as detect_faces checks them;
-        # the photo is loaded once for all of them.
-        _check_options(min_face_size, look_threshold, max_side, "area")
-        picture = load_image(rgb) if picture is None else picture
-        faces = _detect(picture, float(min_face_size), float(look_threshold), max_side, "area", **cascade)
-        if faces:
-            return choose_subject(faces, picture.shape[1], picture.shape[0]), faces
+    # The looks at the photo as it is, then, with finer_search and where it is faded, at its
+    # contrast stretched (the stretched looks find nothing in a photo that is not faded, at once).
+    for stretched in (False, True) if finer_search else (False,):
+        for look_threshold, cascade in looks:
+            # Each look's options are checked when it is taken, as detect_faces checks them;
+            # the photo is loaded once for all of them.
+            _check_options(min_face_size, look_threshold, max_side, "area")
+            picture = load_image(rgb) if picture is None else picture
+            faces = _detect(picture, float(min_face_size), float(look_threshold), max_side, "area", stretched,
+                            **cascade)
+            if faces:
+                return choose_subject(faces, picture.shape[1], picture.shape[0]), faces
     return None, []
 
 
