@@ -123,7 +123,7 @@ def test_fault_consistency_moves_the_faulted_view_toward_the_chips_own_answer():
     loss.backward()
     assert own.grad is None  # the chip's own answer is the target, not pulled toward the faulted one
     stepped = faulted.detach() - 0.5 * faulted.grad
-    assert float(fault_consistency(stepped, own)) < float(loss)
+    assert float(fault_consistency(stepped, own)) < loss.item()
     assert float(fault_consistency(own.detach(), own)) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="consistency"):
         TrainConfig(model="final", data="d", out="o", consistency=-0.1)
