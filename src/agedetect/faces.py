@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -187,36 +187,48 @@ def detect_faces(
         ModelError: the bundled detector networks are missing or corrupt.
     """
     _check_options(min_face_size, threshold, max_side, sort)
-    rgb = load_image(image)
-    faces = _detect(rgb, float(min_face_size), float(threshold), max_side, sort)
+    view = _DetectionView.of(load_image(image), max_side)
+    faces = _detect(view, float(min_face_size), float(threshold), sort)
+    if faces:
+        return faces
     # Nothing found in a faded photo: look again with its contrast stretched.
-    return faces or _detect(rgb, float(min_face_size), float(threshold), max_side, sort, stretched=True)
+    faded = view.stretched()
+    return _detect(faded, float(min_face_size), float(threshold), sort) if faded else []
 
 
-def _detect(
-    rgb: np.ndarray, min_face_size: float, threshold: float, max_side: int | None, sort: str,
-    stretched: bool = False, **cascade: float,
-) -> list[Face]:
-    """:func:`detect_faces` on a loaded image with checked options; ``cascade`` overrides
-    :func:`_cascade`'s pyramid factor and PNet/RNet thresholds. ``stretched``: look at the
-    photo's contrast stretched (:func:`stretch_faded`), and find nothing in a photo that is
-    not faded (the look without it has been taken)."""
-    height, width = rgb.shape[:2]
-    picture = Image.fromarray(rgb)
-    if max_side is not None and max(width, height) > max_side:
-        shrink = max_side / max(width, height)
-        size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
-        picture = picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-        # Map back with the exact per-axis ratios the resize used.
-        scale_back = np.array([width / size[0], height / size[1]])
-    else:
-        scale_back = np.array([1.0, 1.0])
+@dataclass(frozen=True)
+class _DetectionView:
+    """The picture the cascade searches (a photo shrunk to ``max_side``, or its contrast
+    stretched) and how to map its pixels back to the photo's ``width`` x ``height``."""
 
-    if stretched:
-        view = stretch_faded(picture)
-        if view is picture:
-            return []
-        picture = view
+    picture: Image.Image
+    scale_back: np.ndarray
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, rgb: np.ndarray, max_side: int | None) -> "_DetectionView":
+        height, width = rgb.shape[:2]
+        picture = Image.fromarray(rgb)
+        if max_side is not None and max(width, height) > max_side:
+            shrink = max_side / max(width, height)
+            size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+            picture = picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+            # Map back with the exact per-axis ratios the resize used.
+            return cls(picture, np.array([width / size[0], height / size[1]]), width, height)
+        return cls(picture, np.array([1.0, 1.0]), width, height)
+
+    def stretched(self) -> "_DetectionView | None":
+        """This view with its contrast stretched (:func:`stretch_faded`); ``None`` when it is
+        not faded, so there is nothing more to look at."""
+        picture = stretch_faded(self.picture)
+        return None if picture is self.picture else replace(self, picture=picture)
+
+
+def _detect(view: _DetectionView, min_face_size: float, threshold: float, sort: str, **cascade: float) -> list[Face]:
+    """:func:`detect_faces` on a prepared view with checked options; ``cascade`` overrides
+    :func:`_cascade`'s pyramid factor and PNet/RNet thresholds."""
+    picture, scale_back, width, height = view.picture, view.scale_back, view.width, view.height
     boxes, scores, points = _cascade(picture, min_face_size, threshold, **cascade)
     # A face centred well beyond the edge is a reflection of one inside (a face cut through
     # the middle is centred near the edge: mirrored, it reads as one face centred on it).
@@ -315,19 +327,19 @@ def find_subject(
         looks.append((retry_threshold, {}))
     if finer_search:
         looks.append((min(retry_threshold, threshold), SUBJECT_RESCUE_CASCADE))
-    picture = None
-    # The looks at the photo as it is, then, with finer_search and where it is faded, at its
-    # contrast stretched (the stretched looks find nothing in a photo that is not faded, at once).
-    for stretched in (False, True) if finer_search else (False,):
-        for look_threshold, cascade in looks:
-            # Each look's options are checked when it is taken, as detect_faces checks them;
-            # the photo is loaded once for all of them.
-            _check_options(min_face_size, look_threshold, max_side, "area")
-            picture = load_image(rgb) if picture is None else picture
-            faces = _detect(picture, float(min_face_size), float(look_threshold), max_side, "area", stretched,
-                            **cascade)
-            if faces:
-                return choose_subject(faces, picture.shape[1], picture.shape[0]), faces
+    view: _DetectionView | None = None
+    for look_threshold, cascade in looks:
+        # Each look's options are checked when it is taken, as detect_faces checks them; the
+        # photo is loaded and shrunk once for all of them.
+        _check_options(min_face_size, look_threshold, max_side, "area")
+        view = view or _DetectionView.of(load_image(rgb), max_side)
+        if faces := _detect(view, float(min_face_size), float(look_threshold), "area", **cascade):
+            return choose_subject(faces, view.width, view.height), faces
+    # With finer_search, a faded photo is given the same looks again, its contrast stretched.
+    faded = view.stretched() if finer_search else None  # looks holds one look at least: view is set
+    for look_threshold, cascade in looks if faded else ():
+        if faces := _detect(faded, float(min_face_size), float(look_threshold), "area", **cascade):
+            return choose_subject(faces, faded.width, faded.height), faces
     return None, []
 
 
