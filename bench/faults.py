@@ -95,16 +95,20 @@ def main() -> None:
                         help="an exported .onnx to score, named (repeat to compare)")
     parser.add_argument("--json", type=Path, default=None, help="also write all figures here")
     args = parser.parse_args()
-    models = dict(spec.split("=", 1) for spec in args.model)
+    estimators = {name: AgeEstimator(path) for name, path in (spec.split("=", 1) for spec in args.model)}
+    by_dataset: dict[str, list] = {}
+    for row in load_manifest(args.data, split=args.split):
+        by_dataset.setdefault(row.dataset, []).append(row)
     results: dict = {}
-    for dataset in sorted({row.dataset for row in load_manifest(args.data, split=args.split)}):
-        rows = load_manifest(args.data, split=args.split, datasets=[dataset])
+    for dataset, rows in sorted(by_dataset.items()):
         ages = np.array([row.age for row in rows], dtype=np.float64)
-        for name, path in models.items():
-            estimator = AgeEstimator(path)
+        chips: dict[int, list[Image.Image]] = {}  # by chip side: read once for every model of that size
+        for name, estimator in estimators.items():
             side = estimator.input_size
-            chips = [Image.open(row.path).convert("RGB").resize((side, side), Image.Resampling.BILINEAR) for row in rows]
-            results.setdefault(dataset, {})[name] = score(estimator, chips, ages)
+            if side not in chips:
+                chips[side] = [Image.open(row.path).convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
+                               for row in rows]
+            results.setdefault(dataset, {})[name] = score(estimator, chips[side], ages)
 
     print(f"Each fault on every {args.split!r} chip; shift: 13-17 / 18-24 bias minus the same chips' unfaulted\n")
     print("| dataset | model | " + " | ".join(FAULTS) + " |")

@@ -500,8 +500,9 @@ def one_pass_parts(runs: Path) -> dict | None:
     return per_dataset(scored) if scored else None
 
 
-def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: str) -> str:
-    """Each shipped member alone, the models measured before, and the shipped ensemble."""
+def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: str, one_pass: dict | None) -> str:
+    """Each shipped member alone, the models measured before, and the shipped ensemble
+    (``one_pass``: its figures one pass a member, :func:`one_pass_parts`)."""
     rows_in = []
     for member in members:
         config = member["config"]
@@ -515,7 +516,6 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
     rows_in += EARLIER_MEMBERS
     comparison = ""
     pair = " + ".join(f"`{m['config']['out']}`" for m in members)
-    one_pass = one_pass_parts(runs)
     if one_pass:
         rows_in.append(("the shipped members, averaged, one pass each, int8", pair, None, figures_of(one_pass)))
     if "aaf" in parts and "utkface" in parts:
@@ -901,6 +901,7 @@ def main() -> None:
     interpolation = load_if(args.runs / "weight-interpolation.json")
     age_prior = load_if(args.runs / "age-prior.json")
     faults = load_if(args.runs / "faults.json")
+    one_pass = one_pass_parts(args.runs)
     members = sidecar["members"]
     calibration = sidecar.get("interval_calibration")
     parts = per_dataset(test)
@@ -1121,7 +1122,7 @@ leave-one-dataset-out table is the repo's stand-in for them, and it is only that
 
 ## Whole photos: detect, align, estimate
 
-{whole_section(whole, parts, one_pass_parts(args.runs))}
+{whole_section(whole, parts, one_pass)}
 
 ## Past experiments (not rerun by `make model`)
 
@@ -1139,7 +1140,7 @@ crop; see "Photos unlike the training set" for why it changed). Each was `agedet
 | 96-pixel chips | `--input-size 96` | 5.26 |
 | three members with mirror passes, averaged | `agedetect export RUN1 RUN2 RUN3 --mirror`, then `agedetect evaluate DATA --split val` | 4.80 |
 
-{teacher_section(parts, members, args.runs, quantization_text(compare, sidecar, args.runs))}
+{teacher_section(parts, members, args.runs, quantization_text(compare, sidecar, args.runs), one_pass)}
 
 {sweep_section(load_if(SWEEP_RESULTS))}
 
