@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import json
 import multiprocessing
-import shlex
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -37,6 +36,7 @@ from agedetect.models import PRETRAINED_CHIP_SIZE
 from agedetect.train import (
     TrainConfig, load_checkpoint, load_split, predict_probabilities, resolve_device, train,
 )
+from recipes import read_recipe_lines
 from shift import score as shift_figures
 
 ALL = "all"
@@ -46,21 +46,15 @@ def read_recipes(path: Path) -> dict[str, dict]:
     """``name --option value ...`` lines -> {name: TrainConfig keyword arguments}."""
     fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
     recipes: dict[str, dict] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        words = shlex.split(line, comments=True)
-        if not words:
-            continue
-        name, options = words[0], words[1:]
-        if len(options) % 2:
-            raise SystemExit(f"{path}:{number}: options come in --name value pairs: {line!r}")
+    for recipe in read_recipe_lines(path):
         settings: dict = {}
-        for flag, value in zip(options[::2], options[1::2]):
+        for flag, value in recipe.options:
             key = flag.removeprefix("--").replace("-", "_")
-            if not flag.startswith("--") or key not in fields or key in ("data", "out", "datasets"):
-                raise SystemExit(f"{path}:{number}: {flag!r} is not a training option")
+            if key not in fields or key in ("data", "out", "datasets"):
+                raise SystemExit(f"{path}:{recipe.line}: {flag!r} is not a training option")
             kind = str(fields[key].type)
             settings[key] = int(value) if kind.startswith("int") else float(value) if kind.startswith("float") else value
-        recipes[name] = settings
+        recipes[recipe.name] = settings
     return recipes
 
 

