@@ -351,6 +351,13 @@ CONSISTENCY_VAL = {
     "`runs/final-ge` (the same, `--consistency 0.3`)": {"utkface": (5.529, 3.18, 5.857, 4.24),
                                                         "aaf": (6.073, 4.03, 6.397, 4.86)},
 }
+#: The same figures for `runs/final-gp`: `runs/final-g`'s recipe plus `--old-prints 0.3` (a third
+#: of the chips made into faded, grainy grey or sepia prints; 2026-12-01, 9 minutes on 2 cores),
+#: `python bench/faults.py --data runs/data --model g=runs/final-g.onnx --model gp=runs/final-gp.onnx`.
+#: On the whole-photo stand-ins built from 1,000 validation faces (`python bench/whole_photos.py
+#: --data runs/data --split val --limit 1000 --model FILE`): scanned print MAE, 13-17 bias.
+OLD_PRINTS_VAL = {"utkface": (5.180, 3.30, 5.670, 4.24), "aaf": (5.787, 3.97, 6.242, 5.01)}
+OLD_PRINTS_SCANNED = {"`runs/final-g`": (6.85, 6.5), "`runs/final-gp`": (6.96, 6.9)}
 
 
 OTHER_NETWORKS = ROOT / "bench" / "other_networks.json"
@@ -437,7 +444,8 @@ def faults_section(faults: dict | None) -> str:
     costs = [trained_with[d][0] - shipped_member[d][0] for d in ("utkface", "aaf")]
     trained = [[name] + [f"{f[0]:.2f} ({signed(f[1])})" for f in (figures["utkface"], figures["aaf"])]
                + [f"{f[2]:.2f} ({signed(f[3])})" for f in (figures["utkface"], figures["aaf"])]
-               for name, figures in CONSISTENCY_VAL.items()]
+               for name, figures in (CONSISTENCY_VAL | {"`runs/final-gp` (the same, `--old-prints 0.3`)": OLD_PRINTS_VAL}).items()]
+    (member_scanned, old_prints_scanned) = OLD_PRINTS_SCANNED.values()
     return ("Scanned family photos are grey or sepia, soft, small and compressed again; the chips here mostly are "
             "not. Each fault given to every validation chip, one at a time (`" + command + "`; MAE, and in "
             "brackets how far the fault moves the 13–17 / 18–24 bias; first column: the chips as they are, the "
@@ -459,7 +467,18 @@ def faults_section(faults: dict | None) -> str:
             + " and ".join(signed(f[3] - f[1]) for f in (shipped_member["utkface"], shipped_member["aaf"]))
             + ", UTKFace and All-Age-Faces): what the network loses to a fault it cannot be trained to keep, and "
             f"holding the answer in place cost {min(costs):.2f}–{max(costs):.2f} years of MAE on the chips as they "
-            "are and raised their 13–17 bias. So the shipped members train without it.")
+            "are and raised their 13–17 bias. So the shipped members train without it.\n\n"
+            "Nor does showing the network old prints (the last row: `agedetect train --old-prints 0.3`, a third of the "
+            "chips made grey or sepia, faded to 50–80% contrast and grainy). The faults move its 13–17s by about as "
+            "much ("
+            + " and ".join(signed(OLD_PRINTS_VAL[d][3] - OLD_PRINTS_VAL[d][1]) for d in ("utkface", "aaf"))
+            + ", against " + " and ".join(signed(shipped_member[d][3] - shipped_member[d][1]) for d in ("utkface", "aaf"))
+            + "), its 13–17 bias on the chips as they are is higher ("
+            + " and ".join(signed(OLD_PRINTS_VAL[d][1] - shipped_member[d][1]) for d in ("utkface", "aaf"))
+            + f"), its All-Age-Faces MAE worse ({OLD_PRINTS_VAL['aaf'][0]:.2f} against {shipped_member['aaf'][0]:.2f})"
+            + f"; on the *scanned print* stand-in of 1,000 validation faces (\"Whole photos\" below) its MAE is "
+            f"{old_prints_scanned[0]:.2f} against {member_scanned[0]:.2f}, its 13–17 bias {signed(old_prints_scanned[1])} "
+            f"against {signed(member_scanned[1])}.")
 
 
 def best_mixes(results: list[dict], runs: list[tuple[str, str]]) -> list[str]:

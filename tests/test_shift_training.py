@@ -22,7 +22,7 @@ from agedetect.export import export_onnx  # noqa: E402
 from agedetect.inference import AgeEstimator  # noqa: E402
 from agedetect.errors import DataError  # noqa: E402
 from agedetect.train import (  # noqa: E402
-    TrainConfig, age_loss, degrade, fault_consistency, load_split, sampling_weights, swap_surroundings, train,
+    TrainConfig, age_loss, degrade, fault_consistency, load_split, old_print, sampling_weights, swap_surroundings, train,
 )
 
 from shared_data import AAF, CHIPS, ROOT, copy_sample, load_script  # noqa: E402
@@ -80,11 +80,30 @@ def test_swap_surroundings_keeps_the_face_and_replaces_the_rest_of_the_share_ask
     assert swap_surroundings(chips, 0.0, generator) is chips and torch.equal(generator.get_state(), state)
 
 
+def test_old_print_fades_and_greys_only_the_share_asked_for():
+    generator = torch.Generator().manual_seed(5)
+    chips = torch.rand(300, 24, 24, 3, generator=generator) * 255
+    out = old_print(chips, 0.4, generator)
+    changed = (out != chips).any(dim=(1, 2, 3))
+    assert 0.28 < changed.float().mean().item() < 0.52 and out.shape == chips.shape
+    assert float(out.min()) >= 0 and float(out.max()) <= 255
+    printed = out[changed]
+    # colour gone: grey (channels equal) or sepia (red >= green >= blue, from one grey level)
+    grey = (printed[..., 0] == printed[..., 1]).all(dim=(1, 2)) & (printed[..., 1] == printed[..., 2]).all(dim=(1, 2))
+    sepia = (printed[..., 0] >= printed[..., 1] - 1e-3).all(dim=(1, 2)) & (printed[..., 1] >= printed[..., 2] - 1e-3).all(dim=(1, 2))
+    assert bool((grey | sepia).all()) and 0.2 < grey.float().mean().item() < 0.8
+    # faded: less contrast than the chip it came from
+    assert bool((printed.std(dim=(1, 2, 3)) < chips[changed].std(dim=(1, 2, 3))).all())
+    # nothing drawn when off: a run without it is the run it was before the option existed
+    state = generator.get_state()
+    assert old_print(chips, 0.0, generator) is chips and torch.equal(generator.get_state(), state)
+
+
 def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_path):
     train_rows = [row for row in load_manifest(two_datasets, "train") if row.dataset == "utkface"]
     config = TrainConfig(model="final", data=str(two_datasets), out=str(tmp_path / "run"), epochs=1, batch_size=16,
                          datasets=("utkface",), balance=0.5, degrade=0.5, surroundings=0.5, teacher="pretrained", teacher_weight=0.3,
-                         teacher_gate=5.0, consistency=1.0)
+                         teacher_gate=5.0, consistency=1.0, old_prints=0.5)
     best = train(config, progress=False)
     teacher = np.load(tmp_path / "run" / "teacher-train.npy")
     # the teacher saw exactly this run's training chips: the UTKFace ones, no AAF face
@@ -95,6 +114,7 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     saved = torch.load(best, weights_only=False)["config"]
     assert saved["datasets"] == ["utkface"] and saved["balance"] == 0.5 and saved["degrade"] == 0.5
     assert saved["teacher_gate"] == 5.0 and saved["surroundings"] == 0.5 and saved["consistency"] == 1.0
+    assert saved["old_prints"] == 0.5
     # resuming with the same settings is accepted (a tuple saved, a list read back)
     train(config, progress=False)
     # a teacher cache that no longer matches the training chips is refused, by name

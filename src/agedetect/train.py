@@ -24,6 +24,9 @@ by training on one dataset and scoring another):
   batch, so the surroundings a dataset happens to photograph its ages in stop telling the
   network an age (bench/whole_photos.py: a face on another background moved 13-17s'
   estimates up by years);
+- ``old_prints`` is the share of training chips made into an old print, scanned: grey or
+  sepia, faded (contrast cut to 50-80%, often lighter) and grainy; scanned family photos are
+  such prints, and each of those faults alone moved 13-17s' estimates up (bench/faults.py);
 - ``consistency`` weighs a second view of every training chip, given one more fault of
   another camera or era, whose expected age is pulled toward the first view's (the
   first held fixed): the faults alone still moved 13-17s' estimates up 1-2 years, so
@@ -96,6 +99,7 @@ class TrainConfig:
     balance: float = 0.0  # sampling weight n^-balance, n = chips of the same dataset and age
     degrade: float = 0.0  # share of training chips given a fault of another camera or era
     surroundings: float = 0.0  # share of training chips given another chip's surroundings
+    old_prints: float = 0.0  # share of training chips made into a faded, grainy grey or sepia print
     consistency: float = 0.0  # weight of the faulted view's pull toward the chip's own answer; 0: off
 
     def __post_init__(self) -> None:
@@ -107,6 +111,8 @@ class TrainConfig:
             raise ValueError(f"degrade must be in 0..1, got {self.degrade}")
         if not 0.0 <= self.surroundings <= 1.0:
             raise ValueError(f"surroundings must be in 0..1, got {self.surroundings}")
+        if not 0.0 <= self.old_prints <= 1.0:
+            raise ValueError(f"old_prints must be in 0..1, got {self.old_prints}")
         if self.consistency < 0:
             raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if self.teacher_gate is not None and self.teacher_gate <= 0:
@@ -291,6 +297,33 @@ def degrade(chips: torch.Tensor, share: float, generator: torch.Generator) -> to
             x = x * (0.8 + rand(1, 3, 1, 1).to(x.device) * 0.4)
         out[i] = x[0].clamp(0, 255).permute(1, 2, 0)
     return out
+
+
+def old_print(chips: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Make ``share`` of a float NHWC batch (0..255) into an old print, scanned: grey, or
+    sepia half the time; its contrast cut to 50-80% about a middle 0-20 levels lighter (a
+    print fades toward its paper); film grain (one draw per pixel, all channels alike, sigma
+    2-8 levels). A share of 0 draws nothing, so runs without it are unchanged.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.rand(8, 16, 16, 3, generator=g) * 255
+    >>> y = old_print(x, 1.0, g)
+    >>> bool((y.std(dim=(1, 2)).mean() < x.std(dim=(1, 2)).mean())), bool((old_print(x, 0.0, g) == x).all())
+    (True, True)
+    """
+    if share <= 0:
+        return chips
+    n = chips.shape[0]
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(chips.device)  # noqa: E731
+    chosen = rand(n) < share
+    grey = (chips * torch.tensor([0.299, 0.587, 0.114], device=chips.device)).sum(dim=3, keepdim=True).expand_as(chips)
+    sepia = torch.einsum("oc,nhwc->nhwo", _SEPIA.to(chips.device), grey)
+    toned = torch.where((rand(n) < 0.5).view(n, 1, 1, 1), sepia, grey)
+    contrast = (0.5 + rand(n) * 0.3).view(n, 1, 1, 1)
+    lighter = (rand(n) * 20.0).view(n, 1, 1, 1)
+    grain = torch.randn(chips.shape[:3], generator=generator).to(chips.device)[..., None] * (2 + rand(n) * 6).view(n, 1, 1, 1)
+    printed = ((toned - 128.0) * contrast + 128.0 + lighter + grain).clamp(0, 255)
+    return torch.where(chosen.view(n, 1, 1, 1), printed, chips)
 
 
 def swap_surroundings(chips: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
@@ -572,7 +605,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 targets = torch.from_numpy(teacher[index.numpy()]).to(device) if teacher is not None else None
                 share = torch.from_numpy(shares[index.numpy()]).to(device) if shares is not None else 0.0
                 inputs = swap_surroundings(augment(chips, generator), config.surroundings, generator)
-                inputs = degrade(inputs, config.degrade, generator)
+                inputs = old_print(degrade(inputs, config.degrade, generator), config.old_prints, generator)
                 if config.consistency > 0:
                     # one batch through the network, so both views share its normalisation statistics
                     faulted = degrade(inputs, 1.0, generator)

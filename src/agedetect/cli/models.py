@@ -84,6 +84,9 @@ def train_command(
     surroundings: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Share of training chips given another chip's surroundings (all but an oval "
                                     "around the face), so backgrounds and hair stop telling an age."),
+    old_prints: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of training chips made into an old print, scanned: grey or sepia, "
+                                    "faded and grainy."),
     consistency: float = typer.Option(
         0.0, min=0.0, help="Weight of a second view of each chip, given one more camera or era fault, whose "
                            "answer is pulled toward the chip's own (0 = off; doubles the work per step)."),
@@ -104,7 +107,7 @@ def train_command(
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
                              ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
                              body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
-                             surroundings=surroundings, consistency=consistency,
+                             surroundings=surroundings, old_prints=old_prints, consistency=consistency,
                              datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else None)
         best = train(config)
         console.print(f"best checkpoint: {best}", markup=False, highlight=False)
