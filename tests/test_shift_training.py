@@ -55,38 +55,37 @@ def test_sampling_evens_out_a_crowded_age():
     assert share_26(even) < share_26(half) < share_26(plain)
 
 
-def test_degrade_changes_only_the_share_asked_for():
+def _apply_to_share(augmentation, share: float, chips: int, side: int):
+    """``augmentation`` on random chips: the chips, its output and which chips it changed,
+    after checking what every training augmentation promises. It changes about ``share`` of
+    them and keeps pixels in 0..255; at a share of 0 it draws nothing, so a run without it
+    is the run it was before the option existed."""
     generator = torch.Generator().manual_seed(3)
-    chips = torch.rand(200, 40, 40, 3, generator=generator) * 255
-    out = degrade(chips, 0.3, generator)
-    changed = (out != chips).any(dim=(1, 2, 3)).float().mean().item()
-    assert 0.18 < changed < 0.42 and out.shape == chips.shape
+    batch = torch.rand(chips, side, side, 3, generator=generator) * 255
+    out = augmentation(batch, share, generator)
+    changed = (out != batch).any(dim=(1, 2, 3))
+    assert share - 0.12 < changed.float().mean().item() < share + 0.12 and out.shape == batch.shape
     assert float(out.min()) >= 0 and float(out.max()) <= 255
+    state = generator.get_state()
+    assert augmentation(batch, 0.0, generator) is batch and torch.equal(generator.get_state(), state)
+    return batch, out, changed
+
+
+def test_degrade_changes_only_the_share_asked_for():
+    _apply_to_share(degrade, 0.3, 200, 40)
 
 
 def test_swap_surroundings_keeps_the_face_and_replaces_the_rest_of_the_share_asked_for():
-    generator = torch.Generator().manual_seed(3)
-    chips = torch.rand(300, 40, 40, 3, generator=generator) * 255
-    out = swap_surroundings(chips, 0.4, generator)
-    changed = (out != chips).any(dim=(1, 2, 3))
-    assert 0.28 < changed.float().mean().item() < 0.52 and out.shape == chips.shape
+    chips, out, changed = _apply_to_share(swap_surroundings, 0.4, 300, 40)
     # the middle of the face is the chip's own; a corner is another chip's of the batch
     assert torch.allclose(out[:, 20, 20], chips[:, 20, 20], atol=1e-3)
     corner = out[changed, 0, 0]
     assert not torch.isclose(corner, chips[changed, 0, 0], atol=1.0).all(dim=1).any()
     assert all(any(torch.allclose(c, other, atol=1.0) for other in chips[:, 0, 0]) for c in corner[:20])
-    # nothing drawn when off: a run without it is the run it was before the option existed
-    state = generator.get_state()
-    assert swap_surroundings(chips, 0.0, generator) is chips and torch.equal(generator.get_state(), state)
 
 
 def test_old_print_fades_and_greys_only_the_share_asked_for():
-    generator = torch.Generator().manual_seed(5)
-    chips = torch.rand(300, 24, 24, 3, generator=generator) * 255
-    out = old_print(chips, 0.4, generator)
-    changed = (out != chips).any(dim=(1, 2, 3))
-    assert 0.28 < changed.float().mean().item() < 0.52 and out.shape == chips.shape
-    assert float(out.min()) >= 0 and float(out.max()) <= 255
+    chips, out, changed = _apply_to_share(old_print, 0.4, 300, 24)
     printed = out[changed]
     # colour gone: grey (channels equal) or sepia (red >= green >= blue, from one grey level)
     grey = (printed[..., 0] == printed[..., 1]).all(dim=(1, 2)) & (printed[..., 1] == printed[..., 2]).all(dim=(1, 2))
@@ -94,9 +93,6 @@ def test_old_print_fades_and_greys_only_the_share_asked_for():
     assert bool((grey | sepia).all()) and 0.2 < grey.float().mean().item() < 0.8
     # faded: less contrast than the chip it came from
     assert bool((printed.std(dim=(1, 2, 3)) < chips[changed].std(dim=(1, 2, 3))).all())
-    # nothing drawn when off: a run without it is the run it was before the option existed
-    state = generator.get_state()
-    assert old_print(chips, 0.0, generator) is chips and torch.equal(generator.get_state(), state)
 
 
 def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_path):
