@@ -156,6 +156,8 @@ def test_unknown_dataset_is_named(two_datasets, tmp_path):
     (["--teacher", "pretrained", "--teacher-gate", "0"], "--teacher-gate"),
     (["--teacher", "no-such-model.onnx"], "no-such-model.onnx: no such model file"),
     (["--consistency", "-1"], "--consistency"),
+    (["--old-prints", "1.5"], "--old-prints"),
+    (["--label-sigma", "0"], "--label-sigma"),
 ])
 def test_bad_teacher_options_exit_2_without_traceback(two_datasets, tmp_path, options, message):
     result = runner.invoke(app, ["train", "--model", "final", "--data", str(two_datasets), "--out", str(tmp_path / "r"),
@@ -163,6 +165,14 @@ def test_bad_teacher_options_exit_2_without_traceback(two_datasets, tmp_path, op
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_the_command_line_passes_label_sigma_and_old_prints_to_the_run(two_datasets, tmp_path):
+    result = runner.invoke(app, ["train", "--model", "cnn", "--data", str(two_datasets), "--out", str(tmp_path / "r"),
+                                 "--epochs", "1", "--limit", "32", "--label-sigma", "3", "--old-prints", "0.5"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["label_sigma"] == 3.0 and saved["old_prints"] == 0.5
 
 
 def test_export_widens_the_interval_on_every_dataset(two_datasets, tmp_path):

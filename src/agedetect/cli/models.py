@@ -84,6 +84,8 @@ def train_command(
     surroundings: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Share of training chips given another chip's surroundings (all but an oval "
                                     "around the face), so backgrounds and hair stop telling an age."),
+    label_sigma: float = typer.Option(
+        2.0, min=0.1, help="Years of the Gaussian each label is spread over in the target distribution."),
     old_prints: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Share of training chips made into an old print, scanned: grey or sepia, "
                                     "faded and grainy."),
@@ -107,7 +109,7 @@ def train_command(
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
                              ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
                              body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
-                             surroundings=surroundings, old_prints=old_prints, consistency=consistency,
+                             surroundings=surroundings, old_prints=old_prints, consistency=consistency, label_sigma=label_sigma,
                              datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else None)
         best = train(config)
         console.print(f"best checkpoint: {best}", markup=False, highlight=False)
