@@ -32,11 +32,12 @@ from PIL import Image, ImageFilter, ImageOps
 
 from agedetect.ages import decode_ages
 from agedetect.data import load_manifest
+from agedetect.evaluate import band_label
 from agedetect.inference import AgeEstimator
 
 #: Sepia toning (the usual matrix), rows are output R, G, B.
 SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
-BANDS = {"13-17": (13, 17), "18-24": (18, 24)}
+BANDS = ((13, 17), (18, 24))
 
 
 def jpeg(chip: Image.Image, quality: int) -> Image.Image:
@@ -75,15 +76,23 @@ FAULTS: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
+def error_by_band(estimates: np.ndarray, ages: np.ndarray, bands: tuple[tuple[int, int], ...] = BANDS) -> dict[str, float]:
+    """MAE, and the bias (mean of estimate - truth) of each age band: ``bias_13-17``...; NaN
+    for a band with no face."""
+    error = estimates - ages
+    cells = {"mae": float(np.abs(error).mean())}
+    for low, high in bands:
+        band = (ages >= low) & (ages <= high)
+        cells[f"bias_{band_label(low, high)}"] = float(error[band].mean()) if band.any() else float("nan")
+    return cells
+
+
 def score(estimator: AgeEstimator, chips: list[Image.Image], ages: np.ndarray) -> dict:
     """Each fault's MAE and bias by band on ``chips``."""
     results = {}
     for name, fault in FAULTS.items():
         batch = np.stack([np.asarray(fault(chip)) for chip in chips])
-        error = decode_ages(estimator.chip_probabilities(batch), estimator.groups).age - ages
-        results[name] = {"mae": float(np.abs(error).mean())} | {
-            f"bias_{band}": float(error[(ages >= low) & (ages <= high)].mean()) for band, (low, high) in BANDS.items()
-        }
+        results[name] = error_by_band(decode_ages(estimator.chip_probabilities(batch), estimator.groups).age, ages)
     return results
 
 

