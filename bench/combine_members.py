@@ -10,7 +10,10 @@ Each ``--run`` is a folder made by ``agedetect train --model final`` (all from t
 pretrained network, so their weights can be averaged), scored one pass per face at its own
 fitted temperature, as ``agedetect export --no-mirror`` ships it; the ensemble averages the
 members' probabilities as the exported graph does, and the soup (``--soup``) runs one
-network whose weights are the members' mean, at their mean temperature. Every dataset of
+network whose weights are the members' mean, at their mean temperature. ``--views`` also
+scores the ensemble reading more than the chip itself, each view's probabilities averaged
+as the mirror pass is (:data:`VIEW_SETS`: the mirror image, as shipped; and with it chips
+zoomed 5% in and out, or shifted 4% of a side each way). Every dataset of
 ``--split`` is scored with the figures of ``bench/shift.py``; a dataset none of the runs
 was trained on is in bold. Needs the ``train`` extra (PyTorch).
 """
@@ -23,10 +26,40 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from agedetect.labels import AgeGroups
 from agedetect.train import load_checkpoint, load_split, predict_probabilities
 from shift import print_table, score
+
+
+#: Test-time views (``--views``): zoom (>1 enlarges the face), shift (share of the chip's
+#: half-side, + moves the face left / up) and mirror, each a view every member reads.
+VIEWS = {
+    "chip": {}, "mirror": {"mirror": True},
+    "zoom in": {"zoom": 1.05}, "zoom out": {"zoom": 0.95},
+    "zoom in, mirrored": {"zoom": 1.05, "mirror": True}, "zoom out, mirrored": {"zoom": 0.95, "mirror": True},
+    "left": {"shift": (0.04, 0.0)}, "right": {"shift": (-0.04, 0.0)},
+    "up": {"shift": (0.0, 0.04)}, "down": {"shift": (0.0, -0.04)},
+}
+VIEW_SETS = {
+    "chip and mirror (shipped)": ("chip", "mirror"),
+    "and zoomed 5% in and out": ("chip", "mirror", "zoom in", "zoom out"),
+    "and zoomed, mirrored too": ("chip", "mirror", "zoom in", "zoom out", "zoom in, mirrored", "zoom out, mirrored"),
+    "and shifted 4% each way": ("chip", "mirror", "left", "right", "up", "down"),
+}
+
+
+def view(chips: np.ndarray, zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
+         mirror: bool = False) -> np.ndarray:
+    """uint8 NHWC ``chips`` seen through one test-time view (bilinear, edges repeated, as
+    training's augmentation moves chips)."""
+    x = torch.from_numpy(chips).permute(0, 3, 1, 2).float()
+    flip = -1.0 if mirror else 1.0
+    theta = torch.tensor([[flip / zoom, 0.0, shift[0]], [0.0, 1.0 / zoom, shift[1]]]).expand(len(x), 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    moved = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return moved.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
 def average_weights(states: list[dict], shares: list[float] | None = None) -> dict:
@@ -45,6 +78,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/data"), help="a folder made by `data prepare`")
     parser.add_argument("--run", type=Path, action="append", required=True, help="a run folder of `final` (repeatable)")
     parser.add_argument("--soup", action="store_true", help="also average the runs' weights into one network")
+    parser.add_argument("--views", action="store_true", help="also score the ensemble reading more views of each chip")
     parser.add_argument("--split", default="val")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = parser.parse_args()
@@ -67,6 +101,11 @@ def main() -> None:
         model.spec.options["temperature"] = float(np.mean(
             [member.spec.options.get("temperature", 1.0) for member, _ in loaded]))
         answers["weights averaged"] = predict_probabilities(model, split.chips, torch.device("cpu"))
+    if args.views:
+        by_view = {name: np.mean([predict_probabilities(member, view(split.chips, **options), torch.device("cpu"))
+                                  for member, _ in loaded], axis=0) for name, options in VIEWS.items()}
+        for label, names in VIEW_SETS.items():
+            answers[f"outputs averaged, {label}"] = np.mean([by_view[name] for name in names], axis=0)
 
     results = []
     for label, probabilities in answers.items():
