@@ -742,6 +742,10 @@ SWEEP_RESULTS = ROOT / "bench" / "recipe_sweep.json"
 #: --calibrate-on runs/data --coverage 0.85 --quantize`), then `agedetect evaluate runs/data
 #: --split val --json --min-age 18 --buffer 7`: per dataset, MAE and 13-17 bias, shipped pair first.
 SIGMA3_PAIR_VAL = {"utkface": ((4.906, 2.77), (4.931, 3.26)), "aaf": ((5.578, 3.49), (5.623, 3.94))}
+#: The other way (2026-12-01): runs/final-g's recipe with `--label-sigma 1` (runs/final-g1, 8
+#: minutes), exported alone as the members are and evaluated as above: per dataset, MAE and
+#: 13-17 bias, runs/final-g first.
+SIGMA1_MEMBER_VAL = {"utkface": ((5.178, 2.60), (5.206, 3.10)), "aaf": ((5.616, 3.50), (5.697, 4.24))}
 #: Both pairs as four members (2026-12-01): `agedetect export runs/final-c runs/final-g
 #: runs/final-c3 runs/final-g3 --mirror --calibrate-on runs/data --coverage 0.85 --quantize`,
 #: then the same `agedetect evaluate`: per dataset, MAE and 13-17 bias.
@@ -819,6 +823,11 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             "shipped " + " / ".join(f"{SIGMA3_PAIR_VAL[d][0][0]:.2f}" for d in ("utkface", "aaf")) + ") with its "
             "13–17s " + " / ".join(signed(SIGMA3_PAIR_VAL[d][1][1]) for d in ("utkface", "aaf")) + " years off (shipped "
             + " / ".join(signed(SIGMA3_PAIR_VAL[d][0][1]) for d in ("utkface", "aaf")) + "), so the members keep 2. "
+            "A narrower spread does no better: `runs/final-g`'s recipe with `--label-sigma 1` (`runs/final-g1`), "
+            "exported alone, scores " + " / ".join(f"{SIGMA1_MEMBER_VAL[d][1][0]:.2f}" for d in ("utkface", "aaf"))
+            + " with its 13–17s " + " / ".join(signed(SIGMA1_MEMBER_VAL[d][1][1]) for d in ("utkface", "aaf"))
+            + " years off, against " + " / ".join(f"{SIGMA1_MEMBER_VAL[d][0][0]:.2f}" for d in ("utkface", "aaf"))
+            + " and " + " / ".join(signed(SIGMA1_MEMBER_VAL[d][0][1]) for d in ("utkface", "aaf")) + ". "
             "Nor do both pairs together help: the four members averaged score "
             + " / ".join(f"{FOUR_MEMBERS_VAL[d][0]:.2f}" for d in ("utkface", "aaf")) + " with 13–17s "
             + " / ".join(signed(FOUR_MEMBERS_VAL[d][1]) for d in ("utkface", "aaf")) + " years off, "
