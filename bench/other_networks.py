@@ -214,6 +214,9 @@ def tfjs_network(model_json: Path, output: str) -> Callable[[np.ndarray], np.nda
         return F.relu(y + extra[0]) if b"Relu" in ops else y + extra[0]
 
     def strided_slice(x: torch.Tensor, begin: list, end: list, strides: list, attrs: dict, name: str) -> torch.Tensor:
+        """``x[begin:end:strides]`` as TensorFlow reads a StridedSlice's masks: a bit of the
+        begin (end) mask slices that axis from its start (to its end), a bit of the shrink
+        mask takes the one index ``begin`` and drops the axis."""
         masks = {key: int(attrs.get(key, {}).get("i", 0)) for key in
                  ("begin_mask", "end_mask", "shrink_axis_mask", "ellipsis_mask", "new_axis_mask")}
         if masks["ellipsis_mask"] or masks["new_axis_mask"]:
