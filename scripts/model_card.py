@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))  # the recipes file's reader, shared with bench/recipe_sweep.py
@@ -107,6 +108,11 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def both(cell: Callable[[str], str], joiner: str = " / ") -> str:
+    """``cell`` of UTKFace and of All-Age-Faces, in that order, as the card quotes a pair."""
+    return joiner.join(cell(dataset) for dataset in ("utkface", "aaf"))
 
 
 def name_of(dataset: str) -> str:
@@ -361,6 +367,8 @@ OLD_PRINTS_SCANNED = {"`runs/final-g`": (6.85, 6.5), "`runs/final-gp`": (6.96, 6
 
 
 OTHER_NETWORKS = ROOT / "bench" / "other_networks.json"
+#: The project's target for the whole model: ms per aligned face, one thread.
+MS_PER_FACE_BUDGET = 3.0
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
 
@@ -373,11 +381,14 @@ def other_networks_section(results: dict | None, shipped_sha256: str | None) -> 
     speed = results["ms_per_face"]
     scored = {name: by for name, by in results.items() if isinstance(by, dict) and name not in ("ms_per_face", "about")}
     ours = next(name for name in scored if name.startswith("agedetect"))
+    def chips(dataset: str, view: str, joiner: str = ", as") -> str:
+        return name_of(dataset) + ("" if view == "none" else f"{joiner} a scanned print")
+
     rows = []
     for name, by_dataset in scored.items():
         for dataset, by_view in by_dataset.items():
             for view, cells in by_view.items():
-                rows.append([name, name_of(dataset) + ("" if view == "none" else ", as a scanned print"),
+                rows.append([name, chips(dataset, view),
                              f"{cells['mae']:.2f}"] + [signed(cells[f"bias_{band}"]) for band in ("0-12", "13-17", "18-24", "51-70", "71+")])
     others = [name for name in scored if name != ours]
     views = [(dataset, view) for dataset, by_view in scored[ours].items() for view in by_view]
@@ -389,15 +400,14 @@ def other_networks_section(results: dict | None, shipped_sha256: str | None) -> 
             else f"the model shipped when it ran (sha256 {str(results.get('agedetect_model_sha256'))[:8]}…)")
     verdict = (f"No other network has a lower MAE than {when} on any of the {len(views)} sets"
                if not beaten else "Lower MAE than " + when + ": " + ", ".join(
-                   f"{n} on {name_of(d)}{'' if v == 'none' else ' as a scanned print'}" for n, d, v in beaten))
+                   f"{n} on {chips(d, v, ' as')}" for n, d, v in beaten))
     teen_text = ("; none is closer at 13–17" if not teens_closer else
                  "; closer at 13–17: " + ", ".join(
-                     f"{n} on {name_of(d)}{'' if v == 'none' else ' as a scanned print'}" for n, d, v in teens_closer))
+                     f"{n} on {chips(d, v, ' as')}" for n, d, v in teens_closer))
     networks = "; ".join(results["about"][name] for name in others)
-    budget = 3.0  # ms per aligned face, one thread: the project's target for the whole model
-    fitting = [name for name in others if speed[name] <= budget]
+    fitting = [name for name in others if speed[name] <= MS_PER_FACE_BUDGET]
     cost = " They take " + ", ".join(f"{speed[name]:.{0 if speed[name] >= 10 else 1}f}" for name in others) + (
-        f" ms a face on one thread ({', '.join(others)}; the budget is {budget:.0f} for the whole model)")
+        f" ms a face on one thread ({', '.join(others)}; the budget is {MS_PER_FACE_BUDGET:.0f} for the whole model)")
     if fitting:
         cost += "; " + ", ".join(
             f"{name} fits it but errs by {scored[name]['utkface']['none']['mae']:.2f} / "
@@ -483,10 +493,10 @@ def faults_section(faults: dict | None) -> str:
             "Nor does showing the network old prints (the last row: `agedetect train --old-prints 0.3`, a third of the "
             "chips made grey or sepia, faded to 50–80% contrast and grainy). The faults move its 13–17s by about as "
             "much ("
-            + " and ".join(signed(OLD_PRINTS_VAL[d][3] - OLD_PRINTS_VAL[d][1]) for d in ("utkface", "aaf"))
-            + ", against " + " and ".join(signed(shipped_member[d][3] - shipped_member[d][1]) for d in ("utkface", "aaf"))
+            + both(lambda d: signed(OLD_PRINTS_VAL[d][3] - OLD_PRINTS_VAL[d][1]), " and ")
+            + ", against " + both(lambda d: signed(shipped_member[d][3] - shipped_member[d][1]), " and ")
             + "), its 13–17 bias on the chips as they are is higher ("
-            + " and ".join(signed(OLD_PRINTS_VAL[d][1] - shipped_member[d][1]) for d in ("utkface", "aaf"))
+            + both(lambda d: signed(OLD_PRINTS_VAL[d][1] - shipped_member[d][1]), " and ")
             + f"), its All-Age-Faces MAE worse ({OLD_PRINTS_VAL['aaf'][0]:.2f} against {shipped_member['aaf'][0]:.2f})"
             + f"; on the *scanned print* stand-in of 1,000 validation faces (\"Whole photos\" below) its MAE is "
             f"{old_prints_scanned[0]:.2f} against {member_scanned[0]:.2f}, its 13–17 bias {signed(old_prints_scanned[1])} "
@@ -750,10 +760,6 @@ SIGMA1_MEMBER_VAL = {"utkface": ((5.178, 2.60), (5.206, 3.10)), "aaf": ((5.616, 
 #: runs/final-c3 runs/final-g3 --mirror --calibrate-on runs/data --coverage 0.85 --quantize`,
 #: then the same `agedetect evaluate`: per dataset, MAE and 13-17 bias.
 FOUR_MEMBERS_VAL = {"utkface": (4.887, 3.00), "aaf": (5.570, 3.69)}
-#: More test-time views than the chip and its mirror image (2026-12-01): `python
-#: bench/combine_members.py --data runs/data --split val --run runs/final-c --run runs/final-g
-#: --views` (members one pass each at their own temperature, as that bench scores them): per
-#: view set and dataset, MAE and 13-17 bias.
 #: A larger chip (2026-12-01): runs/final-g's recipe at 80 px, `agedetect train --model final
 #: --data runs/data --out runs/final-g80 --epochs 12 --input-size 80 --crop 1.0 --lr 1e-3 --seed 4
 #: --body-lr-scale 0.3 --balance 0.5 --degrade 0.3 --surroundings 0.5` (15 minutes on 2 cores),
@@ -761,6 +767,10 @@ FOUR_MEMBERS_VAL = {"utkface": (4.887, 3.00), "aaf": (5.570, 3.69)}
 #: runs/data --coverage 0.85 --quantize`), then `agedetect evaluate runs/data --split val --json
 #: --min-age 18`: per dataset, MAE and 13-17 bias, 64 px first.
 LARGER_CHIP_VAL = {"utkface": ((5.178, 2.60), (5.329, 3.02)), "aaf": ((5.616, 3.50), (5.721, 3.61))}
+#: More test-time views than the chip and its mirror image (2026-12-01): `python
+#: bench/combine_members.py --data runs/data --split val --run runs/final-c --run runs/final-g
+#: --views` (members one pass each at their own temperature, as that bench scores them): per
+#: view set and dataset, MAE and 13-17 bias.
 VIEWS_VAL = {
     "the chip and its mirror image (as shipped)": {"utkface": (4.903, 2.82), "aaf": (5.595, 3.44)},
     "and zoomed 5% in and out": {"utkface": (4.915, 3.01), "aaf": (5.560, 3.83)},
@@ -819,33 +829,33 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             + ", ".join(f"{d:.2f}" for d in spread) + " years of MAE in those four columns; " + verdict_text + ". "
             "`sigma3` came nearest, so both shipped members were trained again with `--label-sigma 3` and paired as "
             "they are: on the validation faces the pair scores MAE "
-            + " / ".join(f"{SIGMA3_PAIR_VAL[d][1][0]:.2f}" for d in ("utkface", "aaf")) + " (UTKFace / All-Age-Faces; "
-            "shipped " + " / ".join(f"{SIGMA3_PAIR_VAL[d][0][0]:.2f}" for d in ("utkface", "aaf")) + ") with its "
-            "13–17s " + " / ".join(signed(SIGMA3_PAIR_VAL[d][1][1]) for d in ("utkface", "aaf")) + " years off (shipped "
-            + " / ".join(signed(SIGMA3_PAIR_VAL[d][0][1]) for d in ("utkface", "aaf")) + "), so the members keep 2. "
+            + both(lambda d: f"{SIGMA3_PAIR_VAL[d][1][0]:.2f}") + " (UTKFace / All-Age-Faces; "
+            "shipped " + both(lambda d: f"{SIGMA3_PAIR_VAL[d][0][0]:.2f}") + ") with its "
+            "13–17s " + both(lambda d: signed(SIGMA3_PAIR_VAL[d][1][1])) + " years off (shipped "
+            + both(lambda d: signed(SIGMA3_PAIR_VAL[d][0][1])) + "), so the members keep 2. "
             "A narrower spread does no better: `runs/final-g`'s recipe with `--label-sigma 1` (`runs/final-g1`), "
-            "exported alone, scores " + " / ".join(f"{SIGMA1_MEMBER_VAL[d][1][0]:.2f}" for d in ("utkface", "aaf"))
-            + " with its 13–17s " + " / ".join(signed(SIGMA1_MEMBER_VAL[d][1][1]) for d in ("utkface", "aaf"))
-            + " years off, against " + " / ".join(f"{SIGMA1_MEMBER_VAL[d][0][0]:.2f}" for d in ("utkface", "aaf"))
-            + " and " + " / ".join(signed(SIGMA1_MEMBER_VAL[d][0][1]) for d in ("utkface", "aaf")) + ". "
+            "exported alone, scores " + both(lambda d: f"{SIGMA1_MEMBER_VAL[d][1][0]:.2f}")
+            + " with its 13–17s " + both(lambda d: signed(SIGMA1_MEMBER_VAL[d][1][1]))
+            + " years off, against " + both(lambda d: f"{SIGMA1_MEMBER_VAL[d][0][0]:.2f}")
+            + " and " + both(lambda d: signed(SIGMA1_MEMBER_VAL[d][0][1])) + ". "
             "Nor do both pairs together help: the four members averaged score "
-            + " / ".join(f"{FOUR_MEMBERS_VAL[d][0]:.2f}" for d in ("utkface", "aaf")) + " with 13–17s "
-            + " / ".join(signed(FOUR_MEMBERS_VAL[d][1]) for d in ("utkface", "aaf")) + " years off, "
-            + " and ".join(f"{SIGMA3_PAIR_VAL[d][0][0] - FOUR_MEMBERS_VAL[d][0]:.2f}" for d in ("utkface", "aaf"))
+            + both(lambda d: f"{FOUR_MEMBERS_VAL[d][0]:.2f}") + " with 13–17s "
+            + both(lambda d: signed(FOUR_MEMBERS_VAL[d][1])) + " years off, "
+            + both(lambda d: f"{SIGMA3_PAIR_VAL[d][0][0] - FOUR_MEMBERS_VAL[d][0]:.2f}", " and ")
             + " years under the shipped pair for twice its passes a face: members trained alike from the same "
             "network agree too closely for more of them to help. Nor do more views of each chip (`python "
             "bench/combine_members.py --data runs/data --split val --run runs/final-c --run runs/final-g --views`; "
             "MAE, and the 13–17 bias in brackets, UTKFace / All-Age-Faces): "
-            + "; ".join(f"{label}: " + " / ".join(f"{VIEWS_VAL[label][d][0]:.2f} ({signed(VIEWS_VAL[label][d][1])})"
-                                                for d in ("utkface", "aaf")) for label in VIEWS_VAL)
+            + "; ".join(f"{label}: " + both(lambda d: f"{figures[d][0]:.2f} ({signed(figures[d][1])})")
+                        for label, figures in VIEWS_VAL.items())
             + " (members in float32, each at its own temperature). Each extra view costs as much as the mirror "
             "pass and moves MAE by hundredths, and the zoomed ones pull the 13–17s older.\n\n"
             "Nor does a larger chip, where the cost would fit: `runs/final-g`'s recipe reading 80 px chips "
             "(`--input-size 80`, `runs/final-g80`; 1.6 times the work a pass), exported alone as the members are, scores "
-            "validation MAE " + " / ".join(f"{LARGER_CHIP_VAL[d][1][0]:.2f}" for d in ("utkface", "aaf"))
-            + " (UTKFace / All-Age-Faces; at 64 px " + " / ".join(f"{LARGER_CHIP_VAL[d][0][0]:.2f}" for d in ("utkface", "aaf"))
-            + ") with its 13–17s " + " / ".join(signed(LARGER_CHIP_VAL[d][1][1]) for d in ("utkface", "aaf"))
-            + " years off (" + " / ".join(signed(LARGER_CHIP_VAL[d][0][1]) for d in ("utkface", "aaf")) + "). Most "
+            "validation MAE " + both(lambda d: f"{LARGER_CHIP_VAL[d][1][0]:.2f}")
+            + " (UTKFace / All-Age-Faces; at 64 px " + both(lambda d: f"{LARGER_CHIP_VAL[d][0][0]:.2f}")
+            + ") with its 13–17s " + both(lambda d: signed(LARGER_CHIP_VAL[d][1][1]))
+            + " years off (" + both(lambda d: signed(LARGER_CHIP_VAL[d][0][1])) + "). Most "
             "likely because the pretrained network learnt its filters on 64 px chips: at 80 px each spans a smaller "
             "part of the face, and 12 epochs on these faces do not make that up (after the first epoch its "
             "validation MAE was 7.75, against 6.31 at 64 px; each run's `history.jsonl`).")
@@ -1267,7 +1277,7 @@ What can be checked here, on the test splits (the held-back sets are scored by t
 | UTKFace five-group accuracy ≥ 66% | {pct(utk['group_accuracy'])}: {verdict(utk['group_accuracy'] >= 0.66)} |
 | UTKFace 13–17s passing Challenge 25 ≤ 3%, adults referred ≤ 15% | {pct(utk_screen.get('teens_passed'))}, {pct(utk_screen.get('adults_referred'))}: {verdict((utk_screen.get('teens_passed') or 0) <= 0.03 and (utk_screen.get('adults_referred') or 1) <= 0.15)} |
 | All-Age-Faces MAE ≤ 5.0, 80% interval covering ≥ 75% | {f"{aaf['mae']:.2f}, {pct(aaf['interval_coverage'])}: {verdict(aaf['mae'] <= 5.0 and aaf['interval_coverage'] >= 0.75)}" if aaf else 'not measured'} |
-| ≤ 3 ms per aligned face, one thread | {ms:.2f} ms (`bench/compare_peer.py`, one chip per call): {verdict(ms <= 3.0)} |
+| ≤ 3 ms per aligned face, one thread | {ms:.2f} ms (`bench/compare_peer.py`, one chip per call): {verdict(ms <= MS_PER_FACE_BUDGET)} |
 | shipped model ≤ 25 MB | {(ROOT / 'src/agedetect/weights/age_model.onnx').stat().st_size / 1e6:.1f} MB: {verdict((ROOT / 'src/agedetect/weights/age_model.onnx').stat().st_size <= 25e6)} |
 
 The held-back sets are scored by the project with `agedetect evaluate`; UTKFace's test
