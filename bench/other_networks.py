@@ -36,6 +36,7 @@ import tarfile
 import time
 import urllib.request
 import zipfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -297,19 +298,21 @@ def gear_age(probabilities: np.ndarray) -> np.ndarray:
     return np.array(ages)
 
 
+@dataclass(frozen=True)
 class Network:
-    """An age network read through one input format; ``decode`` turns its output into ages."""
+    """An age network read through one input format (``crop``: the centre share of the chip
+    it is given); ``decode`` turns its output into ages; ``about`` describes it for the card."""
 
-    def __init__(self, name: str, run: Callable[[np.ndarray], np.ndarray], size: int, input_format: str,
-                 crop: float = 1.0, decode: Callable[[np.ndarray], np.ndarray] = expected_age, about: str = "") -> None:
-        self.name, self.run, self.size, self.input_format, self.crop = name, run, size, input_format, crop
-        self.decode, self.about = decode, about
-
-    def with_input(self, input_format: str, crop: float) -> "Network":
-        return Network(self.name, self.run, self.size, input_format, crop, self.decode, self.about)
+    name: str
+    run: Callable[[np.ndarray], np.ndarray]
+    size: int
+    input_format: str
+    crop: float = 1.0
+    decode: Callable[[np.ndarray], np.ndarray] = expected_age
+    about: str = ""
 
     def ages(self, chips: list[Image.Image], batch: int = 32) -> np.ndarray:
-        """Expected age of each UTKFace-framed chip."""
+        """The age of each UTKFace-framed chip, as ``decode`` reads the network's output."""
         def prepared(chip: Image.Image) -> np.ndarray:
             side = chip.size[0]
             margin = side * (1 - self.crop) / 2
@@ -372,7 +375,7 @@ def main() -> None:
         for network in others:
             for crop in (1.0, 0.9, 0.75):
                 for input_format in INPUT_FORMATS:
-                    trial = network.with_input(input_format, crop)
+                    trial = replace(network, input_format=input_format, crop=crop)
                     mae = np.abs(trial.ages(sample) - truth).mean()
                     print(f"| {network.name} | {crop:.0%} | {input_format} | {mae:.2f} |", flush=True)
         print()

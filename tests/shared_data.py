@@ -62,10 +62,13 @@ def copy_sample(source: Path, dest: Path, every: int, count: int, start: int = 0
 def load_script(path: Path) -> ModuleType:
     """A script of the repo (scripts/, bench/) loaded as a module, so a test calls its code
     instead of restating it. Its folder is on ``sys.path`` while it loads, as when Python runs
-    it, so it imports its neighbours (bench/whole_photos.py imports bench/faults.py)."""
+    it, so it imports its neighbours (bench/whole_photos.py imports bench/faults.py). It is
+    in ``sys.modules`` while its code runs, as an imported module is (dataclasses look their
+    module up there)."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.parent))
+    sys.modules[path.stem] = module
     try:
         spec.loader.exec_module(module)
     finally:
