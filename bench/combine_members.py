@@ -26,10 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from agedetect.labels import AgeGroups
-from agedetect.train import load_checkpoint, load_split, predict_probabilities
+from agedetect.train import load_checkpoint, load_split, predict_probabilities, warp
 from shift import print_table, score
 
 
@@ -52,14 +51,12 @@ VIEW_SETS = {
 
 def view(chips: np.ndarray, zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
          mirror: bool = False) -> np.ndarray:
-    """uint8 NHWC ``chips`` seen through one test-time view (bilinear, edges repeated, as
-    training's augmentation moves chips)."""
+    """uint8 NHWC ``chips`` seen through one test-time view, moved as training's augmentation
+    moves chips (:func:`agedetect.train.warp`)."""
     x = torch.from_numpy(chips).permute(0, 3, 1, 2).float()
     flip = -1.0 if mirror else 1.0
     theta = torch.tensor([[flip / zoom, 0.0, shift[0]], [0.0, 1.0 / zoom, shift[1]]]).expand(len(x), 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    moved = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return moved.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    return warp(x, theta).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
 def average_weights(states: list[dict], shares: list[float] | None = None) -> dict:

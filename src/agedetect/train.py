@@ -212,6 +212,13 @@ def sampling_weights(ages: np.ndarray, datasets: np.ndarray, balance: float, bin
 # --------------------------------------------------------------------------- augmentation
 
 
+def warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """A float NCHW batch moved by the affine ``theta`` ``(N, 2, 3)``, which maps each output
+    position to the input's (both in -1..1): bilinear, the edge pixels repeated outside."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def augment(chips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random mirror, small similarity transform, brightness/contrast and gray, on a
     uint8 NHWC batch; returns float NHWC in 0..255 (what ``ChipInput`` accepts). The draws
@@ -228,8 +235,7 @@ def augment(chips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     theta = torch.stack(
         [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
     )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    x = warp(x, theta)
     brightness = 1.0 + (rand(n, 1, 1, 1) - 0.5) * 0.4
     contrast = 1.0 + (rand(n, 1, 1, 1) - 0.5) * 0.4
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
