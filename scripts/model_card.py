@@ -222,7 +222,8 @@ def shift_section(shift: list | None) -> str:
 
 #: The recipe each of scripts/shift_runs.sh's recipes adds its idea to, and the idea.
 RECIPE_BASE = {"balanced": "shipped", "degraded": "balanced", "distilled": "degraded", "native": "degraded",
-               "native-distilled": "native", "gated": "native-distilled", "surroundings": "native"}
+               "native-distilled": "native", "gated": "native-distilled", "surroundings": "native",
+               "face-only": "native"}
 RECIPE_IDEA = {
     "shipped": "the recipe shipped before All-Age-Faces joined, in the old 80 px / 90% framing",
     "balanced": "ages evened out",
@@ -232,6 +233,7 @@ RECIPE_IDEA = {
     "native-distilled": "its estimates as half of the target",
     "gated": "that half fading where its estimate is over 5 years off the label",
     "surroundings": "half the chips given another chip's surroundings (all but an oval around the face)",
+    "face-only": "the network sees the face alone: all but that oval blanked, in training and in use",
 }
 
 
@@ -873,6 +875,24 @@ WHOLE_BEFORE_SURROUNDINGS = {
 }
 
 
+#: The face alone (2026-12-01): runs/final-g's recipe with `--face-only` in place of
+#: `--surroundings 0.5` (`agedetect train --model final --data runs/data --out runs/final-m
+#: --epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --body-lr-scale 0.3 --balance 0.5
+#: --degrade 0.3 --face-only`, 8 minutes on 2 cores), paired with runs/final-c and exported as
+#: the shipped pair is (`agedetect export runs/final-c runs/final-m --mirror --calibrate-on
+#: runs/data --coverage 0.85 --quantize --out runs/final-cm.onnx`). Validation faces (`agedetect
+#: evaluate runs/data --split val --json --min-age 18 --buffer 7`): per dataset, MAE and 13-17
+#: bias, shipped pair first.
+FACE_ONLY_PAIR_VAL = {"utkface": ((4.906, 2.77), (4.924, 3.28)), "aaf": ((5.578, 3.49), (5.585, 3.83))}
+#: The same two models on stand-ins built from 1,000 validation faces (`python
+#: bench/whole_photos.py --data runs/data --split val --limit 1000 --model FILE`): per set,
+#: MAE and 13-17 bias, shipped pair first.
+FACE_ONLY_PAIR_STAND_INS = {
+    "in a scene": ((6.50, 4.4), (6.43, 5.7)), "scanned print": ((6.92, 6.5), (7.13, 7.7)),
+    "chip, other surroundings": ((6.14, 4.9), (6.27, 7.1)),
+}
+
+
 def whole_section(whole: dict | None, parts: dict, one_pass: dict | None = None) -> str:
     if not whole:
         return "Not measured: run `python bench/whole_photos.py --data runs/data --json runs/whole-photos.json`."
@@ -932,7 +952,7 @@ pass a member; the shipped pair also reads each face's mirror image.
     if "chip" in sets and "chip, other surroundings" in sets:
         cost = sets["chip, other surroundings"]["mae"] - sets["chip"]["mae"]
         before = WHOLE_BEFORE_SURROUNDINGS["chip, other surroundings"][0] - WHOLE_BEFORE_SURROUNDINGS["chip"][0]
-        both = WHOLE_BOTH_SURROUNDINGS["chip, other surroundings"][0] - WHOLE_BOTH_SURROUNDINGS["chip"][0]
+        both_moved = WHOLE_BOTH_SURROUNDINGS["chip, other surroundings"][0] - WHOLE_BOTH_SURROUNDINGS["chip"][0]
         scene, scene_before = sets["in a scene"]["mae"], WHOLE_BEFORE_SURROUNDINGS["in a scene"][0]
         scene_both = WHOLE_BOTH_SURROUNDINGS["in a scene"][0]
         chips_now = figures_of(one_pass or parts)
@@ -947,12 +967,27 @@ chip's surroundings (everything outside a random oval around the face comes from
 a random number of places further along the batch; the scenes above are never seen in
 training). The shipped pair has one member trained so and one not: it loses {cost:.1f} years
 on those faces, and its MAE in a scene is {scene:.2f} against {scene_before:.2f} before. Both members trained so
-lose less on moved faces ({both:.1f}; {scene_both:.2f} in a scene) but more on the test chips in
+lose less on moved faces ({both_moved:.1f}; {scene_both:.2f} in a scene) but more on the test chips in
 their own surroundings (UTKFace {chips_both['utkface'][0]:.2f} against {chips_now['utkface'][0]:.2f} for the shipped members{", both one pass a member" if one_pass else ""}, the
 teacher table above), so the shipped pair has one of each. Leave-one-dataset-out
 (`surroundings` in "Photos unlike the training set"), the option does not help a model
 trained on one dataset's chips read the other's: both datasets' chips are framed alike and
 in much the same surroundings; what differs between them is the people."""
+        text += ("\n\nNor does showing the network the face alone (`agedetect train --face-only`: everything "
+                 "outside the oval above made the mean colour, in training and inside the exported model, so no "
+                 "surroundings can reach it). Leave-one-dataset-out it is worse than `native` in every cell "
+                 "(`face-only` in \"Photos unlike the training set\"): hair, forehead and neck carry ages that "
+                 "hold across both datasets. As the second member in place of `runs/final-g` (`runs/final-m`), "
+                 "the pair scores validation MAE " + both(lambda d: f"{FACE_ONLY_PAIR_VAL[d][1][0]:.2f}")
+                 + " (UTKFace / All-Age-Faces; shipped " + both(lambda d: f"{FACE_ONLY_PAIR_VAL[d][0][0]:.2f}")
+                 + ") with its 13–17s " + both(lambda d: signed(FACE_ONLY_PAIR_VAL[d][1][1]))
+                 + " years off (shipped " + both(lambda d: signed(FACE_ONLY_PAIR_VAL[d][0][1])) + "), and on "
+                 "stand-ins built from 1,000 validation faces (`python bench/whole_photos.py --data runs/data "
+                 "--split val --limit 1000 --model FILE`) "
+                 + "; ".join(f"{name} {new[0]:.2f} ({signed(new[1])}) against {old[0]:.2f} ({signed(old[1])})"
+                             for name, (old, new) in FACE_ONLY_PAIR_STAND_INS.items())
+                 + " (MAE, 13–17 bias): even where nothing but the surroundings changed, its 13–17s read older, "
+                 "so it was not kept.")
     return text
 
 

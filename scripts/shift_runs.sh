@@ -10,7 +10,8 @@
 #
 # Recipes are cumulative, so each row adds one idea to the row above it (`gated` fades the
 # teacher's share on chips where its estimate strays from the label), except
-# `surroundings`, which adds its idea to `native` (as the shipped members do). The first five
+# `surroundings`, which adds its idea to `native` (as the shipped members do), and
+# `face-only`, which also adds its own to `native` (the network sees the face oval alone). The first five
 # read chips as agedetect did before 2026-11-30 (80 px, 90% centre crop); `native` and
 # after read them in the pretrained network's own framing (the model's default: 64 px,
 # the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE). A run whose figures exist is
@@ -50,4 +51,6 @@ gated utkface --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 
 gated aaf --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-gate 5
 surroundings utkface --balance 0.5 --degrade 0.3 --surroundings 0.5
 surroundings aaf --balance 0.5 --degrade 0.3 --surroundings 0.5
+face-only utkface --balance 0.5 --degrade 0.3 --face-only
+face-only aaf --balance 0.5 --degrade 0.3 --face-only
 RECIPES

@@ -108,6 +108,43 @@ def test_final_reads_chips_in_the_pretrained_networks_own_framing():
     assert native_error[children].mean() < 0.5 * old_error[children].mean()
 
 
+def test_face_only_blanks_everything_but_the_face_in_the_network_and_in_its_export(tmp_path):
+    """`--face-only` (measured, not shipped): the network never sees hair, clothes or
+    background, and the exported graph carries the same blanking."""
+    from agedetect.models import face_oval
+
+    model = create_model("final", face_only=True, flip_average=False).eval()
+    model.spec.options["temperature"] = 1.0
+    oval = face_oval(64).numpy()
+    chips = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    moved = chips.copy()
+    outside = oval == 0
+    moved[:, outside] = 255 - moved[:, outside]  # other surroundings, the same face
+    with torch.no_grad():
+        logits, moved_logits = model(torch.from_numpy(chips)), model(torch.from_numpy(moved))
+    assert torch.allclose(logits, moved_logits, atol=1e-4)
+    inside = oval > 0.99
+    changed_face = chips.copy()
+    changed_face[:, inside] = 255 - changed_face[:, inside]
+    with torch.no_grad():
+        assert not torch.allclose(logits, model(torch.from_numpy(changed_face)), atol=1e-2)
+    # a plain model does read the surroundings
+    plain = create_model("final", flip_average=False).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(torch.from_numpy(chips)), plain(torch.from_numpy(moved)), atol=1e-2)
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": model.state_dict(), "spec": model.spec.to_dict(), "config": {"model": "final"}, "epoch": 0, "val": {}},
+               run / "best.pt")
+    assert load_checkpoint(run)[0].spec.options["face_only"] is True
+    export_onnx(run, tmp_path / "face.onnx")
+    from agedetect.inference import AgeEstimator
+
+    estimator = AgeEstimator(tmp_path / "face.onnx")
+    assert np.allclose(estimator.chip_probabilities(chips), estimator.chip_probabilities(moved), atol=1e-5)
+
+
 def test_augment_keeps_shape_and_range():
     chips = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
     out = augment(chips, torch.Generator().manual_seed(0))

@@ -22,7 +22,8 @@ from agedetect.export import export_onnx  # noqa: E402
 from agedetect.inference import AgeEstimator  # noqa: E402
 from agedetect.errors import DataError  # noqa: E402
 from agedetect.train import (  # noqa: E402
-    TrainConfig, age_loss, degrade, fault_consistency, load_split, old_print, sampling_weights, swap_surroundings, train,
+    TrainConfig, age_loss, degrade, fault_consistency, load_checkpoint, load_split, old_print, sampling_weights,
+    swap_surroundings, train,
 )
 
 from shared_data import AAF, CHIPS, ROOT, copy_sample, load_script  # noqa: E402
@@ -99,7 +100,7 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     train_rows = [row for row in load_manifest(two_datasets, "train") if row.dataset == "utkface"]
     config = TrainConfig(model="final", data=str(two_datasets), out=str(tmp_path / "run"), epochs=1, batch_size=16,
                          datasets=("utkface",), balance=0.5, degrade=0.5, surroundings=0.5, teacher="pretrained", teacher_weight=0.3,
-                         teacher_gate=5.0, consistency=1.0, old_prints=0.5)
+                         teacher_gate=5.0, consistency=1.0, old_prints=0.5, face_only=True)
     best = train(config, progress=False)
     teacher = np.load(tmp_path / "run" / "teacher-train.npy")
     # the teacher saw exactly this run's training chips: the UTKFace ones, no AAF face
@@ -110,7 +111,9 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     saved = torch.load(best, weights_only=False)["config"]
     assert saved["datasets"] == ["utkface"] and saved["balance"] == 0.5 and saved["degrade"] == 0.5
     assert saved["teacher_gate"] == 5.0 and saved["surroundings"] == 0.5 and saved["consistency"] == 1.0
-    assert saved["old_prints"] == 0.5
+    assert saved["old_prints"] == 0.5 and saved["face_only"] is True
+    # the network it saved reads the face oval alone, as the exported one will
+    assert load_checkpoint(best)[0].spec.options["face_only"] is True
     # resuming with the same settings is accepted (a tuple saved, a list read back)
     train(config, progress=False)
     # a teacher cache that no longer matches the training chips is refused, by name

@@ -57,8 +57,25 @@ class ModelSpec:
         return int(round(self.input_size * self.crop))
 
 
+def face_oval(side: int) -> torch.Tensor:
+    """A ``(side, side)`` mask, 1 over an oval around the face of a UTKFace-framed chip and 0
+    beyond it, with a soft edge: the middle of the ovals ``train.swap_surroundings`` keeps
+    (centre 2% below the chip's middle, half widths 38% and 46% of the side).
+
+    >>> m = face_oval(64)
+    >>> float(m[33, 32]), float(m[0, 0]), bool(torch.equal(m, torch.flip(m, dims=[1])))
+    (1.0, 0.0, True)
+    """
+    coords = (torch.arange(side, dtype=torch.float32) + 0.5) / side
+    dx = (coords[None, :] - 0.5) / 0.38
+    dy = (coords[:, None] - 0.52) / 0.46
+    return torch.sigmoid((1.0 - torch.sqrt(dx**2 + dy**2)) / 0.04).round(decimals=4)
+
+
 class ChipInput(nn.Module):
-    """uint8 NHWC chips -> normalised float NCHW centre crop (exported into ONNX)."""
+    """uint8 NHWC chips -> normalised float NCHW centre crop (exported into ONNX). With the
+    spec's ``face_only`` option, everything outside :func:`face_oval` becomes the mean colour,
+    so hair, clothes and background never reach the network."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -66,12 +83,17 @@ class ChipInput(nn.Module):
         self.side = spec.crop_pixels
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.face_only = bool(spec.options.get("face_only"))
+        if self.face_only:
+            full = face_oval(spec.input_size)
+            self.register_buffer("oval", full[self.offset : self.offset + self.side, self.offset : self.offset + self.side][None, None])
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         x = chips.permute(0, 3, 1, 2).float()
         if self.offset:
             x = x[:, :, self.offset : self.offset + self.side, self.offset : self.offset + self.side]
-        return (x - self.mean) / self.std
+        x = (x - self.mean) / self.std
+        return x * self.oval if self.face_only else x
 
 
 class AgeModel(nn.Module):

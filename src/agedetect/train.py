@@ -101,6 +101,7 @@ class TrainConfig:
     surroundings: float = 0.0  # share of training chips given another chip's surroundings
     old_prints: float = 0.0  # share of training chips made into a faded, grainy grey or sepia print
     consistency: float = 0.0  # weight of the faulted view's pull toward the chip's own answer; 0: off
+    face_only: bool = False  # the network sees only an oval around the face (models.face_oval)
 
     def __post_init__(self) -> None:
         if self.datasets is not None:
@@ -467,6 +468,9 @@ def teacher_probabilities(
         return probs
     if config.teacher == PRETRAINED_TEACHER:
         chips = load_split(Path(config.data), "train", student.spec.input_size, config.limit, config.datasets).chips
+        if student.spec.options.get("face_only"):
+            # the pretrained network knew ages from whole chips, not from the face oval alone
+            student = create_model(config.model, input_size=student.spec.input_size, crop=student.spec.crop).to(device)
         probs = predict_probabilities(student, chips, device).astype(np.float32)
     else:
         from agedetect.inference import AgeEstimator
@@ -539,6 +543,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
     kwargs = {key: value for key in ("input_size", "crop") if (value := getattr(config, key))}
+    if config.face_only:
+        kwargs["face_only"] = True
     model = create_model(config.model, **kwargs).to(device)
     spec = model.spec
     groups = AgeGroups.from_dict(spec.groups)

@@ -92,6 +92,9 @@ def train_command(
     consistency: float = typer.Option(
         0.0, min=0.0, help="Weight of a second view of each chip, given one more camera or era fault, whose "
                            "answer is pulled toward the chip's own (0 = off; doubles the work per step)."),
+    face_only: bool = typer.Option(
+        False, "--face-only", help="The network sees only an oval around the face; the rest of the chip (hair, "
+                                   "clothes, background) is blanked, in training and in the exported model."),
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
     _need_training_extra()
@@ -110,6 +113,7 @@ def train_command(
                              ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
                              body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
                              surroundings=surroundings, old_prints=old_prints, consistency=consistency, label_sigma=label_sigma,
+                             face_only=face_only,
                              datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else None)
         best = train(config)
         console.print(f"best checkpoint: {best}", markup=False, highlight=False)
