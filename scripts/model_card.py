@@ -769,6 +769,13 @@ FOUR_MEMBERS_VAL = {"utkface": (4.887, 3.00), "aaf": (5.570, 3.69)}
 #: runs/data --coverage 0.85 --quantize`), then `agedetect evaluate runs/data --split val --json
 #: --min-age 18`: per dataset, MAE and 13-17 bias, 64 px first.
 LARGER_CHIP_VAL = {"utkface": ((5.178, 2.60), (5.329, 3.02)), "aaf": ((5.616, 3.50), (5.721, 3.61))}
+#: A moving average of the weights (2026-12-01): both members' recipes with `--ema 0.998`
+#: (runs/final-c-ema, runs/final-g-ema; 8 minutes each on 2 cores), the average validated,
+#: saved and exported as the shipped pair is (`agedetect export runs/final-c-ema
+#: runs/final-g-ema --mirror --calibrate-on runs/data --coverage 0.85 --quantize`), then
+#: `agedetect evaluate runs/data --split val --json --min-age 18 --buffer 7`: per dataset, MAE
+#: and 13-17 bias, shipped pair first.
+EMA_PAIR_VAL = {"utkface": ((4.906, 2.77), (4.934, 3.35)), "aaf": ((5.578, 3.49), (5.695, 4.04))}
 #: More test-time views than the chip and its mirror image (2026-12-01): `python
 #: bench/combine_members.py --data runs/data --split val --run runs/final-c --run runs/final-g
 #: --views` (members one pass each at their own temperature, as that bench scores them): per
@@ -860,7 +867,13 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             + " years off (" + both(lambda d: signed(LARGER_CHIP_VAL[d][0][1])) + "). Most "
             "likely because the pretrained network learnt its filters on 64 px chips: at 80 px each spans a smaller "
             "part of the face, and 12 epochs on these faces do not make that up (after the first epoch its "
-            "validation MAE was 7.75, against 6.31 at 64 px; each run's `history.jsonl`).")
+            "validation MAE was 7.75, against 6.31 at 64 px; each run's `history.jsonl`). Nor does a moving "
+            "average of the weights (both members with `--ema 0.998`, the average validated and exported): the pair "
+            "scores " + both(lambda d: f"{EMA_PAIR_VAL[d][1][0]:.2f}") + " with its 13–17s "
+            + both(lambda d: signed(EMA_PAIR_VAL[d][1][1])) + " years off (shipped "
+            + both(lambda d: f"{EMA_PAIR_VAL[d][0][0]:.2f}") + ", "
+            + both(lambda d: signed(EMA_PAIR_VAL[d][0][1])) + "), worse on both counts; the learning rate "
+            "already falls to zero along a cosine, which settles the weights as an average would.")
 
 
 #: `python bench/whole_photos.py --data runs/data --split test` on the model shipped before
