@@ -115,6 +115,17 @@ def both(cell: Callable[[str], str], joiner: str = " / ") -> str:
     return joiner.join(cell(dataset) for dataset in ("utkface", "aaf"))
 
 
+def against(figures: dict, before: str) -> str:
+    """A retrained model's validation figures beside those it was measured against, from
+    ``{dataset: ((MAE, 13-17 bias) before, (MAE, 13-17 bias) after)}``, ``before`` naming the
+    earlier one: "5.33 / 5.72 (UTKFace / All-Age-Faces; at 64 px 5.18 / 5.62) with its 13–17s
+    +3.0 / +3.6 years off (at 64 px +2.6 / +3.5)"."""
+    return (both(lambda d: f"{figures[d][1][0]:.2f}") + f" (UTKFace / All-Age-Faces; {before} "
+            + both(lambda d: f"{figures[d][0][0]:.2f}") + ") with its 13–17s "
+            + both(lambda d: signed(figures[d][1][1])) + f" years off ({before} "
+            + both(lambda d: signed(figures[d][0][1])) + ")")
+
+
 def name_of(dataset: str) -> str:
     return DATASET_NAMES.get(dataset, dataset)
 
@@ -837,16 +848,10 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             + f"\n\nTwo seeds of the shipped recipe (`{base_name}`, `{reseeded}`) differ by "
             + ", ".join(f"{d:.2f}" for d in spread) + " years of MAE in those four columns; " + verdict_text + ". "
             "`sigma3` came nearest, so both shipped members were trained again with `--label-sigma 3` and paired as "
-            "they are: on the validation faces the pair scores MAE "
-            + both(lambda d: f"{SIGMA3_PAIR_VAL[d][1][0]:.2f}") + " (UTKFace / All-Age-Faces; "
-            "shipped " + both(lambda d: f"{SIGMA3_PAIR_VAL[d][0][0]:.2f}") + ") with its "
-            "13–17s " + both(lambda d: signed(SIGMA3_PAIR_VAL[d][1][1])) + " years off (shipped "
-            + both(lambda d: signed(SIGMA3_PAIR_VAL[d][0][1])) + "), so the members keep 2. "
+            "they are: on the validation faces the pair scores MAE " + against(SIGMA3_PAIR_VAL, "shipped")
+            + ", so the members keep 2. "
             "A narrower spread does no better: `runs/final-g`'s recipe with `--label-sigma 1` (`runs/final-g1`), "
-            "exported alone, scores " + both(lambda d: f"{SIGMA1_MEMBER_VAL[d][1][0]:.2f}")
-            + " with its 13–17s " + both(lambda d: signed(SIGMA1_MEMBER_VAL[d][1][1]))
-            + " years off, against " + both(lambda d: f"{SIGMA1_MEMBER_VAL[d][0][0]:.2f}")
-            + " and " + both(lambda d: signed(SIGMA1_MEMBER_VAL[d][0][1])) + ". "
+            "exported alone, scores " + against(SIGMA1_MEMBER_VAL, "`runs/final-g`") + ". "
             "Nor do both pairs together help: the four members averaged score "
             + both(lambda d: f"{FOUR_MEMBERS_VAL[d][0]:.2f}") + " with 13–17s "
             + both(lambda d: signed(FOUR_MEMBERS_VAL[d][1])) + " years off, "
@@ -861,18 +866,12 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             "pass and moves MAE by hundredths, and the zoomed ones pull the 13–17s older.\n\n"
             "Nor does a larger chip, where the cost would fit: `runs/final-g`'s recipe reading 80 px chips "
             "(`--input-size 80`, `runs/final-g80`; 1.6 times the work a pass), exported alone as the members are, scores "
-            "validation MAE " + both(lambda d: f"{LARGER_CHIP_VAL[d][1][0]:.2f}")
-            + " (UTKFace / All-Age-Faces; at 64 px " + both(lambda d: f"{LARGER_CHIP_VAL[d][0][0]:.2f}")
-            + ") with its 13–17s " + both(lambda d: signed(LARGER_CHIP_VAL[d][1][1]))
-            + " years off (" + both(lambda d: signed(LARGER_CHIP_VAL[d][0][1])) + "). Most "
+            "validation MAE " + against(LARGER_CHIP_VAL, "at 64 px") + ". Most "
             "likely because the pretrained network learnt its filters on 64 px chips: at 80 px each spans a smaller "
             "part of the face, and 12 epochs on these faces do not make that up (after the first epoch its "
             "validation MAE was 7.75, against 6.31 at 64 px; each run's `history.jsonl`). Nor does a moving "
             "average of the weights (both members with `--ema 0.998`, the average validated and exported): the pair "
-            "scores " + both(lambda d: f"{EMA_PAIR_VAL[d][1][0]:.2f}") + " with its 13–17s "
-            + both(lambda d: signed(EMA_PAIR_VAL[d][1][1])) + " years off (shipped "
-            + both(lambda d: f"{EMA_PAIR_VAL[d][0][0]:.2f}") + ", "
-            + both(lambda d: signed(EMA_PAIR_VAL[d][0][1])) + "), worse on both counts; the learning rate "
+            "scores " + against(EMA_PAIR_VAL, "shipped") + ", worse on both counts; the learning rate "
             "already falls to zero along a cosine, which settles the weights as an average would.")
 
 
@@ -991,10 +990,7 @@ in much the same surroundings; what differs between them is the people."""
                  "surroundings can reach it). Leave-one-dataset-out it is worse than `native` in every cell "
                  "(`face-only` in \"Photos unlike the training set\"): hair, forehead and neck carry ages that "
                  "hold across both datasets. As the second member in place of `runs/final-g` (`runs/final-m`), "
-                 "the pair scores validation MAE " + both(lambda d: f"{FACE_ONLY_PAIR_VAL[d][1][0]:.2f}")
-                 + " (UTKFace / All-Age-Faces; shipped " + both(lambda d: f"{FACE_ONLY_PAIR_VAL[d][0][0]:.2f}")
-                 + ") with its 13–17s " + both(lambda d: signed(FACE_ONLY_PAIR_VAL[d][1][1]))
-                 + " years off (shipped " + both(lambda d: signed(FACE_ONLY_PAIR_VAL[d][0][1])) + "), and on "
+                 "the pair scores validation MAE " + against(FACE_ONLY_PAIR_VAL, "shipped") + ", and on "
                  "stand-ins built from 1,000 validation faces (`python bench/whole_photos.py --data runs/data "
                  "--split val --limit 1000 --model FILE`) "
                  + "; ".join(f"{name} {new[0]:.2f} ({signed(new[1])}) against {old[0]:.2f} ({signed(old[1])})"
