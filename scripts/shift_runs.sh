@@ -11,7 +11,8 @@
 # Recipes are cumulative, so each row adds one idea to the row above it (`gated` fades the
 # teacher's share on chips where its estimate strays from the label), except
 # `surroundings`, which adds its idea to `native` (as the shipped members do), and
-# `face-only`, which also adds its own to `native` (the network sees the face oval alone). The first five
+# `face-only`, which also adds its own to `native` (the network sees the face oval alone), and
+# `debiased`, which adds to `native-distilled` the teacher's mean error at each age taken out. The first five
 # read chips as agedetect did before 2026-11-30 (80 px, 90% centre crop); `native` and
 # after read them in the pretrained network's own framing (the model's default: 64 px,
 # the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE). A run whose figures exist is
@@ -53,4 +54,6 @@ surroundings utkface --balance 0.5 --degrade 0.3 --surroundings 0.5
 surroundings aaf --balance 0.5 --degrade 0.3 --surroundings 0.5
 face-only utkface --balance 0.5 --degrade 0.3 --face-only
 face-only aaf --balance 0.5 --degrade 0.3 --face-only
+debiased utkface --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-debias
+debiased aaf --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-debias
 RECIPES

@@ -22,8 +22,8 @@ from agedetect.export import export_onnx  # noqa: E402
 from agedetect.inference import AgeEstimator  # noqa: E402
 from agedetect.errors import DataError  # noqa: E402
 from agedetect.train import (  # noqa: E402
-    TrainConfig, age_loss, degrade, fault_consistency, load_checkpoint, load_split, old_print, sampling_weights,
-    swap_surroundings, train,
+    TrainConfig, age_loss, debias_teacher, degrade, fault_consistency, load_checkpoint, load_split, old_print,
+    sampling_weights, swap_surroundings, train,
 )
 
 from shared_data import AAF, CHIPS, ROOT, copy_sample, load_script  # noqa: E402
@@ -100,7 +100,7 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     train_rows = [row for row in load_manifest(two_datasets, "train") if row.dataset == "utkface"]
     config = TrainConfig(model="final", data=str(two_datasets), out=str(tmp_path / "run"), epochs=1, batch_size=16,
                          datasets=("utkface",), balance=0.5, degrade=0.5, surroundings=0.5, teacher="pretrained", teacher_weight=0.3,
-                         teacher_gate=5.0, consistency=1.0, old_prints=0.5, face_only=True)
+                         teacher_gate=5.0, consistency=1.0, old_prints=0.5, face_only=True, teacher_debias=True)
     best = train(config, progress=False)
     teacher = np.load(tmp_path / "run" / "teacher-train.npy")
     # the teacher saw exactly this run's training chips: the UTKFace ones, no AAF face
@@ -111,7 +111,7 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     saved = torch.load(best, weights_only=False)["config"]
     assert saved["datasets"] == ["utkface"] and saved["balance"] == 0.5 and saved["degrade"] == 0.5
     assert saved["teacher_gate"] == 5.0 and saved["surroundings"] == 0.5 and saved["consistency"] == 1.0
-    assert saved["old_prints"] == 0.5 and saved["face_only"] is True
+    assert saved["old_prints"] == 0.5 and saved["face_only"] is True and saved["teacher_debias"] is True
     # the network it saved reads the face oval alone, as the exported one will
     assert load_checkpoint(best)[0].spec.options["face_only"] is True
     # resuming with the same settings is accepted (a tuple saved, a list read back)
@@ -120,6 +120,31 @@ def test_a_run_on_one_dataset_distils_the_pretrained_network(two_datasets, tmp_p
     np.save(tmp_path / "run" / "teacher-train.npy", teacher[:-1])
     with pytest.raises(DataError, match="teacher-train.npy.*prepared data changed"):
         train(config, progress=False)
+
+
+def test_a_debiased_teacher_keeps_how_each_face_differs_from_its_age_but_not_its_mean_error():
+    rng = np.random.default_rng(0)
+    ages = rng.integers(10, 70, 4000)
+    datasets = np.where(rng.random(4000) < 0.5, "utkface", "aaf")
+    # a teacher that reads teenagers 5 years old, All-Age-Faces' over-50s 8 years young, and
+    # each face a little older or younger than others of its age (what is worth keeping)
+    own = rng.normal(0, 3, 4000)
+    error = 5.0 * np.exp(-0.5 * ((ages - 16) / 4.0) ** 2) - np.where(datasets == "aaf", 8.0 / (1 + np.exp(-(ages - 50) / 3.0)), 0.0)
+    centre = ages + error + own
+    teacher = np.exp(-0.5 * ((np.arange(101)[None, :] - centre[:, None]) / 3.0) ** 2).astype(np.float32)
+    teacher /= teacher.sum(axis=1, keepdims=True)
+    out = debias_teacher(teacher, ages, datasets)
+    assert np.allclose(out.sum(axis=1), 1, atol=1e-5)
+    before, after = teacher @ np.arange(101), out @ np.arange(101)
+    for chosen in ((ages >= 13) & (ages <= 17), (datasets == "aaf") & (ages > 52), (ages >= 25) & (ages <= 45)):
+        assert abs(np.mean(after[chosen] - ages[chosen])) < 1.0
+    assert np.mean(before[(ages >= 13) & (ages <= 17)] - ages[(ages >= 13) & (ages <= 17)]) > 4.0
+    # each face's own deviation survives
+    assert np.corrcoef(after - ages, own)[0, 1] > 0.8
+    # the spread of each distribution is kept, away from the ends of the age range
+    spread = lambda p, m: np.sqrt(p.astype(np.float64) @ np.arange(101) ** 2 - m ** 2)  # noqa: E731
+    away = (centre > 10) & (centre < 90)
+    assert np.allclose(spread(out, after)[away], spread(teacher, before)[away], atol=0.1)  # interpolation adds < 0.05
 
 
 def test_each_chip_can_take_its_own_share_of_the_teacher():

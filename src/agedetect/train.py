@@ -102,6 +102,7 @@ class TrainConfig:
     old_prints: float = 0.0  # share of training chips made into a faded, grainy grey or sepia print
     consistency: float = 0.0  # weight of the faulted view's pull toward the chip's own answer; 0: off
     face_only: bool = False  # the network sees only an oval around the face (models.face_oval)
+    teacher_debias: bool = False  # take the teacher's mean error at each true age out of its distributions
 
     def __post_init__(self) -> None:
         if self.datasets is not None:
@@ -507,6 +508,47 @@ def teacher_shares(teacher: np.ndarray, ages: np.ndarray, weight: float, gate: f
     return (weight * np.exp(-0.5 * (gap / gate) ** 2)).astype(np.float32)
 
 
+def debias_teacher(teacher: np.ndarray, ages: np.ndarray, datasets: np.ndarray, smooth: float = 3.0) -> np.ndarray:
+    """The teacher's distributions with its mean error at each chip's true age taken out.
+
+    The pretrained network reads 13-17-year-olds about 5 years old and All-Age-Faces'
+    over-50s 7-10 years young; half a target taken from it passes that on. Here each chip's
+    distribution is moved along the ages by minus the teacher's mean error (expected age -
+    label) over the chips of the same dataset and about the same true age (a Gaussian of
+    ``smooth`` years), so what is left is the teacher's view of how this face differs from
+    others of its age.
+
+    >>> t = np.zeros((4, NUM_AGES), np.float32); t[[0, 1], 20] = 1.0; t[[2, 3], 62] = 1.0
+    >>> out = debias_teacher(t, np.array([15, 15, 60, 60]), np.array(["a"] * 4))
+    >>> (out @ np.arange(NUM_AGES)).round(1).tolist()
+    [15.0, 15.0, 60.0, 60.0]
+    >>> bool(np.allclose(out.sum(axis=1), 1.0))
+    True
+    """
+    bins = np.arange(NUM_AGES, dtype=np.float64)
+    expected = teacher.astype(np.float64) @ bins
+    labels = np.minimum(ages, NUM_AGES - 1).astype(np.float64)
+    shift = np.zeros(len(ages))
+    for dataset in np.unique(datasets):
+        mine = datasets == dataset
+        kernel = np.exp(-0.5 * ((bins[:, None] - labels[mine][None, :]) / smooth) ** 2)  # (age, chip)
+        error_at_age = kernel @ (expected[mine] - labels[mine]) / np.maximum(kernel.sum(axis=1), 1e-12)
+        shift[mine] = error_at_age[labels[mine].astype(np.int64)]
+    # p'(k) = p(k + shift), linearly interpolated between whole ages; mass moved past either
+    # end is dropped and the rest renormalised
+    position = bins[None, :] + shift[:, None]
+    low = np.floor(position).astype(np.int64)
+    frac = position - low
+    rows = np.arange(len(teacher))[:, None]
+
+    def at(index: np.ndarray) -> np.ndarray:
+        inside = (index >= 0) & (index < NUM_AGES)
+        return np.where(inside, teacher[rows, np.clip(index, 0, NUM_AGES - 1)], 0.0)
+
+    moved = (1 - frac) * at(low) + frac * at(low + 1)
+    return (moved / np.maximum(moved.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def _atomic_save_array(array: np.ndarray, path: Path) -> None:
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, array)
@@ -569,6 +611,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         if config.ema else None
     )
     teacher = teacher_probabilities(config, out, model, device, len(train_split.ages))
+    if teacher is not None and config.teacher_debias:
+        teacher = debias_teacher(teacher, train_split.ages, train_split.datasets)
     shares = (
         teacher_shares(teacher, train_split.ages, config.teacher_weight, config.teacher_gate)
         if teacher is not None else None

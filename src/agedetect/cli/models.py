@@ -95,6 +95,9 @@ def train_command(
     face_only: bool = typer.Option(
         False, "--face-only", help="The network sees only an oval around the face; the rest of the chip (hair, "
                                    "clothes, background) is blanked, in training and in the exported model."),
+    teacher_debias: bool = typer.Option(
+        False, "--teacher-debias", help="Take the teacher's mean error at each true age (per dataset) out of its "
+                                        "distributions, keeping how each face differs from others of its age."),
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
     _need_training_extra()
@@ -113,7 +116,7 @@ def train_command(
                              ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
                              body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
                              surroundings=surroundings, old_prints=old_prints, consistency=consistency, label_sigma=label_sigma,
-                             face_only=face_only,
+                             face_only=face_only, teacher_debias=teacher_debias,
                              datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else None)
         best = train(config)
         console.print(f"best checkpoint: {best}", markup=False, highlight=False)
