@@ -283,6 +283,16 @@ def test_train_command_refuses_an_unknown_model_listing_the_known(tmp_path):
     assert "unknown model 'vgg'" in words and "choose one of: cnn, dense, final, transfer" in words
 
 
+def test_train_command_refuses_a_teacher_debias_without_a_teacher(tmp_path):
+    result = runner.invoke(app, ["train", "--model", "final", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                                 "--teacher-debias"])
+    assert result.exit_code == 2 and not (tmp_path / "run").exists()
+    words = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
+    assert "--teacher-debias" in words and "needs --teacher" in words
+    with pytest.raises(ValueError, match="teacher_debias needs a teacher"):
+        TrainConfig(model="final", data=str(tmp_path), out=str(tmp_path / "run"), teacher_debias=True)
+
+
 @pytest.fixture(scope="module")
 def two_runs(prepared, tmp_path_factory) -> list[Path]:
     """Two tiny `cnn` runs trained by `agedetect train` (different seeds)."""

@@ -85,8 +85,8 @@ class ChipInput(nn.Module):
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
         self.face_only = bool(spec.options.get("face_only"))
         if self.face_only:
-            full = face_oval(spec.input_size)
-            self.register_buffer("oval", full[self.offset : self.offset + self.side, self.offset : self.offset + self.side][None, None])
+            crop = slice(self.offset, self.offset + self.side)
+            self.register_buffer("oval", face_oval(spec.input_size)[crop, crop][None, None])
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         x = chips.permute(0, 3, 1, 2).float()

@@ -114,6 +114,8 @@ class TrainConfig:
             raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if self.teacher_gate is not None and self.teacher_gate <= 0:
             raise ValueError(f"teacher_gate must be positive, got {self.teacher_gate}")
+        if self.teacher_debias and not self.teacher:
+            raise ValueError("teacher_debias needs a teacher (--teacher) whose error it takes out")
 
     def to_dict(self) -> dict:
         record = dataclasses.asdict(self)
@@ -511,8 +513,8 @@ def teacher_shares(teacher: np.ndarray, ages: np.ndarray, weight: float, gate: f
 def debias_teacher(teacher: np.ndarray, ages: np.ndarray, datasets: np.ndarray, smooth: float = 3.0) -> np.ndarray:
     """The teacher's distributions with its mean error at each chip's true age taken out.
 
-    The pretrained network reads 13-17-year-olds about 5 years old and All-Age-Faces'
-    over-50s 7-10 years young; half a target taken from it passes that on. Here each chip's
+    The pretrained network reads 13-17-year-olds about 5 years too old and All-Age-Faces'
+    over-50s 7-10 years too young; half a target taken from it passes that on. Here each chip's
     distribution is moved along the ages by minus the teacher's mean error (expected age -
     label) over the chips of the same dataset and about the same true age (a Gaussian of
     ``smooth`` years), so what is left is the teacher's view of how this face differs from

@@ -106,6 +106,8 @@ def train_command(
 
     from agedetect.train import PRETRAINED_TEACHER
 
+    if teacher_debias and teacher is None:
+        raise typer.BadParameter("takes a teacher's error out, so it needs --teacher", param_hint="--teacher-debias")
     if teacher is not None and teacher != PRETRAINED_TEACHER and not Path(teacher).is_file():
         raise typer.BadParameter(f"{teacher}: no such model file (or say '{PRETRAINED_TEACHER}')", param_hint="--teacher")
     with user_errors():
