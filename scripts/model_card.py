@@ -115,15 +115,15 @@ def both(cell: Callable[[str], str], joiner: str = " / ") -> str:
     return joiner.join(cell(dataset) for dataset in ("utkface", "aaf"))
 
 
-def against(figures: dict, before: str) -> str:
-    """A retrained model's validation figures beside those it was measured against, from
-    ``{dataset: ((MAE, 13-17 bias) before, (MAE, 13-17 bias) after)}``, ``before`` naming the
-    earlier one: "5.33 / 5.72 (UTKFace / All-Age-Faces; at 64 px 5.18 / 5.62) with its 13–17s
-    +3.0 / +3.6 years off (at 64 px +2.6 / +3.5)"."""
-    return (both(lambda d: f"{figures[d][1][0]:.2f}") + f" (UTKFace / All-Age-Faces; {before} "
-            + both(lambda d: f"{figures[d][0][0]:.2f}") + ") with its 13–17s "
-            + both(lambda d: signed(figures[d][1][1])) + f" years off ({before} "
-            + both(lambda d: signed(figures[d][0][1])) + ")")
+def against(after: dict, before: dict, label: str) -> str:
+    """A retrained model's validation figures beside those it was measured against, each
+    ``{dataset: (MAE, 13-17 bias)}``, ``label`` naming the earlier one: "5.33 / 5.72
+    (UTKFace / All-Age-Faces; at 64 px 5.18 / 5.62) with its 13–17s +3.0 / +3.6 years off
+    (at 64 px +2.6 / +3.5)"."""
+    return (both(lambda d: f"{after[d][0]:.2f}") + f" (UTKFace / All-Age-Faces; {label} "
+            + both(lambda d: f"{before[d][0]:.2f}") + ") with its 13–17s "
+            + both(lambda d: signed(after[d][1])) + f" years off ({label} "
+            + both(lambda d: signed(before[d][1])) + ")")
 
 
 def name_of(dataset: str) -> str:
@@ -687,7 +687,7 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             "no longer taught to look older than they are, and what is left is how the face differs from others "
             "of its age) is "
             "no better: in place of `runs/final-c` (`runs/final-cd`), the pair scores validation MAE "
-            + against(DEBIASED_PAIR_VAL, "shipped") + ", and leave-one-dataset-out (`debiased` against "
+            + against(DEBIASED_PAIR_VAL, SHIPPED_PAIR_VAL, "shipped") + ", and leave-one-dataset-out (`debiased` against "
             "`native-distilled` in \"Photos unlike the training set\") it errs more on the dataset it never saw, "
             "in both directions, though it reads 13–17s younger: the teacher's error it takes out is the one "
             "measured on the training dataset, and the other dataset's differs. "
@@ -769,16 +769,23 @@ SWEEP_RECIPES = ROOT / "bench" / "sweep_recipes.txt"
 SWEEP_RESULTS = ROOT / "bench" / "recipe_sweep.json"
 
 
+#: What the retrained models below were measured against, on validation faces (`agedetect
+#: evaluate runs/data --split val --json --min-age 18 --buffer 7`): per dataset, MAE and 13-17
+#: bias of the shipped pair (runs/final.onnx), and of its member runs/final-g exported alone as
+#: train_models.sh exports each member (`--no-mirror --calibrate-on runs/data --coverage 0.85
+#: --quantize`).
+SHIPPED_PAIR_VAL = {"utkface": (4.906, 2.77), "aaf": (5.578, 3.49)}
+G_MEMBER_VAL = {"utkface": (5.178, 2.60), "aaf": (5.616, 3.50)}
 #: The sweep's `sigma3` tried again on the shipped pair: both members retrained with
 #: `--label-sigma 3` (runs/final-c3, runs/final-g3; 2026-12-01, 8 minutes each on 2 cores) and
 #: exported as the shipped pair is (`agedetect export runs/final-c3 runs/final-g3 --mirror
 #: --calibrate-on runs/data --coverage 0.85 --quantize`), then `agedetect evaluate runs/data
-#: --split val --json --min-age 18 --buffer 7`: per dataset, MAE and 13-17 bias, shipped pair first.
-SIGMA3_PAIR_VAL = {"utkface": ((4.906, 2.77), (4.931, 3.26)), "aaf": ((5.578, 3.49), (5.623, 3.94))}
+#: --split val --json --min-age 18 --buffer 7`: per dataset, MAE and 13-17 bias.
+SIGMA3_PAIR_VAL = {"utkface": (4.931, 3.26), "aaf": (5.623, 3.94)}
 #: The other way (2026-12-01): runs/final-g's recipe with `--label-sigma 1` (runs/final-g1, 8
 #: minutes), exported alone as the members are and evaluated as above: per dataset, MAE and
-#: 13-17 bias, runs/final-g first.
-SIGMA1_MEMBER_VAL = {"utkface": ((5.178, 2.60), (5.206, 3.10)), "aaf": ((5.616, 3.50), (5.697, 4.24))}
+#: 13-17 bias.
+SIGMA1_MEMBER_VAL = {"utkface": (5.206, 3.10), "aaf": (5.697, 4.24)}
 #: Both pairs as four members (2026-12-01): `agedetect export runs/final-c runs/final-g
 #: runs/final-c3 runs/final-g3 --mirror --calibrate-on runs/data --coverage 0.85 --quantize`,
 #: then the same `agedetect evaluate`: per dataset, MAE and 13-17 bias.
@@ -788,15 +795,15 @@ FOUR_MEMBERS_VAL = {"utkface": (4.887, 3.00), "aaf": (5.570, 3.69)}
 #: --body-lr-scale 0.3 --balance 0.5 --degrade 0.3 --surroundings 0.5` (15 minutes on 2 cores),
 #: each member exported alone as train_models.sh exports them (`--no-mirror --calibrate-on
 #: runs/data --coverage 0.85 --quantize`), then `agedetect evaluate runs/data --split val --json
-#: --min-age 18`: per dataset, MAE and 13-17 bias, 64 px first.
-LARGER_CHIP_VAL = {"utkface": ((5.178, 2.60), (5.329, 3.02)), "aaf": ((5.616, 3.50), (5.721, 3.61))}
+#: --min-age 18`: per dataset, MAE and 13-17 bias (at 64 px: G_MEMBER_VAL).
+LARGER_CHIP_VAL = {"utkface": (5.329, 3.02), "aaf": (5.721, 3.61)}
 #: A moving average of the weights (2026-12-01): both members' recipes with `--ema 0.998`
 #: (runs/final-c-ema, runs/final-g-ema; 8 minutes each on 2 cores), the average validated,
 #: saved and exported as the shipped pair is (`agedetect export runs/final-c-ema
 #: runs/final-g-ema --mirror --calibrate-on runs/data --coverage 0.85 --quantize`), then
 #: `agedetect evaluate runs/data --split val --json --min-age 18 --buffer 7`: per dataset, MAE
-#: and 13-17 bias, shipped pair first.
-EMA_PAIR_VAL = {"utkface": ((4.906, 2.77), (4.934, 3.35)), "aaf": ((5.578, 3.49), (5.695, 4.04))}
+#: and 13-17 bias.
+EMA_PAIR_VAL = {"utkface": (4.934, 3.35), "aaf": (5.695, 4.04)}
 #: The teacher with its mean error at each true age taken out (2026-12-01): runs/final-c's
 #: recipe with `--teacher-debias` (`agedetect train --model final --data runs/data --out
 #: runs/final-cd --epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --body-lr-scale 0.3
@@ -804,8 +811,8 @@ EMA_PAIR_VAL = {"utkface": ((4.906, 2.77), (4.934, 3.35)), "aaf": ((5.578, 3.49)
 #: minutes on 2 cores), paired with runs/final-g and exported as the shipped pair is
 #: (`agedetect export runs/final-cd runs/final-g --mirror --calibrate-on runs/data --coverage
 #: 0.85 --quantize`), then `agedetect evaluate runs/data --split val --json --min-age 18
-#: --buffer 7`: per dataset, MAE and 13-17 bias, shipped pair first.
-DEBIASED_PAIR_VAL = {"utkface": ((4.906, 2.77), (4.956, 2.40)), "aaf": ((5.578, 3.49), (5.516, 3.57))}
+#: --buffer 7`: per dataset, MAE and 13-17 bias.
+DEBIASED_PAIR_VAL = {"utkface": (4.956, 2.40), "aaf": (5.516, 3.57)}
 #: More test-time views than the chip and its mirror image (2026-12-01): `python
 #: bench/combine_members.py --data runs/data --split val --run runs/final-c --run runs/final-g
 #: --views` (members one pass each at their own temperature, as that bench scores them): per
@@ -867,14 +874,14 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             + f"\n\nTwo seeds of the shipped recipe (`{base_name}`, `{reseeded}`) differ by "
             + ", ".join(f"{d:.2f}" for d in spread) + " years of MAE in those four columns; " + verdict_text + ". "
             "`sigma3` came nearest, so both shipped members were trained again with `--label-sigma 3` and paired as "
-            "they are: on the validation faces the pair scores MAE " + against(SIGMA3_PAIR_VAL, "shipped")
+            "they are: on the validation faces the pair scores MAE " + against(SIGMA3_PAIR_VAL, SHIPPED_PAIR_VAL, "shipped")
             + ", so the members keep 2. "
             "A narrower spread does no better: `runs/final-g`'s recipe with `--label-sigma 1` (`runs/final-g1`), "
-            "exported alone, scores " + against(SIGMA1_MEMBER_VAL, "`runs/final-g`") + ". "
+            "exported alone, scores " + against(SIGMA1_MEMBER_VAL, G_MEMBER_VAL, "`runs/final-g`") + ". "
             "Nor do both pairs together help: the four members averaged score "
             + both(lambda d: f"{FOUR_MEMBERS_VAL[d][0]:.2f}") + " with 13–17s "
             + both(lambda d: signed(FOUR_MEMBERS_VAL[d][1])) + " years off, "
-            + both(lambda d: f"{SIGMA3_PAIR_VAL[d][0][0] - FOUR_MEMBERS_VAL[d][0]:.2f}", " and ")
+            + both(lambda d: f"{SHIPPED_PAIR_VAL[d][0] - FOUR_MEMBERS_VAL[d][0]:.2f}", " and ")
             + " years under the shipped pair for twice its passes a face: members trained alike from the same "
             "network agree too closely for more of them to help. Nor do more views of each chip (`python "
             "bench/combine_members.py --data runs/data --split val --run runs/final-c --run runs/final-g --views`; "
@@ -885,12 +892,12 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             "pass and moves MAE by hundredths, and the zoomed ones pull the 13–17s older.\n\n"
             "Nor does a larger chip, where the cost would fit: `runs/final-g`'s recipe reading 80 px chips "
             "(`--input-size 80`, `runs/final-g80`; 1.6 times the work a pass), exported alone as the members are, scores "
-            "validation MAE " + against(LARGER_CHIP_VAL, "at 64 px") + ". Most "
+            "validation MAE " + against(LARGER_CHIP_VAL, G_MEMBER_VAL, "at 64 px") + ". Most "
             "likely because the pretrained network learnt its filters on 64 px chips: at 80 px each spans a smaller "
             "part of the face, and 12 epochs on these faces do not make that up (after the first epoch its "
             "validation MAE was 7.75, against 6.31 at 64 px; each run's `history.jsonl`). Nor does a moving "
             "average of the weights (both members with `--ema 0.998`, the average validated and exported): the pair "
-            "scores " + against(EMA_PAIR_VAL, "shipped") + ", worse on both counts; the learning rate "
+            "scores " + against(EMA_PAIR_VAL, SHIPPED_PAIR_VAL, "shipped") + ", worse on both counts; the learning rate "
             "already falls to zero along a cosine, which settles the weights as an average would.")
 
 
@@ -913,8 +920,8 @@ WHOLE_BEFORE_SURROUNDINGS = {
 #: the shipped pair is (`agedetect export runs/final-c runs/final-m --mirror --calibrate-on
 #: runs/data --coverage 0.85 --quantize --out runs/final-cm.onnx`). Validation faces (`agedetect
 #: evaluate runs/data --split val --json --min-age 18 --buffer 7`): per dataset, MAE and 13-17
-#: bias, shipped pair first.
-FACE_ONLY_PAIR_VAL = {"utkface": ((4.906, 2.77), (4.924, 3.28)), "aaf": ((5.578, 3.49), (5.585, 3.83))}
+#: bias.
+FACE_ONLY_PAIR_VAL = {"utkface": (4.924, 3.28), "aaf": (5.585, 3.83)}
 #: The same two models on stand-ins built from 1,000 validation faces (`python
 #: bench/whole_photos.py --data runs/data --split val --limit 1000 --model FILE`): per set,
 #: MAE and 13-17 bias, shipped pair first.
@@ -1009,7 +1016,7 @@ in much the same surroundings; what differs between them is the people."""
                  "surroundings can reach it). Leave-one-dataset-out it is worse than `native` in every cell "
                  "(`face-only` in \"Photos unlike the training set\"): hair, forehead and neck carry ages that "
                  "hold across both datasets. As the second member in place of `runs/final-g` (`runs/final-m`), "
-                 "the pair scores validation MAE " + against(FACE_ONLY_PAIR_VAL, "shipped") + ", and on "
+                 "the pair scores validation MAE " + against(FACE_ONLY_PAIR_VAL, SHIPPED_PAIR_VAL, "shipped") + ", and on "
                  "stand-ins built from 1,000 validation faces (`python bench/whole_photos.py --data runs/data "
                  "--split val --limit 1000 --model FILE`) "
                  + "; ".join(f"{name} {new[0]:.2f} ({signed(new[1])}) against {old[0]:.2f} ({signed(old[1])})"
