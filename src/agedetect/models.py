@@ -57,6 +57,16 @@ class ModelSpec:
         return int(round(self.input_size * self.crop))
 
 
+def soft_ovals(side: int, centre: torch.Tensor, half_width: torch.Tensor, half_height: torch.Tensor) -> torch.Tensor:
+    """``(N, side, side)`` masks, 1 inside each oval and 0 outside, a sigmoid across its edge
+    (a few % of the side wide); ``centre`` ``(N, 2)`` (x, y) and the half axes ``(N,)`` are
+    shares of the side."""
+    coords = (torch.arange(side, device=centre.device, dtype=torch.float32) + 0.5) / side
+    dx = (coords[None, None, :] - centre[:, 0, None, None]) / half_width[:, None, None]
+    dy = (coords[None, :, None] - centre[:, 1, None, None]) / half_height[:, None, None]
+    return torch.sigmoid((1.0 - torch.sqrt(dx**2 + dy**2)) / 0.04)
+
+
 def face_oval(side: int) -> torch.Tensor:
     """A ``(side, side)`` mask, 1 over an oval around the face of a UTKFace-framed chip and 0
     beyond it, with a soft edge: the middle of the ovals ``train.swap_surroundings`` keeps
@@ -66,10 +76,8 @@ def face_oval(side: int) -> torch.Tensor:
     >>> float(m[33, 32]), float(m[0, 0]), bool(torch.equal(m, torch.flip(m, dims=[1])))
     (1.0, 0.0, True)
     """
-    coords = (torch.arange(side, dtype=torch.float32) + 0.5) / side
-    dx = (coords[None, :] - 0.5) / 0.38
-    dy = (coords[:, None] - 0.52) / 0.46
-    return torch.sigmoid((1.0 - torch.sqrt(dx**2 + dy**2)) / 0.04).round(decimals=4)
+    oval = soft_ovals(side, torch.tensor([[0.5, 0.52]]), torch.tensor([0.38]), torch.tensor([0.46]))[0]
+    return oval.round(decimals=4)
 
 
 class ChipInput(nn.Module):

@@ -68,7 +68,7 @@ from agedetect.ages import decode_ages
 from agedetect.data import load_manifest
 from agedetect.errors import DataError
 from agedetect.labels import AgeGroups
-from agedetect.models import NUM_AGES, AgeModel, ModelSpec, create_model, model_from_spec
+from agedetect.models import NUM_AGES, AgeModel, ModelSpec, create_model, model_from_spec, soft_ovals
 
 
 @dataclass(frozen=True)
@@ -354,11 +354,7 @@ def swap_surroundings(chips: torch.Tensor, share: float, generator: torch.Genera
     offset = int(torch.randint(1, n, (1,), generator=generator))
     centre = torch.tensor([0.5, 0.52], device=chips.device) + (rand(n, 2) - 0.5) * 0.08
     half_width, half_height = 0.33 + rand(n) * 0.10, 0.42 + rand(n) * 0.08
-    coords = (torch.arange(side, device=chips.device, dtype=torch.float32) + 0.5) / side
-    dx = (coords[None, None, :] - centre[:, 0, None, None]) / half_width[:, None, None]
-    dy = (coords[None, :, None] - centre[:, 1, None, None]) / half_height[:, None, None]
-    # 1 inside the oval, 0 outside, a sigmoid across its edge (a few % of the side wide)
-    keep = torch.sigmoid((1.0 - torch.sqrt(dx**2 + dy**2)) / 0.04)
+    keep = soft_ovals(side, centre, half_width, half_height)
     keep = torch.where(chosen[:, None, None], keep, torch.ones_like(keep))[..., None]
     return chips * keep + torch.roll(chips, offset, dims=0) * (1.0 - keep)
 
