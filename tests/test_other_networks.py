@@ -98,7 +98,7 @@ def test_the_tfjs_reader_computes_what_the_graph_says(tmp_path: Path) -> None:
          "attr": {"strides": _strides(1), "padding": _attr_padding("SAME")}},
         {"name": "pool", "op": "Mean", "input": ["dw", "pool/axes"]},
         {"name": "dense", "op": "_FusedMatMul", "input": ["pool", "dense/kernel", "dense/bias"],
-         "attr": {"fused_ops": {"list": {"s": [base64.b64encode(b"BiasAdd").decode()]}}}},
+         "attr": _fused("BiasAdd")},
         {"name": "age", "op": "Softmax", "input": ["dense"]},
     ]
     run = bench.tfjs_network(_graph(tmp_path, weights, nodes), "age")
@@ -117,12 +117,8 @@ def test_the_tfjs_reader_computes_what_the_graph_says(tmp_path: Path) -> None:
 
 def test_the_tfjs_reader_names_an_operation_it_does_not_know(tmp_path: Path) -> None:
     bench = load_script(ROOT / "bench" / "other_networks.py")
-    (tmp_path / "odd.bin").write_bytes(b"")
-    (tmp_path / "odd.json").write_text(json.dumps({
-        "modelTopology": {"node": [{"name": "input_1", "op": "Placeholder"},
-                                   {"name": "warp", "op": "ResizeBilinear", "input": ["input_1"]}]},
-        "weightsManifest": [{"paths": ["odd.bin"], "weights": []}]}))
-    run = bench.tfjs_network(tmp_path / "odd.json", "warp")
+    run = bench.tfjs_network(_graph(tmp_path, {}, [{"name": "warp", "op": "ResizeBilinear", "input": ["input_1"]}]),
+                             "warp")
     with pytest.raises(ValueError, match="warp is a ResizeBilinear"):
         run(np.zeros((1, 4, 4, 3), np.float32))
 
