@@ -62,7 +62,10 @@ shift: install
 	$(BIN)/python bench/age_prior.py --data runs/data --json runs/age-prior.json | tee runs/age-prior.md
 	for trained_on in utkface aaf; do \
 	  $(BIN)/python bench/combine_members.py --data runs/data --split val --run runs/shift/native-distilled-$$trained_on \
-	    --run runs/shift/surroundings-$$trained_on --json runs/members-loo-$$trained_on.json; done
+	    --run runs/shift/surroundings-$$trained_on --json runs/members-loo-$$trained_on.json; \
+	  $(BIN)/python bench/combine_members.py --data runs/data --split val --run runs/shift/native-distilled-$$trained_on \
+	    --run runs/shift/surroundings-$$trained_on --run runs/shift/descriptor-$$trained_on --without-last \
+	    --json runs/members-loo3-$$trained_on.json; done
 	for seed in 5 6; do \
 	  $(BIN)/agedetect train --model final --data runs/data --datasets utkface --out runs/soup/gated-utkface-s$$seed \
 	    --epochs 5 --seed $$seed --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-gate 5; done

@@ -5,11 +5,15 @@ member per face) or their weights averaged (a "model soup", one network per face
         --run runs/final-c --run runs/final-d --json runs/members-final.json
     python bench/combine_members.py --data runs/data --split val --soup \
         --run runs/shift/gated-utkface --run runs/soup/gated-utkface-s5 --run runs/soup/gated-utkface-s6
+    python bench/combine_members.py --data runs/data --split val \
+        --run runs/final-c --run runs/final-g --run runs/final-x --without-last --last-share 0.25
 
 Each ``--run`` is a folder made by ``agedetect train --model final`` (all from the same
 pretrained network, so their weights can be averaged), scored one pass per face at its own
 fitted temperature, as ``agedetect export --no-mirror`` ships it; the ensemble averages the
-members' probabilities as the exported graph does, and the soup (``--soup``) runs one
+members' probabilities as the exported graph does (``--last-share S``: the last run weighed S
+and the others the rest, as ``agedetect export --member-weights`` weighs them; ``--without-last``:
+the average without the last run, to show what it adds), and the soup (``--soup``) runs one
 network whose weights are the members' mean, at their mean temperature. ``--views`` also
 scores the ensemble reading more than the chip itself, each view's probabilities averaged
 as the mirror pass is (:data:`VIEW_SETS`: the mirror image, as shipped; and with it chips
@@ -73,12 +77,20 @@ def average_weights(states: list[dict], shares: list[float] | None = None) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("runs/data"), help="a folder made by `data prepare`")
-    parser.add_argument("--run", type=Path, action="append", required=True, help="a run folder of `final` (repeatable)")
+    parser.add_argument("--run", type=Path, action="append", required=True,
+                        help="a run folder of `final` (repeatable; with --soup, all of `final`)")
     parser.add_argument("--soup", action="store_true", help="also average the runs' weights into one network")
     parser.add_argument("--views", action="store_true", help="also score the ensemble reading more views of each chip")
+    parser.add_argument("--last-share", type=float, action="append", default=[],
+                        help="also score the average with the last run given this share and the others the rest "
+                             "equally, as `agedetect export --member-weights` weighs them (repeatable)")
+    parser.add_argument("--without-last", action="store_true",
+                        help="also score the average of every run but the last (what the last adds)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = parser.parse_args()
+    if not all(0 < share < 1 for share in args.last_share):
+        raise SystemExit(f"--last-share takes shares between 0 and 1, got {args.last_share}")
     if len(args.run) < 2:
         raise SystemExit("give at least two --run folders to combine")
 
@@ -93,6 +105,11 @@ def main() -> None:
         member.spec.options["flip_average"] = False  # one pass, as the shipped members run
         answers[run.name] = predict_probabilities(member, split.chips, torch.device("cpu"))
     answers["outputs averaged"] = np.mean([answers[run.name] for run in args.run], axis=0)
+    if args.without_last and len(args.run) > 2:
+        answers[f"outputs averaged, without {args.run[-1].name}"] = np.mean([answers[run.name] for run in args.run[:-1]], axis=0)
+    for share in args.last_share:
+        others = np.mean([answers[run.name] for run in args.run[:-1]], axis=0)
+        answers[f"outputs averaged, {args.run[-1].name} at {share:g}"] = (1 - share) * others + share * answers[args.run[-1].name]
     if args.soup:
         model.load_state_dict(average_weights([member.state_dict() for member, _ in loaded]))
         model.spec.options["temperature"] = float(np.mean(

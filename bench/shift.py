@@ -31,7 +31,7 @@ from agedetect.uses import screening_metrics
 
 #: scripts/shift_runs.sh's recipes, each adding one idea to the one before.
 RECIPE_ORDER = ("shipped", "balanced", "degraded", "distilled", "native", "native-distilled", "gated", "surroundings",
-                "face-only", "debiased")
+                "face-only", "debiased", "descriptor")
 
 
 def score(probabilities: np.ndarray, ages: np.ndarray, groups) -> dict:

@@ -12,7 +12,9 @@
 # teacher's share on chips where its estimate strays from the label), except
 # `surroundings`, which adds its idea to `native` (as the shipped members do), and
 # `face-only`, which also adds its own to `native` (the network sees the face oval alone), and
-# `debiased`, which adds to `native-distilled` the teacher's mean error at each age taken out. The first five
+# `debiased`, which adds to `native-distilled` the teacher's mean error at each age taken out, and
+# `descriptor`, another network (dlib's face descriptor, frozen, an age head on it: the
+# shipped model's third member) with `native`'s options. The first five
 # read chips as agedetect did before 2026-11-30 (80 px, 90% centre crop); `native` and
 # after read them in the pretrained network's own framing (the model's default: 64 px,
 # the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE). A run whose figures exist is
@@ -32,8 +34,10 @@ while read -r recipe trained_on options; do
   run="$OUT/$recipe-$trained_on"
   [ -n "$ONLY" ] && [ "$ONLY" != "$recipe-$trained_on" ] && continue
   [ -f "$run-test.json" ] && continue  # done in an earlier call
+  model=(--model final)  # unless the recipe names its own
+  [[ " $options " == *" --model "* ]] && model=()
   # shellcheck disable=SC2086  # options are words
-  "$BIN/agedetect" train --model final --data "$DATA" --datasets "$trained_on" --out "$run" \
+  "$BIN/agedetect" train "${model[@]}" --data "$DATA" --datasets "$trained_on" --out "$run" \
     --epochs "$EPOCHS" --seed 4 $options
   "$BIN/agedetect" export "$run" --no-mirror --out "$run.onnx"
   "$BIN/agedetect" evaluate "$DATA" --split test --model "$run.onnx" --json --min-age 18 --buffer 7 > "$run-test.tmp.json"
@@ -56,4 +60,6 @@ face-only utkface --balance 0.5 --degrade 0.3 --face-only
 face-only aaf --balance 0.5 --degrade 0.3 --face-only
 debiased utkface --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-debias
 debiased aaf --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-debias
+descriptor utkface --model descriptor --balance 0.5 --degrade 0.3
+descriptor aaf --model descriptor --balance 0.5 --degrade 0.3
 RECIPES

@@ -38,7 +38,7 @@ def prepared(tmp_path_factory) -> Path:
 
 
 def test_unknown_model_lists_the_known():
-    with pytest.raises(ValueError, match="choose one of: cnn, dense, final, transfer"):
+    with pytest.raises(ValueError, match="choose one of: cnn, dense, descriptor, final, transfer"):
         create_model("vgg")
 
 
@@ -272,7 +272,7 @@ def test_models_command_lists_every_registered_model():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0, result.output
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
-    assert listed == list_models() == ["cnn", "dense", "final", "transfer"]
+    assert listed == list_models() == ["cnn", "dense", "descriptor", "final", "transfer"]
     assert all(len(line.split(maxsplit=1)) == 2 for line in result.stdout.splitlines())  # each with its summary
 
 
@@ -280,7 +280,7 @@ def test_train_command_refuses_an_unknown_model_listing_the_known(tmp_path):
     result = runner.invoke(app, ["train", "--model", "vgg", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
     words = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())  # rich boxes and wraps the message
-    assert "unknown model 'vgg'" in words and "choose one of: cnn, dense, final, transfer" in words
+    assert "unknown model 'vgg'" in words and "choose one of: cnn, dense, descriptor, final, transfer" in words
 
 
 def test_train_command_refuses_a_teacher_debias_without_a_teacher(tmp_path):
@@ -365,3 +365,84 @@ def test_export_fails_and_removes_the_file_when_pytorch_and_onnx_disagree(two_ru
     assert "PyTorch and ONNX Runtime disagree" in words and "tolerance 2e-03" in words and "removed" in words
     assert "Traceback" not in result.output
     assert not out.exists() and not sidecar_path(out).exists()
+
+
+@needs_utkface
+@pytest.mark.slow
+def test_export_member_weights_weigh_the_average_and_bad_weights_are_refused(two_runs, tmp_path):
+    from agedetect.inference import AgeEstimator
+
+    singles = []
+    for index, run in enumerate(two_runs):
+        single = tmp_path / f"single{index}.onnx"
+        assert runner.invoke(app, ["export", str(run), "--out", str(single), "--no-mirror"]).exit_code == 0
+        singles.append(single)
+    weighted = tmp_path / "weighted.onnx"
+    result = runner.invoke(app, ["export", *map(str, two_runs), "--out", str(weighted), "--no-mirror",
+                                 "--member-weights", "3,1"])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads(sidecar_path(weighted).read_text())
+    assert [m["options"]["ensemble_weight"] for m in sidecar["members"]] == [3.0, 1.0]
+    chips = np.random.default_rng(3).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    a, b = (AgeEstimator(path).chip_probabilities(chips) for path in singles)
+    np.testing.assert_allclose(AgeEstimator(weighted).chip_probabilities(chips), 0.75 * a + 0.25 * b, atol=1e-5)
+
+    for weights, message in (("1", "1 weights for 2 runs"), ("1,x", "not a comma-separated list of numbers"),
+                             ("1,0", "weights must be positive numbers"), ("1,nan", "weights must be positive numbers")):
+        out = tmp_path / "refused.onnx"
+        result = runner.invoke(app, ["export", *map(str, two_runs), "--out", str(out), "--member-weights", weights])
+        assert result.exit_code == 2, result.output
+        assert message in " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
+        assert "Traceback" not in result.output and not out.exists()
+
+
+# --------------------------------------------------------------------------- face descriptor
+
+
+def test_descriptor_network_answers_as_dlib_itself_does():
+    """The descriptor network rebuilt from dlib's file gives dlib's own 128 numbers."""
+    dlib = pytest.importorskip("dlib")
+    from agedetect.models import DLIB_MEAN, DLIB_STD, FaceDescriptorNet, descriptor_dat, load_dlib_descriptor
+
+    path = descriptor_dat()
+    network = FaceDescriptorNet()
+    load_dlib_descriptor(network, path.read_bytes())
+    images = np.random.default_rng(4).integers(0, 256, (3, 150, 150, 3), dtype=np.uint8)
+    reference = dlib.face_recognition_model_v1(str(path))
+    expected = np.array([np.array(reference.compute_face_descriptor(image)) for image in images])
+    x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() - torch.tensor(DLIB_MEAN).view(1, 3, 1, 1)) / torch.tensor(DLIB_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        actual = network.eval()(x).numpy()
+    assert np.abs(expected).max() > 0.05  # a real descriptor, not zeros
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+
+
+def test_descriptor_file_of_another_shape_is_refused():
+    from agedetect.models import FaceDescriptorNet, descriptor_dat, load_dlib_descriptor
+
+    whole = descriptor_dat().read_bytes()
+    with pytest.raises(ValueError, match="expected 29 convolutions"):
+        load_dlib_descriptor(FaceDescriptorNet(), whole[: len(whole) // 2])
+
+
+def test_descriptor_body_is_frozen_and_only_its_head_learns():
+    model = create_model("descriptor")
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("network.head") for name in trainable)
+    assert model.spec.options["single_view"] and not model.spec.options["flip_average"]
+
+
+@needs_utkface
+@pytest.mark.slow
+def test_export_mirror_leaves_a_single_view_member_at_one_pass(prepared, two_runs, tmp_path):
+    run = tmp_path / "descriptor"
+    result = runner.invoke(app, ["train", "--model", "descriptor", "--data", str(prepared), "--out", str(run),
+                                 "--epochs", "1", "--batch-size", "16", "--input-size", "32"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "mixed.onnx"
+    result = runner.invoke(app, ["export", str(two_runs[0]), str(run), "--out", str(out), "--mirror",
+                                 "--member-weights", "4,1"])
+    assert result.exit_code == 0, result.output
+    members = json.loads(sidecar_path(out).read_text())["members"]
+    assert [m["name"] for m in members] == ["cnn", "descriptor"]
+    assert [m["options"]["flip_average"] for m in members] == [True, False]

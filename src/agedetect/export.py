@@ -18,7 +18,7 @@ import torch
 from agedetect.errors import DataError, ModelError
 from agedetect.evaluate import WIDENING_SCALES, coverage_by_dataset, smallest_covering_scale
 from agedetect.inference import sha256_of
-from agedetect.models import ExportWrapper
+from agedetect.models import ExportWrapper, member_shares
 from agedetect.train import load_checkpoint
 
 OPSET = 17
@@ -41,14 +41,25 @@ def sidecar_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
-def load_members(checkpoints: str | Path | Sequence[str | Path], mirror: bool | None = None) -> list[tuple]:
+def load_members(
+    checkpoints: str | Path | Sequence[str | Path], mirror: bool | None = None,
+    weights: Sequence[float] | None = None,
+) -> list[tuple]:
     """``(model, checkpoint)`` for each run; ``mirror`` overrides whether each model
-    averages a face with its mirror image (twice the cost, a little more accurate)."""
+    averages a face with its mirror image (twice the cost, a little more accurate), except
+    a ``single_view`` model (``descriptor``: one pass costs as much as both ResNet-10s);
+    ``weights``, one per run, sets each member's share of the average."""
     paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    if weights is not None and len(weights) != len(paths):
+        raise ValueError(f"{len(weights)} member weights for {len(paths)} runs: give one per run")
+    if weights is not None and not all(weight > 0 for weight in weights):
+        raise ValueError(f"member weights must be positive, got {list(weights)}")
     loaded = [load_checkpoint(path) for path in paths]
-    if mirror is not None:
-        for model, _ in loaded:
+    for index, (model, _) in enumerate(loaded):
+        if mirror is not None and not model.spec.options.get("single_view"):
             model.spec.options["flip_average"] = mirror
+        if weights is not None:
+            model.spec.options["ensemble_weight"] = float(weights[index])
     return loaded
 
 
@@ -75,6 +86,7 @@ def widen_to_coverage(
     val = load_split(Path(data_dir), split, models[0].spec.input_size)
     groups = AgeGroups.from_dict(models[0].spec.groups)
     base = [float(model.spec.options.get("temperature", 1.0)) for model in models]
+    shares = np.array(member_shares(models))
     with torch.no_grad():
         logits = [
             torch.cat([model.view_logits(torch.from_numpy(val.chips[i : i + 256])) for i in range(0, len(val.chips), 256)], dim=1)
@@ -86,7 +98,7 @@ def widen_to_coverage(
         for model, temperature, member_logits in zip(models, base, logits):
             model.spec.options["temperature"] = temperature * scale
             probs.append(model.probabilities_from_logits(member_logits).numpy())
-        return decode_ages(np.mean(probs, axis=0), groups)
+        return decode_ages(np.tensordot(shares, np.stack(probs), axes=1), groups)
 
     before = coverage_by_dataset(val.ages, decode_at(1.0), val.datasets, groups)
     chosen, after = smallest_covering_scale(scales, decode_at, val.ages, val.datasets, groups, coverage)
@@ -99,14 +111,14 @@ def widen_to_coverage(
 def export_onnx(
     checkpoints: str | Path | Sequence[str | Path], out: str | Path, extra: dict | None = None, half_weights: bool = True,
     mirror: bool | None = None, calibrate_on: str | Path | None = None, coverage: float = 0.8,
-    quantize: bool = False,
+    quantize: bool = False, weights: Sequence[float] | None = None,
 ) -> dict:
     """Write ``out`` (ONNX) and its sidecar; returns the sidecar's content.
 
     Several checkpoints (trained on the same chip size) export as one graph that averages
     their probabilities: an ensemble costs one call. ``extra`` adds fields to the sidecar
     only (evaluation metrics, typical errors). ``half_weights`` stores weights as float16
-    (half the file; computation stays float32). ``mirror``: see :func:`load_members`.
+    (half the file; computation stays float32). ``mirror``, ``weights``: see :func:`load_members`.
     ``calibrate_on``: a prepared folder whose validation faces :func:`widen_to_coverage`
     widens the interval on, until it covers ``coverage`` in every dataset. ``quantize``: store
     the convolutions and the head as int8, their ranges set on ``calibrate_on``'s validation
@@ -117,7 +129,7 @@ def export_onnx(
 
     if quantize and calibrate_on is None:
         raise ValueError("quantize needs calibrate_on: int8 ranges are set on validation faces")
-    loaded = load_members(checkpoints, mirror)
+    loaded = load_members(checkpoints, mirror, weights)
     calibration = widen_to_coverage(loaded, calibrate_on, coverage) if calibrate_on else None
     models = [model for model, _ in loaded]
     sizes = {model.spec.input_size for model in models}

@@ -6,11 +6,11 @@ Every model takes what inference has — a batch of aligned chips in UTKFace fra
 carries them and no caller keeps a second copy. ``list_models()`` names what exists:
 
 >>> list_models()
-['cnn', 'dense', 'final', 'transfer']
+['cnn', 'dense', 'descriptor', 'final', 'transfer']
 >>> create_model("resnet")
 Traceback (most recent call last):
 ...
-ValueError: unknown model 'resnet'; choose one of: cnn, dense, final, transfer
+ValueError: unknown model 'resnet'; choose one of: cnn, dense, descriptor, final, transfer
 
 This module needs the ``train`` extra (PyTorch); serving never imports it.
 """
@@ -18,6 +18,9 @@ This module needs the ``train`` extra (PyTorch); serving never imports it.
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
+import re
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -134,16 +137,33 @@ class AgeModel(nn.Module):
         return self.probabilities_from_logits(self.view_logits(chips))
 
 
+def member_shares(models: "list[AgeModel] | tuple[AgeModel, ...]") -> list[float]:
+    """Each ensemble member's share of the average: its ``ensemble_weight`` option (1 unless
+    set at export), over the sum.
+
+    >>> member_shares([create_model("dense"), create_model("dense", ensemble_weight=3)])
+    [0.25, 0.75]
+    """
+    weights = [float(model.spec.options.get("ensemble_weight", 1.0)) for model in models]
+    return [weight / sum(weights) for weight in weights]
+
+
 class ExportWrapper(nn.Module):
-    """What goes into ONNX: chips in, probabilities out; several models are averaged."""
+    """What goes into ONNX: chips in, probabilities out; several models are averaged,
+    each by its share (:func:`member_shares`)."""
 
     def __init__(self, *models: AgeModel) -> None:
         super().__init__()
         self.members = nn.ModuleList(models)
+        self.shares = member_shares(models)
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         probs = [member.probabilities(chips) for member in self.members]
-        return probs[0] if len(probs) == 1 else torch.stack(probs).mean(dim=0)
+        if len(probs) == 1:
+            return probs[0]
+        if len(set(self.shares)) == 1:
+            return torch.stack(probs).mean(dim=0)
+        return sum(share * p for share, p in zip(self.shares, probs))
 
 
 # --------------------------------------------------------------------------- registry
@@ -392,3 +412,140 @@ def final(input_size: int = PRETRAINED_CHIP_SIZE, crop: float = 1.0, pretrained:
     its mirror image at inference."""
     options = {"flip_average": True, "dropout": 0.2, **options}
     return _resnet10("final", input_size, crop, pretrained, freeze=False, **options)
+
+
+# --------------------------------------------------------------------------- face descriptor
+
+#: dlib's face descriptor network (``face-recognition-models``, CC0): a ResNet-29 that maps a
+#: 150 px face chip to 128 numbers, trained by Davis King on about 3 million faces of some
+#: 7,500 people to tell people apart. Its descriptor was never taught ages, yet an age head
+#: on it errs in ways the fine-tuned ResNet-10s do not (bench/face_descriptor.py).
+DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+DESCRIPTOR_INPUT = 150
+DESCRIPTOR_SIZE = 128
+
+
+class FaceDescriptorNet(nn.Module):
+    """The architecture of dlib's ``dlib_face_recognition_resnet_model_v1`` (its
+    ``dnn_face_recognition_ex.cpp``): a 7x7 stem, then 3 residual blocks of 32 channels,
+    4 of 64, 3 of 128 and 3 of 256 (each level opened by a downsampling block), one more
+    downsampling block, a global average and 128 outputs without bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = ConvAffine(3, 32, 7, 2, 0)
+        levels = [ResBlock(32), ResBlock(32), ResBlock(32)]
+        for cin, cout, blocks in ((32, 64, 3), (64, 128, 2), (128, 256, 2)):
+            levels += [DownBlock(cin, cout)] + [ResBlock(cout) for _ in range(blocks)]
+        self.features = nn.Sequential(*levels, DownBlock(256, 256))
+        self.fc = nn.Linear(256, DESCRIPTOR_SIZE, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def descriptor_dat() -> Path:
+    """Path of dlib's face descriptor network inside the installed ``face-recognition-models``
+    (found without importing it: its ``__init__`` needs setuptools' ``pkg_resources``)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "dlib's face descriptor network comes from the 'face-recognition-models' package: "
+            "pip install 'agedetect[train]'"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / DESCRIPTOR_FILE
+
+
+class _DlibReader:
+    """dlib's serialisation: integers as a length byte (0x80 marks a negative) and that many
+    little-endian bytes; tensors (version 2) as four such dimensions and raw float32s."""
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data, self.pos = data, pos
+
+    def integer(self) -> int:
+        head = self.data[self.pos]
+        size = head & 0x0F
+        value = int.from_bytes(self.data[self.pos + 1 : self.pos + 1 + size], "little")
+        self.pos += 1 + size
+        return -value if head & 0x80 else value
+
+    def tensor(self) -> np.ndarray:
+        version = self.integer()
+        if version != 2:
+            raise ValueError(f"dlib tensor version {version}; only version 2 is read")
+        shape = [self.integer() for _ in range(4)]
+        count = int(np.prod(shape))
+        values = np.frombuffer(self.data, "<f4", count, self.pos)
+        self.pos += 4 * count
+        return values
+
+
+def load_dlib_descriptor(network: FaceDescriptorNet, dat: bytes) -> None:
+    """Copy the weights of dlib's serialised network ``dat`` into ``network``.
+
+    A dlib network file lists its layers from the input outward, each under its name as a
+    dlib string; the convolutions (``con_4``: filters then biases in one tensor), affine
+    layers (``affine_``: scales then shifts) and the final ``fc_2`` are read in that order,
+    so the convolutions meet our modules in the order ``named_modules`` lists them."""
+    convs = [m for m in network.modules() if isinstance(m, ConvAffine)]
+    records = [(m.group(1), m.end()) for m in re.finditer(rb"\x01[\x02-\x0f](con_4|affine_|fc_2)", dat)]
+    layers = [(name, _DlibReader(dat, end)) for name, end in records]
+    conv_layers = [reader for name, reader in layers if name == b"con_4"]
+    affine_layers = [reader for name, reader in layers if name == b"affine_"]
+    fc_layers = [reader for name, reader in layers if name == b"fc_2"]
+    if (len(conv_layers), len(affine_layers), len(fc_layers)) != (len(convs), len(convs), 1):
+        raise ValueError(
+            f"expected {len(convs)} convolutions, as many affine layers and one fc layer in dlib's "
+            f"face descriptor file, found {len(conv_layers)}, {len(affine_layers)}, {len(fc_layers)}"
+        )
+    with torch.no_grad():
+        for block, conv, affine in zip(convs, conv_layers, affine_layers):
+            weight, bias = block[0].weight, block[0].bias
+            params = conv.tensor()
+            if params.size != weight.numel() + bias.numel():
+                raise ValueError(f"a convolution of {params.size} numbers where {tuple(weight.shape)} + bias was expected")
+            weight.copy_(torch.from_numpy(params[: weight.numel()].reshape(weight.shape).copy()))
+            bias.copy_(torch.from_numpy(params[weight.numel() :].copy()))
+            scale, shift = np.split(affine.tensor(), 2)
+            block[1].scale.copy_(torch.from_numpy(scale.copy()).view_as(block[1].scale))
+            block[1].shift.copy_(torch.from_numpy(shift.copy()).view_as(block[1].shift))
+        fc = fc_layers[0]
+        outputs, inputs = fc.integer(), fc.integer()
+        network.fc.weight.copy_(torch.from_numpy(fc.tensor().reshape(inputs, outputs).T.copy()))
+
+
+class DescriptorAgeNet(nn.Module):
+    """Chips scaled up to dlib's 150 px, its face descriptor (frozen), and an age head."""
+
+    def __init__(self, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.body = FaceDescriptorNet()
+        self.head = nn.Sequential(
+            nn.BatchNorm1d(DESCRIPTOR_SIZE),  # the descriptor's numbers are small and unevenly spread
+            nn.Linear(DESCRIPTOR_SIZE, 512), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, NUM_AGES),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != DESCRIPTOR_INPUT:
+            x = F.interpolate(x, size=(DESCRIPTOR_INPUT, DESCRIPTOR_INPUT), mode="bilinear", align_corners=False)
+        return self.head(self.body(x))
+
+
+@register_model
+def descriptor(input_size: int = PRETRAINED_CHIP_SIZE, crop: float = 1.0, pretrained: bool = True, **options) -> AgeModel:
+    """dlib's face descriptor network, frozen, with an age head over 101 ages.
+
+    A member that learnt faces from other people, and for another task, than the ResNet-10
+    did. It reads the same chips as the ResNet-10s, scaled up to 150 px inside the model,
+    one view each (``single_view``: a mirror pass would cost as much again)."""
+    options = {"flip_average": False, "single_view": True, "dropout": 0.2, **options}
+    spec = ModelSpec("descriptor", input_size, crop, mean=DLIB_MEAN, std=DLIB_STD, options=options)
+    network = DescriptorAgeNet(dropout=options["dropout"])
+    if pretrained:
+        load_dlib_descriptor(network.body, descriptor_dat().read_bytes())
+    for parameter in network.body.parameters():
+        parameter.requires_grad_(False)
+    return AgeModel(spec, network)

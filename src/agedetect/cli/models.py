@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -143,6 +144,9 @@ def export_command(
     quantize: bool = typer.Option(
         False, "--quantize", help="Store convolutions and head as int8, ranges set on --calibrate-on's validation "
                                   "faces: about 2.3x faster per face on CPUs with 8-bit dot products, ages within 0.5 years on average."),
+    member_weights: Optional[str] = typer.Option(
+        None, "--member-weights", help="Each run's share of the average, comma-separated in the order of the runs "
+                                       "(2,2,1: the last counts half as much as each other); default: equal."),
 ) -> None:
     """Export a checkpoint to ONNX with its metadata, and check PyTorch and ONNX agree
     (exit 2 and no file when they differ by more than 2e-3 in any age's probability, or,
@@ -155,6 +159,7 @@ def export_command(
     if quantize and calibrate_on is None:
         raise typer.BadParameter("needs --calibrate-on DATA: int8 ranges are set on its validation faces",
                                  param_hint="--quantize")
+    weights = _member_weights(member_weights, len(runs)) if member_weights is not None else None
     with user_errors():
         extra = {}
         if metrics:
@@ -162,7 +167,7 @@ def export_command(
         if typical_error:
             extra["typical_error"] = _read_json(typical_error)["mae_by_age_band"]
         meta = export_onnx(runs, out, extra, mirror=mirror, calibrate_on=calibrate_on, coverage=coverage,
-                           quantize=quantize)
+                           quantize=quantize, weights=weights)
         if "interval_calibration" in meta:
             found = meta["interval_calibration"]
             console.print(
@@ -179,6 +184,18 @@ def export_command(
                       else f"max |PyTorch - ONNX| = {gap:.2e}")
         console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta['weights']} weights); {difference}",
                       markup=False, highlight=False)
+
+
+def _member_weights(text: str, runs: int) -> list[float]:
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint="--member-weights") from None
+    if len(weights) != runs:
+        raise typer.BadParameter(f"{len(weights)} weights for {runs} runs: give one per run", param_hint="--member-weights")
+    if not all(weight > 0 and math.isfinite(weight) for weight in weights):
+        raise typer.BadParameter(f"weights must be positive numbers, got {text!r}", param_hint="--member-weights")
+    return weights
 
 
 def _read_json(path: Path) -> dict:
