@@ -681,7 +681,7 @@ def descriptor_text(runs: Path) -> str:
         "\n\nIt is not shipped yet because of its cost: one pass at 150 px is about six times the work of a "
         "ResNet-10 pass on a 64 px chip, so even with the ResNet-10s' mirror passes dropped the three take about "
         "the 3 ms a face the project allows, and more on a busy machine. Reading it at a smaller size (the network "
-        "needs at least about 136 px), fewer ResNet-10 passes beside it, or a faster int8 graph are the next "
+        "needs at least 131 px), fewer ResNet-10 passes beside it, or a faster int8 graph are the next "
         "steps; so is setting the three's interval to the 85% asked rather than only widening it.")
 
 
