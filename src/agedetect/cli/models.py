@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -187,14 +186,17 @@ def export_command(
 
 
 def _member_weights(text: str, runs: int) -> list[float]:
+    """``--member-weights`` as numbers, refused (exit 2) where the export's own check refuses them."""
+    from agedetect.export import check_member_weights
+
     try:
         weights = [float(part) for part in text.split(",")]
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint="--member-weights") from None
-    if len(weights) != runs:
-        raise typer.BadParameter(f"{len(weights)} weights for {runs} runs: give one per run", param_hint="--member-weights")
-    if not all(weight > 0 and math.isfinite(weight) for weight in weights):
-        raise typer.BadParameter(f"weights must be positive numbers, got {text!r}", param_hint="--member-weights")
+    try:
+        check_member_weights(weights, runs)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--member-weights") from None
     return weights
 
 
