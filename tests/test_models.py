@@ -425,6 +425,40 @@ def test_descriptor_file_of_another_shape_is_refused():
         load_dlib_descriptor(FaceDescriptorNet(), whole[: len(whole) // 2])
 
 
+@pytest.mark.parametrize("name", ["final", "descriptor"])
+def test_folding_affine_layers_into_convolutions_keeps_the_answer(name):
+    """Export folds dlib's affine layers into their convolutions: the same network, fewer steps."""
+    from agedetect.models import Affine, fold_affines
+
+    model = create_model(name).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():  # trained-looking affine layers, not the ones and zeros of a new one
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    chips = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
+    affines = sum(isinstance(m, Affine) for m in model.modules())
+    with torch.no_grad():
+        before = model(chips)
+        after = fold_affines(model)(chips)
+    assert affines >= 11 and not any(isinstance(m, Affine) for m in model.modules())
+    assert before.abs().max() > 1  # real logits
+    torch.testing.assert_close(after.softmax(-1), before.softmax(-1), rtol=0, atol=1e-4)  # float rounding only
+
+
+def test_descriptor_reads_chips_at_a_smaller_side_and_refuses_one_too_small(tmp_path):
+    model = create_model("descriptor", network_side=132).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 64, 64, 3, dtype=torch.uint8)).shape == (2, NUM_AGES)
+    with pytest.raises(ValueError, match="131 px or more"):
+        create_model("descriptor", network_side=130)
+    for model_name, side, message in (("descriptor", "130", "reads 131 px or more"),
+                                      ("final", "132", "only the descriptor model")):
+        result = runner.invoke(app, ["train", "--model", model_name, "--data", str(tmp_path), "--out",
+                                     str(tmp_path / "run"), "--network-side", side])
+        assert result.exit_code == 2 and not (tmp_path / "run").exists()
+        words = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
+        assert "--network-side" in words and message in words, words
+
+
 def test_descriptor_body_is_frozen_and_only_its_head_learns():
     model = create_model("descriptor")
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
@@ -437,7 +471,7 @@ def test_descriptor_body_is_frozen_and_only_its_head_learns():
 def test_export_mirror_leaves_a_single_view_member_at_one_pass(prepared, two_runs, tmp_path):
     run = tmp_path / "descriptor"
     result = runner.invoke(app, ["train", "--model", "descriptor", "--data", str(prepared), "--out", str(run),
-                                 "--epochs", "1", "--batch-size", "16", "--input-size", "32"])
+                                 "--epochs", "1", "--batch-size", "16", "--input-size", "32", "--network-side", "132"])
     assert result.exit_code == 0, result.output
     out = tmp_path / "mixed.onnx"
     result = runner.invoke(app, ["export", str(two_runs[0]), str(run), "--out", str(out), "--mirror",
@@ -446,3 +480,4 @@ def test_export_mirror_leaves_a_single_view_member_at_one_pass(prepared, two_run
     members = json.loads(sidecar_path(out).read_text())["members"]
     assert [m["name"] for m in members] == ["cnn", "descriptor"]
     assert [m["options"]["flip_average"] for m in members] == [True, False]
+    assert members[1]["options"]["network_side"] == 132

@@ -19,7 +19,7 @@ import torch
 from agedetect.errors import DataError, ModelError
 from agedetect.evaluate import WIDENING_SCALES, coverage_by_dataset, smallest_covering_scale
 from agedetect.inference import sha256_of
-from agedetect.models import ExportWrapper, member_shares
+from agedetect.models import ExportWrapper, fold_affines, member_shares
 from agedetect.train import load_checkpoint
 
 OPSET = 17
@@ -145,11 +145,14 @@ def export_onnx(
     spec = models[0].spec
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = ExportWrapper(*models).eval()
+    wrapper = fold_affines(ExportWrapper(*models).eval())
     example = torch.zeros(2, spec.input_size, spec.input_size, 3, dtype=torch.uint8)
     with warnings.catch_warnings():
         # Shapes are fixed per export (one chip size), so traced shape arithmetic is exact.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # The exporter's note that it leaves dlib's residual pads (a reversed Slice) for
+        # ONNX Runtime to fold when the graph loads, which it does.
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
         torch.onnx.export(
             wrapper, (example,), str(out), input_names=["chips"], output_names=["probabilities"],
             dynamic_axes={"chips": {0: "faces"}, "probabilities": {0: "faces"}},

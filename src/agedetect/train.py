@@ -103,6 +103,7 @@ class TrainConfig:
     consistency: float = 0.0  # weight of the faulted view's pull toward the chip's own answer; 0: off
     face_only: bool = False  # the network sees only an oval around the face (models.face_oval)
     teacher_debias: bool = False  # take the teacher's mean error at each true age out of its distributions
+    network_side: int | None = None  # descriptor only: the side chips are scaled to inside the model; None: its own
 
     def __post_init__(self) -> None:
         if self.datasets is not None:
@@ -585,6 +586,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     kwargs = {key: value for key in ("input_size", "crop") if (value := getattr(config, key))}
     if config.face_only:
         kwargs["face_only"] = True
+    if config.network_side is not None:
+        kwargs["network_side"] = config.network_side
     model = create_model(config.model, **kwargs).to(device)
     spec = model.spec
     groups = AgeGroups.from_dict(spec.groups)

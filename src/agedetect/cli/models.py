@@ -95,13 +95,16 @@ def train_command(
     face_only: bool = typer.Option(
         False, "--face-only", help="The network sees only an oval around the face; the rest of the chip (hair, "
                                    "clothes, background) is blanked, in training and in the exported model."),
+    network_side: Optional[int] = typer.Option(
+        None, min=1, help="descriptor only: the side, in pixels, chips are scaled to before dlib's network (its own "
+                          "150 by default; 132 reads the same face for 0.77 of the work)."),
     teacher_debias: bool = typer.Option(
         False, "--teacher-debias", help="Take the teacher's mean error at each true age (per dataset) out of its "
                                         "distributions, keeping how each face differs from others of its age."),
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
     _need_training_extra()
-    from agedetect.models import list_models
+    from agedetect.models import DESCRIPTOR_MIN_INPUT, list_models
     from agedetect.train import TrainConfig, train
 
     from agedetect.train import PRETRAINED_TEACHER
@@ -113,12 +116,18 @@ def train_command(
     with user_errors():
         if model not in list_models():
             raise typer.BadParameter(f"unknown model {model!r}; choose one of: {', '.join(list_models())}")
+        if network_side is not None and model != "descriptor":
+            raise typer.BadParameter(f"only the descriptor model reads chips at another side, not {model!r}",
+                                     param_hint="--network-side")
+        if network_side is not None and network_side < DESCRIPTOR_MIN_INPUT:
+            raise typer.BadParameter(f"{network_side} px: dlib's network reads {DESCRIPTOR_MIN_INPUT} px or more",
+                                     param_hint="--network-side")
         config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
                              ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
                              body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
                              surroundings=surroundings, old_prints=old_prints, consistency=consistency, label_sigma=label_sigma,
-                             face_only=face_only, teacher_debias=teacher_debias,
+                             face_only=face_only, teacher_debias=teacher_debias, network_side=network_side,
                              datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else None)
         best = train(config)
         console.print(f"best checkpoint: {best}", markup=False, highlight=False)
