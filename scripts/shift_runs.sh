@@ -14,7 +14,7 @@
 # `face-only`, which also adds its own to `native` (the network sees the face oval alone), and
 # `debiased`, which adds to `native-distilled` the teacher's mean error at each age taken out, and
 # `descriptor`, another network (dlib's face descriptor, frozen, an age head on it: the
-# third member the model card measures) with `native`'s options. The first five
+# shipped model's third member) with `native`'s options. The first five
 # read chips as agedetect did before 2026-11-30 (80 px, 90% centre crop); `native` and
 # after read them in the pretrained network's own framing (the model's default: 64 px,
 # the whole chip; agedetect.models.PRETRAINED_CHIP_SIZE). A run whose figures exist is

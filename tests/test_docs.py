@@ -134,6 +134,16 @@ def test_the_card_says_why_a_timed_run_s_members_were_not_kept() -> None:
     assert "MAE 5.67 / 5.02 against 5.59 / 4.94 (All-Age-Faces / UTKFace" in text
     assert "+3.9 / +3.9 against +3.4 / +2.8" in text and "commit `16aa798`" in text and "TRAIN=0" in text
     assert card.kept_members(None, kept, None) == ""
+    # a member the run trained to the very same figures is named, the others keep their commit
+    def member(out: str, name: str, mae: float) -> dict:
+        return {"name": name, "epochs": 10, "val": {"mae": mae}, "config": {"out": out}}
+
+    shipped = [member("runs/final-c", "final", 5.38), member("runs/final-x", "descriptor", 5.24)]
+    rerun = [member("runs/final-c", "final", 5.41), member("runs/final-x", "descriptor", 5.24)]
+    text = card.kept_members(worse, kept, "16aa798", rerun, shipped)
+    assert "(`runs/final-c` trained by `make model` at commit `16aa798`)" in text
+    assert "The run's `runs/final-x` came out as the one kept" in text and "frozen" in text
+    assert "came out" not in card.kept_members(worse, kept, "16aa798", rerun[:1], shipped[:1])
 
 
 def test_the_card_shows_how_far_each_fault_moves_the_shipped_models_answers() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
@@ -442,6 +443,43 @@ def test_folding_affine_layers_into_convolutions_keeps_the_answer(name):
     assert affines >= 11 and not any(isinstance(m, Affine) for m in model.modules())
     assert before.abs().max() > 1  # real logits
     torch.testing.assert_close(after.softmax(-1), before.softmax(-1), rtol=0, atol=1e-4)  # float rounding only
+
+
+def convolutions_feeding(graph, op_type: str) -> list[str]:
+    """Convolutions whose output reaches an ``op_type`` node, through quantize/dequantize pairs."""
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def reached(tensor: str) -> list[str]:
+        found = []
+        for node in consumers.get(tensor, []):
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                found += reached(node.output[0])
+            else:
+                found.append(node.op_type)
+        return found
+
+    return [node.name for node in graph.node if node.op_type == "Conv" and op_type in reached(node.output[0])]
+
+
+def test_the_shipped_graph_has_its_affine_layers_folded():
+    """Each int8 convolution of the shipped model feeds the next without a float multiply and add
+    between them (models.fold_affines at export): what keeps three members inside 3 ms a face."""
+    import onnx
+
+    from agedetect.inference import DEFAULT_MODEL
+
+    graph = onnx.load(str(DEFAULT_MODEL)).graph
+    convolutions = [node for node in graph.node if node.op_type == "Conv"]
+    assert len(convolutions) >= 2 * 11 + 29  # two ResNet-10s and dlib's face descriptor
+    assert convolutions_feeding(graph, "Mul") == []
+    # and the check finds every affine layer of a graph exported without folding
+    unfolded = io.BytesIO()
+    torch.onnx.export(create_model("final", pretrained=False).eval(), (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),),
+                      unfolded, opset_version=17, dynamo=False)
+    assert len(convolutions_feeding(onnx.load_from_string(unfolded.getvalue()).graph, "Mul")) == 11
 
 
 def test_descriptor_reads_chips_at_a_smaller_side_and_refuses_one_too_small(tmp_path):

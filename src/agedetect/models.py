@@ -288,9 +288,9 @@ def fold_affines(module: nn.Module) -> nn.Module:
     """Fold each affine layer into the convolution before it, in place, and return ``module``.
 
     The same function (up to float rounding) with one multiply and one add fewer a layer; in
-    an int8 export, each convolution then runs straight into its activation's quantization,
-    which ONNX Runtime fuses into one integer convolution. For export only: a folded model
-    has no affine layers left to train.
+    an int8 export, each integer convolution then feeds the next without a step back to float
+    between them (dequantize, multiply, add, quantize, and layout changes around them). For
+    export only: a folded model has no affine layers left to train.
     """
     for block in module.modules():
         if isinstance(block, ConvAffine) and isinstance(block[1], Affine):
