@@ -843,9 +843,9 @@ def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
                           f"{alone(rows, other)}; 13–17 bias {signed(together['teen_bias'])}, alone "
                           f"{alone(rows, other, 'teen_bias', '{:+.1f}')})")
     if unseen:
-        text.append("Leave-one-dataset-out, the same pair of recipes (`native-distilled` and `surroundings`, 5 epochs on "
-                    "one dataset; `make shift`) averaged scores the dataset it never saw at " + " and ".join(unseen) + ".")
-    text.append(f"{count.capitalize()} members cost {count} times one, so the shipped graph stores them in int8 "
+        text.append("Leave-one-dataset-out, the two ResNet-10 recipes (`native-distilled` and `surroundings`, 5 epochs on "
+                    "one dataset; `make shift`) averaged score the dataset they never saw at " + " and ".join(unseen) + ".")
+    text.append(f"{count.capitalize()} members cost more than one, so the shipped graph stores them in int8 "
                 "(`agedetect export --quantize`): " + quantization)
     soup = member_rows(runs, "soup")
     if ("weights averaged", "aaf") in soup:
