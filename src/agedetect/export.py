@@ -129,7 +129,7 @@ def export_onnx(
     ``calibrate_on``: a prepared folder whose validation faces :func:`widen_to_coverage`
     widens the interval on, until it covers ``coverage`` in every dataset. ``quantize``: store
     the convolutions and the head as int8, their ranges set on ``calibrate_on``'s validation
-    faces (ONNX Runtime's static quantization): about 2.3 times faster per face on a CPU with
+    faces (ONNX Runtime's static quantization): about twice as fast per face on a CPU with
     8-bit dot products, a quarter of the file, and ages within :data:`QUANTIZED_AGE_TOLERANCE`.
     """
     import onnx

@@ -451,6 +451,12 @@ DESCRIPTOR_SIZE = 128
 DESCRIPTOR_MIN_INPUT = 131
 
 
+def check_network_side(side: int) -> None:
+    """Refuse a side the face descriptor cannot read (ValueError)."""
+    if not isinstance(side, int) or isinstance(side, bool) or side < DESCRIPTOR_MIN_INPUT:
+        raise ValueError(f"dlib's face descriptor network reads {DESCRIPTOR_MIN_INPUT} px or more, not {side!r}")
+
+
 class FaceDescriptorNet(nn.Module):
     """The architecture of dlib's ``dlib_face_recognition_resnet_model_v1`` (its
     ``dnn_face_recognition_ex.cpp``): a 7x7 stem, then 3 residual blocks of 32 channels,
@@ -548,8 +554,7 @@ class DescriptorAgeNet(nn.Module):
 
     def __init__(self, dropout: float = 0.2, side: int = DESCRIPTOR_INPUT) -> None:
         super().__init__()
-        if not isinstance(side, int) or isinstance(side, bool) or side < DESCRIPTOR_MIN_INPUT:
-            raise ValueError(f"the face descriptor reads chips of {DESCRIPTOR_MIN_INPUT} px or more, not {side!r}")
+        check_network_side(side)
         self.side = side
         self.body = FaceDescriptorNet()
         self.head = nn.Sequential(

@@ -104,7 +104,7 @@ def train_command(
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
     _need_training_extra()
-    from agedetect.models import DESCRIPTOR_MIN_INPUT, list_models
+    from agedetect.models import check_network_side, list_models
     from agedetect.train import TrainConfig, train
 
     from agedetect.train import PRETRAINED_TEACHER
@@ -119,9 +119,11 @@ def train_command(
         if network_side is not None and model != "descriptor":
             raise typer.BadParameter(f"only the descriptor model reads chips at another side, not {model!r}",
                                      param_hint="--network-side")
-        if network_side is not None and network_side < DESCRIPTOR_MIN_INPUT:
-            raise typer.BadParameter(f"{network_side} px: dlib's network reads {DESCRIPTOR_MIN_INPUT} px or more",
-                                     param_hint="--network-side")
+        if network_side is not None:
+            try:
+                check_network_side(network_side)
+            except ValueError as error:
+                raise typer.BadParameter(str(error), param_hint="--network-side") from None
         config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
                              ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
@@ -151,7 +153,7 @@ def export_command(
     coverage: float = typer.Option(0.8, min=0.5, max=0.99, help="With --calibrate-on: the share to cover."),
     quantize: bool = typer.Option(
         False, "--quantize", help="Store convolutions and head as int8, ranges set on --calibrate-on's validation "
-                                  "faces: about 2.3x faster per face on CPUs with 8-bit dot products, ages within 0.5 years on average."),
+                                  "faces: about 2x faster per face on CPUs with 8-bit dot products, ages within 0.5 years on average."),
     member_weights: Optional[str] = typer.Option(
         None, "--member-weights", help="Each run's share of the average, comma-separated in the order of the runs "
                                        "(2,2,1: the last counts half as much as each other); default: equal."),
