@@ -68,7 +68,7 @@ def test_models_list_without_pytorch() -> None:
     script = "import sys; sys.modules['torch'] = None; from agedetect.cli import app; app(['models'])"
     listing = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
-    assert [line.split()[0] for line in listing.stdout.splitlines()] == ["cnn", "dense", "descriptor", "final", "transfer"]
+    assert [line.split()[0] for line in listing.stdout.splitlines()] == ["cnn", "dense", "descriptor", "descriptor_levels", "final", "transfer"]
     script = "import sys; sys.modules['torch'] = None; from agedetect.cli import app; app(['train', '--model', 'cnn', '--data', 'x', '--out', 'y'])"
     training = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert training.returncode == 2 and "pip install 'agedetect[train]'" in training.stderr

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from torch.nn import functional as F  # noqa: E402
 
 from agedetect.ages import decode_ages  # noqa: E402
 from agedetect.data import PrepareSettings, prepare  # noqa: E402
@@ -39,7 +40,7 @@ def prepared(tmp_path_factory) -> Path:
 
 
 def test_unknown_model_lists_the_known():
-    with pytest.raises(ValueError, match="choose one of: cnn, dense, descriptor, final, transfer"):
+    with pytest.raises(ValueError, match="choose one of: cnn, dense, descriptor, descriptor_levels, final, transfer"):
         create_model("vgg")
 
 
@@ -273,7 +274,7 @@ def test_models_command_lists_every_registered_model():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0, result.output
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
-    assert listed == list_models() == ["cnn", "dense", "descriptor", "final", "transfer"]
+    assert listed == list_models() == ["cnn", "dense", "descriptor", "descriptor_levels", "final", "transfer"]
     assert all(len(line.split(maxsplit=1)) == 2 for line in result.stdout.splitlines())  # each with its summary
 
 
@@ -281,7 +282,7 @@ def test_train_command_refuses_an_unknown_model_listing_the_known(tmp_path):
     result = runner.invoke(app, ["train", "--model", "vgg", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
     words = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())  # rich boxes and wraps the message
-    assert "unknown model 'vgg'" in words and "choose one of: cnn, dense, descriptor, final, transfer" in words
+    assert "unknown model 'vgg'" in words and "choose one of: cnn, dense, descriptor, descriptor_levels, final, transfer" in words
 
 
 def test_train_command_refuses_a_teacher_debias_without_a_teacher(tmp_path):
@@ -426,7 +427,7 @@ def test_descriptor_file_of_another_shape_is_refused():
         load_dlib_descriptor(FaceDescriptorNet(), whole[: len(whole) // 2])
 
 
-@pytest.mark.parametrize("name", ["final", "descriptor"])
+@pytest.mark.parametrize("name", ["final", "descriptor", "descriptor_levels"])
 def test_folding_affine_layers_into_convolutions_keeps_the_answer(name):
     """Export folds dlib's affine layers into their convolutions: the same network, fewer steps."""
     from agedetect.models import Affine, fold_affines
@@ -489,7 +490,7 @@ def test_descriptor_reads_chips_at_a_smaller_side_and_refuses_one_too_small(tmp_
     with pytest.raises(ValueError, match="131 px or more"):
         create_model("descriptor", network_side=130)
     for model_name, side, message in (("descriptor", "130", "reads 131 px or more"),
-                                      ("final", "132", "only the descriptor model")):
+                                      ("final", "132", "only the descriptor models")):
         result = runner.invoke(app, ["train", "--model", model_name, "--data", str(tmp_path), "--out",
                                      str(tmp_path / "run"), "--network-side", side])
         assert result.exit_code == 2 and not (tmp_path / "run").exists()
@@ -497,11 +498,51 @@ def test_descriptor_reads_chips_at_a_smaller_side_and_refuses_one_too_small(tmp_
         assert "--network-side" in words and message in words, words
 
 
-def test_descriptor_body_is_frozen_and_only_its_head_learns():
-    model = create_model("descriptor")
+@pytest.mark.parametrize("name", ["descriptor", "descriptor_levels"])
+def test_descriptor_body_is_frozen_and_only_its_head_learns(name):
+    model = create_model(name)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(name.startswith("network.head") for name in trainable)
     assert model.spec.options["single_view"] and not model.spec.options["flip_average"]
+
+
+def test_descriptor_tune_levels_lets_only_the_last_levels_learn(tmp_path):
+    model = create_model("descriptor_levels", tune_levels=2)
+    trainable = {name.rsplit(".", 1)[0] for name, p in model.named_parameters() if p.requires_grad}
+    body = {name for name in trainable if name.startswith("network.body")}
+    assert {name.split(".")[3] for name in body if ".features." in name} == {"12", "13"}
+    assert "network.body.fc" in body and not any(".stem" in name for name in body)
+    with pytest.raises(ValueError, match="has 14 levels to fine-tune"):
+        create_model("descriptor", tune_levels=15)
+    for model_name, levels, message in (("descriptor", "15", "has 14 levels to fine-tune"),
+                                        ("final", "2", "only the descriptor models")):
+        result = runner.invoke(app, ["train", "--model", model_name, "--data", str(tmp_path), "--out",
+                                     str(tmp_path / "run"), "--tune-levels", levels])
+        assert result.exit_code == 2 and not (tmp_path / "run").exists()
+        words = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
+        assert "--tune-levels" in words and message in words, words
+
+
+def test_descriptor_levels_head_reads_the_descriptor_and_its_last_levels():
+    """The levels model's head reads the 128 numbers the descriptor model's does, then each
+    of DESCRIPTOR_LEVELS' feature maps averaged over the chip."""
+    from agedetect.models import DESCRIPTOR_LEVELS, DESCRIPTOR_LEVELS_SIZE
+
+    model = create_model("descriptor_levels").eval()
+    body = model.network.body
+    x = torch.from_numpy(np.random.default_rng(3).normal(0, 0.3, (2, 3, 150, 150)).astype(np.float32))
+    with torch.no_grad():
+        read = body.descriptor_and_levels(x)
+        maps = F.max_pool2d(F.relu(body.stem(x)), 3, 2)
+        expected = []
+        for index, level in enumerate(body.features):
+            maps = level(maps)
+            if index in DESCRIPTOR_LEVELS:
+                expected.append(maps.mean(dim=(2, 3)))
+        torch.testing.assert_close(read, torch.cat([body(x), *expected], dim=1))
+    assert read.shape == (2, DESCRIPTOR_LEVELS_SIZE) == (2, 128 + 128 + 256 + 256)
+    assert model.network.head[0].num_features == DESCRIPTOR_LEVELS_SIZE
+    assert create_model("descriptor").network.head[0].num_features == 128
 
 
 @needs_utkface

@@ -6,11 +6,11 @@ Every model takes what inference has — a batch of aligned chips in UTKFace fra
 carries them and no caller keeps a second copy. ``list_models()`` names what exists:
 
 >>> list_models()
-['cnn', 'dense', 'descriptor', 'final', 'transfer']
+['cnn', 'dense', 'descriptor', 'descriptor_levels', 'final', 'transfer']
 >>> create_model("resnet")
 Traceback (most recent call last):
 ...
-ValueError: unknown model 'resnet'; choose one of: cnn, dense, descriptor, final, transfer
+ValueError: unknown model 'resnet'; choose one of: cnn, dense, descriptor, descriptor_levels, final, transfer
 
 This module needs the ``train`` extra (PyTorch); serving never imports it.
 """
@@ -449,6 +449,15 @@ DESCRIPTOR_SIZE = 128
 #: at 130 px or less the last one has nothing left to read. Work grows with the side squared:
 #: 132 px costs 0.77 times what 150 px does.
 DESCRIPTOR_MIN_INPUT = 131
+#: The levels of :attr:`FaceDescriptorNet.features` whose feature maps, averaged over the
+#: chip, the ``descriptor_levels`` head reads beside the 128 numbers: the last blocks of 128
+#: and of 256 channels and the final downsampling block (128 + 256 + 256 numbers). The
+#: descriptor was taught to tell people apart whatever their age, so it drops much of what
+#: these levels hold about age (bench/descriptor_levels.py).
+DESCRIPTOR_LEVELS = (9, 12, 13)
+DESCRIPTOR_LEVELS_SIZE = DESCRIPTOR_SIZE + 128 + 256 + 256
+#: The models built on dlib's face descriptor network.
+DESCRIPTOR_MODELS = ("descriptor", "descriptor_levels")
 
 
 def check_network_side(side: int) -> None:
@@ -475,6 +484,17 @@ class FaceDescriptorNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
         return self.fc(self.features(x).mean(dim=(2, 3)))
+
+    def descriptor_and_levels(self, x: torch.Tensor) -> torch.Tensor:
+        """The 128 numbers, then the average of each of :data:`DESCRIPTOR_LEVELS`' feature
+        maps: ``(N, DESCRIPTOR_LEVELS_SIZE)``."""
+        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+        pooled = []
+        for index, level in enumerate(self.features):
+            x = level(x)
+            if index in DESCRIPTOR_LEVELS:
+                pooled.append(x.mean(dim=(2, 3)))
+        return torch.cat([self.fc(pooled[-1]), *pooled], dim=1)
 
 
 def descriptor_dat() -> Path:
@@ -550,23 +570,26 @@ def load_dlib_descriptor(network: FaceDescriptorNet, dat: bytes) -> None:
 
 class DescriptorAgeNet(nn.Module):
     """Chips scaled up to ``side`` px (dlib's own 150 by default), its face descriptor
-    (frozen), and an age head."""
+    (frozen), and an age head on the descriptor, or with ``levels`` on the descriptor and
+    :data:`DESCRIPTOR_LEVELS`' averaged feature maps."""
 
-    def __init__(self, dropout: float = 0.2, side: int = DESCRIPTOR_INPUT) -> None:
+    def __init__(self, dropout: float = 0.2, side: int = DESCRIPTOR_INPUT, levels: bool = False) -> None:
         super().__init__()
         check_network_side(side)
         self.side = side
+        self.levels = levels
         self.body = FaceDescriptorNet()
+        width = DESCRIPTOR_LEVELS_SIZE if levels else DESCRIPTOR_SIZE
         self.head = nn.Sequential(
-            nn.BatchNorm1d(DESCRIPTOR_SIZE),  # the descriptor's numbers are small and unevenly spread
-            nn.Linear(DESCRIPTOR_SIZE, 512), nn.ReLU(), nn.Dropout(dropout),
+            nn.BatchNorm1d(width),  # the descriptor's numbers are small and unevenly spread
+            nn.Linear(width, 512), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, NUM_AGES),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.side:
             x = F.interpolate(x, size=(self.side, self.side), mode="bilinear", align_corners=False)
-        return self.head(self.body(x))
+        return self.head(self.body.descriptor_and_levels(x) if self.levels else self.body(x))
 
 
 @register_model
@@ -577,11 +600,38 @@ def descriptor(input_size: int = PRETRAINED_CHIP_SIZE, crop: float = 1.0, pretra
     did. It reads the same chips as the ResNet-10s, scaled up inside the model to its
     ``network_side`` option (150 px, dlib's own; down to :data:`DESCRIPTOR_MIN_INPUT` for
     less work), one view each (``single_view``: a mirror pass would cost as much again)."""
-    options = {"flip_average": False, "single_view": True, "dropout": 0.2, "network_side": DESCRIPTOR_INPUT, **options}
-    spec = ModelSpec("descriptor", input_size, crop, mean=DLIB_MEAN, std=DLIB_STD, options=options)
-    network = DescriptorAgeNet(dropout=options["dropout"], side=options["network_side"])
+    return _descriptor_model("descriptor", input_size, crop, pretrained, levels=False, **options)
+
+
+@register_model
+def descriptor_levels(input_size: int = PRETRAINED_CHIP_SIZE, crop: float = 1.0, pretrained: bool = True,
+                      **options) -> AgeModel:
+    """dlib's face descriptor network, frozen, with an age head on its last levels too.
+
+    :func:`descriptor`, but the head also reads how strongly each channel of the network's
+    last levels fired (:data:`DESCRIPTOR_LEVELS`), not only the 128 numbers the network was
+    taught to give alike for one person at any age. The same network and work."""
+    return _descriptor_model("descriptor_levels", input_size, crop, pretrained, levels=True, **options)
+
+
+def _descriptor_model(name: str, input_size: int, crop: float, pretrained: bool, levels: bool, **options) -> AgeModel:
+    options = {"flip_average": False, "single_view": True, "dropout": 0.2, "network_side": DESCRIPTOR_INPUT,
+               "tune_levels": 0, **options}
+    spec = ModelSpec(name, input_size, crop, mean=DLIB_MEAN, std=DLIB_STD, options=options)
+    network = DescriptorAgeNet(dropout=options["dropout"], side=options["network_side"], levels=levels)
     if pretrained:
         load_dlib_descriptor(network.body, descriptor_dat().read_bytes())
+    check_tune_levels(options["tune_levels"])
     for parameter in network.body.parameters():
         parameter.requires_grad_(False)
+    if options["tune_levels"]:  # the last levels learn too (at the body's share of the rate), and what reads them
+        for module in (*network.body.features[-options["tune_levels"]:], network.body.fc):
+            module.requires_grad_(True)
     return AgeModel(spec, network)
+
+
+def check_tune_levels(levels: int) -> None:
+    """Refuse a count of descriptor levels to fine-tune that the network does not have (ValueError)."""
+    top = len(FaceDescriptorNet().features)
+    if not isinstance(levels, int) or isinstance(levels, bool) or not 0 <= levels <= top:
+        raise ValueError(f"dlib's face descriptor network has {top} levels to fine-tune (0 = none), not {levels!r}")

@@ -104,6 +104,7 @@ class TrainConfig:
     face_only: bool = False  # the network sees only an oval around the face (models.face_oval)
     teacher_debias: bool = False  # take the teacher's mean error at each true age out of its distributions
     network_side: int | None = None  # descriptor only: the side chips are scaled to inside the model; None: its own
+    tune_levels: int = 0  # descriptor models only: how many of the network's last levels learn; 0: frozen
 
     def __post_init__(self) -> None:
         if self.datasets is not None:
@@ -588,6 +589,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         kwargs["face_only"] = True
     if config.network_side is not None:
         kwargs["network_side"] = config.network_side
+    if config.tune_levels:
+        kwargs["tune_levels"] = config.tune_levels
     model = create_model(config.model, **kwargs).to(device)
     spec = model.spec
     groups = AgeGroups.from_dict(spec.groups)

@@ -44,8 +44,10 @@ def registered_models() -> list[tuple[str, str]]:
 @app.command("models")
 def models_command() -> None:
     """List the registered model architectures (training them needs the train extra)."""
-    for name, doc in registered_models():
-        typer.echo(f"{name:10s} {doc}")
+    listed = registered_models()
+    width = max(len(name) for name, _ in listed)
+    for name, doc in listed:
+        typer.echo(f"{name:{width}s} {doc}")
 
 
 @app.command("train")
@@ -98,13 +100,16 @@ def train_command(
     network_side: Optional[int] = typer.Option(
         None, min=1, help="descriptor only: the side, in pixels, chips are scaled to before dlib's network (its own "
                           "150 by default; 132 reads the same face for 0.77 of the work)."),
+    tune_levels: int = typer.Option(
+        0, min=0, help="descriptor models only: how many of dlib's network's last levels learn, at --body-lr-scale "
+                       "times the rate (0 = the network stays frozen; the last four are the cheapest to train)."),
     teacher_debias: bool = typer.Option(
         False, "--teacher-debias", help="Take the teacher's mean error at each true age (per dataset) out of its "
                                         "distributions, keeping how each face differs from others of its age."),
 ) -> None:
     """Train an age model on prepared chips, with checkpoints (resumable)."""
     _need_training_extra()
-    from agedetect.models import check_network_side, list_models
+    from agedetect.models import DESCRIPTOR_MODELS, check_network_side, check_tune_levels, list_models
     from agedetect.train import TrainConfig, train
 
     from agedetect.train import PRETRAINED_TEACHER
@@ -116,20 +121,28 @@ def train_command(
     with user_errors():
         if model not in list_models():
             raise typer.BadParameter(f"unknown model {model!r}; choose one of: {', '.join(list_models())}")
-        if network_side is not None and model != "descriptor":
-            raise typer.BadParameter(f"only the descriptor model reads chips at another side, not {model!r}",
+        if network_side is not None and model not in DESCRIPTOR_MODELS:
+            raise typer.BadParameter(f"only the descriptor models read chips at another side, not {model!r}",
                                      param_hint="--network-side")
         if network_side is not None:
             try:
                 check_network_side(network_side)
             except ValueError as error:
                 raise typer.BadParameter(str(error), param_hint="--network-side") from None
+        if tune_levels and model not in DESCRIPTOR_MODELS:
+            raise typer.BadParameter(f"only the descriptor models have levels to fine-tune, not {model!r}",
+                                     param_hint="--tune-levels")
+        try:
+            check_tune_levels(tune_levels)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--tune-levels") from None
         config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
                              ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
                              body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
                              surroundings=surroundings, old_prints=old_prints, consistency=consistency, label_sigma=label_sigma,
                              face_only=face_only, teacher_debias=teacher_debias, network_side=network_side,
+                             tune_levels=tune_levels,
                              datasets=tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else None)
         best = train(config)
         console.print(f"best checkpoint: {best}", markup=False, highlight=False)
