@@ -25,7 +25,6 @@ was trained on is in bold. Needs the ``train`` extra (PyTorch).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import torch
 
 from agedetect.labels import AgeGroups
 from agedetect.train import load_checkpoint, load_split, predict_probabilities, warp
-from shift import print_table, score
+from shift import report, score_answers
 
 
 #: Test-time views (``--views``): zoom (>1 enlarges the face), shift (share of the chip's
@@ -122,16 +121,8 @@ def main() -> None:
         for label, names in VIEW_SETS.items():
             answers[f"outputs averaged, {label}"] = np.mean([by_view[name] for name in names], axis=0)
 
-    results = []
-    for label, probabilities in answers.items():
-        for dataset in sorted(set(split.datasets)):
-            mask = split.datasets == dataset
-            results.append({"recipe": label, "trained_on": trained_on, "tested_on": dataset,
-                            **score(probabilities[mask], split.ages[mask].astype(np.float64), groups)})
-    print(f"{len(args.run)} runs combined, on the {args.split} splits of {args.data}\n")
-    print_table(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    results = score_answers(answers, split.ages, split.datasets, groups, trained_on)
+    report(results, f"{len(args.run)} runs combined, on the {args.split} splits of {args.data}", args.json)
 
 
 if __name__ == "__main__":

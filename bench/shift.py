@@ -50,6 +50,22 @@ def score(probabilities: np.ndarray, ages: np.ndarray, groups) -> dict:
     }
 
 
+def score_answers(answers: dict[str, np.ndarray], ages: np.ndarray, datasets: np.ndarray, groups,
+                  trained_on: str) -> list[dict]:
+    """:func:`score` of each labelled set of probabilities, per dataset, as a table row."""
+    return [{"recipe": label, "trained_on": trained_on, "tested_on": dataset,
+             **score(probabilities[datasets == dataset], ages[datasets == dataset].astype(np.float64), groups)}
+            for label, probabilities in answers.items() for dataset in sorted(set(datasets))]
+
+
+def report(results: list[dict], heading: str, json_path: Path | None) -> None:
+    """``heading`` and the table of ``results`` on stdout, and every figure into ``json_path``."""
+    print(heading + "\n")
+    print_table(results)
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def widening_scale(estimator: AgeEstimator, data: Path, dataset: str, coverage: float) -> float:
     """The temperature factor at which ``estimator``'s 80% interval covers ``coverage`` of
     ``dataset``'s validation faces (``agedetect export --calibrate-on``'s search, on one dataset)."""
@@ -127,11 +143,8 @@ def main() -> None:
             results.append({"recipe": recipe, "trained_on": trained_on, "tested_on": dataset, "epochs": epochs,
                             **figures, "widened": widened})
 
-    print(f"Leave-one-dataset-out on the {args.split} splits of {args.data} "
-          f"({', '.join(f'{d} {sum(r.dataset == d for r in rows):,}' for d in datasets)} faces)\n")
-    print_table(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, f"Leave-one-dataset-out on the {args.split} splits of {args.data} "
+                    f"({', '.join(f'{d} {sum(r.dataset == d for r in rows):,}' for d in datasets)} faces)", args.json)
 
 
 if __name__ == "__main__":

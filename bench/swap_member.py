@@ -30,7 +30,7 @@ from agedetect.export import sidecar_path
 from agedetect.inference import DEFAULT_MODEL
 from agedetect.labels import AgeGroups
 from agedetect.train import load_checkpoint, load_split, predict_probabilities
-from shift import print_table, score
+from shift import report, score_answers
 
 
 def member_outputs(model: onnx.ModelProto, members: int) -> list[str]:
@@ -98,16 +98,9 @@ def main() -> None:
         answers[f"member {args.member} replaced by {args.run.name} at {share:g}"] = (1 - share) * rest + share * candidate
 
     groups = AgeGroups.from_dict(run_model.spec.groups)
-    results = []
-    for label, probabilities in answers.items():
-        for dataset in sorted(set(split.datasets)):
-            mask = split.datasets == dataset
-            results.append({"recipe": label, "trained_on": "all", "tested_on": dataset,
-                            **score(probabilities[mask], split.ages[mask].astype(np.float64), groups)})
-    print(f"{args.model} with member {args.member} replaced by {args.run}, on the {args.split} splits of {args.data}\n")
-    print_table(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    results = score_answers(answers, split.ages, split.datasets, groups, "all")
+    report(results, f"{args.model} with member {args.member} replaced by {args.run}, on the {args.split} splits of "
+                    f"{args.data}", args.json)
 
 
 if __name__ == "__main__":

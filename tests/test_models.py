@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch.nn import functional as F  # noqa: E402
 
 from agedetect.ages import decode_ages  # noqa: E402
 from agedetect.data import PrepareSettings, prepare  # noqa: E402
@@ -491,11 +490,16 @@ def test_descriptor_reads_chips_at_a_smaller_side_and_refuses_one_too_small(tmp_
         create_model("descriptor", network_side=130)
     for model_name, side, message in (("descriptor", "130", "reads 131 px or more"),
                                       ("final", "132", "only the descriptor models")):
-        result = runner.invoke(app, ["train", "--model", model_name, "--data", str(tmp_path), "--out",
-                                     str(tmp_path / "run"), "--network-side", side])
-        assert result.exit_code == 2 and not (tmp_path / "run").exists()
-        words = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
-        assert "--network-side" in words and message in words, words
+        assert_train_refuses(tmp_path, model_name, "--network-side", side, message)
+
+
+def assert_train_refuses(tmp_path, model_name: str, option: str, value: str, message: str) -> None:
+    """`agedetect train` exits 2 naming the option and why, and writes no run folder."""
+    result = runner.invoke(app, ["train", "--model", model_name, "--data", str(tmp_path), "--out",
+                                 str(tmp_path / "run"), option, value])
+    assert result.exit_code == 2 and not (tmp_path / "run").exists()
+    words = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())  # rich boxes and wraps the message
+    assert option in words and message in words, words
 
 
 @pytest.mark.parametrize("name", ["descriptor", "descriptor_levels"])
@@ -516,11 +520,7 @@ def test_descriptor_tune_levels_lets_only_the_last_levels_learn(tmp_path):
         create_model("descriptor", tune_levels=15)
     for model_name, levels, message in (("descriptor", "15", "has 14 levels to fine-tune"),
                                         ("final", "2", "only the descriptor models")):
-        result = runner.invoke(app, ["train", "--model", model_name, "--data", str(tmp_path), "--out",
-                                     str(tmp_path / "run"), "--tune-levels", levels])
-        assert result.exit_code == 2 and not (tmp_path / "run").exists()
-        words = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
-        assert "--tune-levels" in words and message in words, words
+        assert_train_refuses(tmp_path, model_name, "--tune-levels", levels, message)
 
 
 def test_descriptor_levels_head_reads_the_descriptor_and_its_last_levels():
@@ -531,15 +531,15 @@ def test_descriptor_levels_head_reads_the_descriptor_and_its_last_levels():
     model = create_model("descriptor_levels").eval()
     body = model.network.body
     x = torch.from_numpy(np.random.default_rng(3).normal(0, 0.3, (2, 3, 150, 150)).astype(np.float32))
+    seen = {}  # each level's feature maps as the plain descriptor pass computes them
+    hooks = [body.features[index].register_forward_hook(lambda _m, _i, out, index=index: seen.update({index: out}))
+             for index in DESCRIPTOR_LEVELS]
     with torch.no_grad():
+        descriptor = body(x)
+        for hook in hooks:
+            hook.remove()
         read = body.descriptor_and_levels(x)
-        maps = F.max_pool2d(F.relu(body.stem(x)), 3, 2)
-        expected = []
-        for index, level in enumerate(body.features):
-            maps = level(maps)
-            if index in DESCRIPTOR_LEVELS:
-                expected.append(maps.mean(dim=(2, 3)))
-        torch.testing.assert_close(read, torch.cat([body(x), *expected], dim=1))
+    torch.testing.assert_close(read, torch.cat([descriptor, *(seen[i].mean(dim=(2, 3)) for i in DESCRIPTOR_LEVELS)], 1))
     assert read.shape == (2, DESCRIPTOR_LEVELS_SIZE) == (2, 128 + 128 + 256 + 256)
     assert model.network.head[0].num_features == DESCRIPTOR_LEVELS_SIZE
     assert create_model("descriptor").network.head[0].num_features == 128

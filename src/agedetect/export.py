@@ -56,7 +56,7 @@ def load_members(
 ) -> list[tuple]:
     """``(model, checkpoint)`` for each run; ``mirror`` overrides whether each model
     averages a face with its mirror image (twice the cost, a little more accurate), except
-    a ``single_view`` model (``descriptor``: one pass costs about six of a ResNet-10);
+    a ``single_view`` model (the descriptor models: one pass costs about six of a ResNet-10);
     ``weights``, one per run, sets each member's share of the average."""
     paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
     if weights is not None:

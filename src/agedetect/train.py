@@ -103,7 +103,7 @@ class TrainConfig:
     consistency: float = 0.0  # weight of the faulted view's pull toward the chip's own answer; 0: off
     face_only: bool = False  # the network sees only an oval around the face (models.face_oval)
     teacher_debias: bool = False  # take the teacher's mean error at each true age out of its distributions
-    network_side: int | None = None  # descriptor only: the side chips are scaled to inside the model; None: its own
+    network_side: int | None = None  # descriptor models only: the side chips are scaled to inside the model; None: its own
     tune_levels: int = 0  # descriptor models only: how many of the network's last levels learn; 0: frozen
 
     def __post_init__(self) -> None:

@@ -98,7 +98,7 @@ def train_command(
         False, "--face-only", help="The network sees only an oval around the face; the rest of the chip (hair, "
                                    "clothes, background) is blanked, in training and in the exported model."),
     network_side: Optional[int] = typer.Option(
-        None, min=1, help="descriptor only: the side, in pixels, chips are scaled to before dlib's network (its own "
+        None, min=1, help="descriptor models only: the side, in pixels, chips are scaled to before dlib's network (its own "
                           "150 by default; 132 reads the same face for 0.77 of the work)."),
     tune_levels: int = typer.Option(
         0, min=0, help="descriptor models only: how many of dlib's network's last levels learn, at --body-lr-scale "
