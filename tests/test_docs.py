@@ -113,6 +113,14 @@ def test_the_model_card_prints_the_sidecars_figures_and_compares_sha256s(tmp_pat
         expected = "byte-identical to the one committed at" if same else "is not the one committed at"
         assert expected in text and head.stdout.strip() in text
     assert "It took 7 minutes" in text and "Past experiments" in text and "5.04–5.19" in text
+    assert "Not measured in this checkout: run `bash scripts/shift_runs.sh`" in text  # no make shift results here
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "a22ed1f:docs/MODEL_CARD.md"]).returncode == 0:
+        monkeypatch.setattr(sys, "argv", sys.argv + ["--shift-from", "a22ed1f"])
+        card.main()
+        carried = out.read_text()
+        assert "carried over word for word from the card at commit a22ed1f" in carried
+        assert "| recipe | options of `agedetect train --model final` | idea |" in carried
+        assert "Not measured in this checkout: run `bash scripts/shift_runs.sh`" not in carried
     # Another model than the committed one is named as such, by its sha256.
     assert "is not the one committed at" in card.reproduction("7", sidecar | {"sha256": "0" * 64}) or head.returncode
     assert card.reproduction(None, sidecar) == ""  # no claim when the card is not written by make model
@@ -262,3 +270,33 @@ def test_the_card_knows_every_descriptor_model() -> None:
 
     card = _script("model_card")
     assert card.DESCRIPTOR_MODELS == DESCRIPTOR_MODELS and set(DESCRIPTOR_MODELS) <= set(card.NETWORKS)
+
+
+def test_the_descriptor_text_says_whether_the_levels_ship() -> None:
+    """The card's descriptor part labels the share the shipped model gives the descriptor, and
+    says whether its member reads the levels (shipped) or not (measured, not shipped yet)."""
+    import tempfile
+
+    card = _script("model_card")
+
+    def row(recipe: str, dataset: str, mae: float) -> dict:
+        return {"recipe": recipe, "tested_on": dataset, "mae": mae, "teen_bias": 1.5}
+
+    recipes = ["final-c", "final-g", "final-x", "outputs averaged", "outputs averaged, without final-x",
+               "outputs averaged, final-x at 0.4", "outputs averaged, final-x at 0.5"]
+    def members(kind: str, weights: tuple) -> list[dict]:
+        return [{"name": name, "options": {"ensemble_weight": w}}
+                for name, w in zip(("final", "final", kind), weights)]
+
+    with tempfile.TemporaryDirectory() as folder:
+        runs = Path(folder)
+        (runs / "members-final.json").write_text(json.dumps(
+            [row(r, d, 5.0 + i / 100) for i, r in enumerate(recipes) for d in ("utkface", "aaf")]))
+        now = card.descriptor_text(runs, {}, members("descriptor", (3, 3, 4)))
+        levels = card.descriptor_text(runs, {}, members("descriptor_levels", (1, 1, 2)))
+    assert "| **the three, the descriptor at 40% (as shipped)** | 5.05 (+1.5) | 5.05 (+1.5) |" in now
+    assert "| the three, the descriptor at 50% | 5.06 (+1.5) |" in now and "Not in the shipped model yet" in now
+    assert "--without-last --last-share 0.4 --last-share 0.5`" in now and "(the descriptor)" in now
+    assert "| **the three, the descriptor at 50% (as shipped)** | 5.06 (+1.5) | 5.06 (+1.5) |" in levels
+    assert "reads its levels in the model shipped now, at 50% of the average" in levels
+    assert "(the descriptor, with its levels)" in levels and "Not in the shipped model yet" not in levels
