@@ -2,14 +2,15 @@
 retraining the others.
 
     python bench/swap_member.py --data runs/data --split val --member 2 --run runs/final-xl \
-        [--share 0.4 --share 0.5] [--model FILE] [--json FILE]
+        [--share 0.4 --share 0.5] [--drop 0] [--model FILE] [--json FILE]
 
 The shipped ONNX graph averages its members' probabilities; this reads each member's own
 probabilities out of the graph (int8, one pass each, at its fitted temperature, as shipped),
 and scores the graph's answer, each member alone, the run alone (one pass, at its fitted
 temperature, in float32 as `agedetect train` left it) and the average with member
 ``--member`` (counted from 0, in the sidecar's order) replaced by the run at each ``--share``
-(the others keep their shares relative to each other). A candidate for a member can so be
+(the others keep their shares relative to each other; ``--drop N`` leaves member N out of
+them, to see whether the candidate needs it). A candidate for a member can so be
 measured against the members the model ships, even when their training runs are not at
 hand. Figures as bench/shift.py gives them, per dataset of ``--split``. Needs the ``train``
 extra.
@@ -62,13 +63,17 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a run folder made by `agedetect train`")
     parser.add_argument("--share", type=float, action="append", default=[],
                         help="the run's share of the average (repeatable; default: the replaced member's)")
+    parser.add_argument("--drop", type=int, action="append", default=[],
+                        help="also leave this member out of the average (repeatable; from 0)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = parser.parse_args()
 
     sidecar = json.loads(sidecar_path(args.model).read_text())
     members = sidecar["members"]
-    if not 0 <= args.member < len(members):
-        raise SystemExit(f"--member counts from 0 to {len(members) - 1}, the model's members")
+    if not all(0 <= member < len(members) for member in (args.member, *args.drop)):
+        raise SystemExit(f"--member and --drop count from 0 to {len(members) - 1}, the model's members")
+    if args.member in args.drop or len(set(args.drop) | {args.member}) == len(members):
+        raise SystemExit("--drop leaves out members beside the one replaced, and at least one of them stays")
     weights = np.array([float(m["options"].get("ensemble_weight", 1.0)) for m in members])
     shares = weights / weights.sum()
     if not all(0 < share < 1 for share in args.share):
@@ -92,10 +97,12 @@ def main() -> None:
     answers = {"shipped": shipped}
     answers.update({f"member {i} ({m['name']}) alone": p for i, (m, p) in enumerate(zip(members, parts))})
     answers[f"{args.run.name} alone"] = candidate
-    others = [i for i in range(len(members)) if i != args.member]
+    others = [i for i in range(len(members)) if i != args.member and i not in args.drop]
     rest = sum(shares[i] * parts[i] for i in others) / shares[others].sum()
     for share in args.share or [float(shares[args.member])]:
-        answers[f"member {args.member} replaced by {args.run.name} at {share:g}"] = (1 - share) * rest + share * candidate
+        without = "".join(f", without member {i}" for i in sorted(set(args.drop)))
+        answers[f"member {args.member} replaced by {args.run.name} at {share:g}{without}"] = (
+            (1 - share) * rest + share * candidate)
 
     groups = AgeGroups.from_dict(run_model.spec.groups)
     results = score_answers(answers, split.ages, split.datasets, groups, "all")
