@@ -632,11 +632,22 @@ LEVELS_SWAP_VAL = {
     "the same, `runs/final-xl` in place of `descriptor`, at 40%": {"utkface": (4.54, 1.8), "aaf": (5.02, 2.7)},
     "the same, at half": {"utkface": (4.49, 1.5), "aaf": (4.94, 2.5)},
     "the same, at 60%": {"utkface": (4.49, 1.3), "aaf": (4.93, 2.3)},
+    "`runs/final-xl` at 60% with `runs/final-g` alone (`--drop 0`)": {"utkface": (4.54, 1.2), "aaf": (4.94, 2.3)},
+    "`runs/final-xl` at 60% with `runs/final-c` alone (`--drop 1`)": {"utkface": (4.49, 1.5), "aaf": (4.98, 2.4)},
 }
 #: One small head fitted on each level's frozen features of 21,489 training faces, scored on
 #: the validation faces (`python bench/descriptor_levels.py --data runs/data`, 2026-12-02):
 #: validation MAE per dataset.
-LEVELS_PROBE_VAL = {}
+LEVELS_PROBE_VAL = {
+    "the 128 numbers": {"utkface": 5.57, "aaf": 6.07},
+    "level 12 (256 channels)": {"utkface": 5.40, "aaf": 5.88},
+    "level 13 (256)": {"utkface": 5.27, "aaf": 5.77},
+    "the 128 numbers and levels 9, 12 and 13": {"utkface": 5.05, "aaf": 5.56},
+}
+#: The last four levels fine-tuned too (`--tune-levels 4 --body-lr-scale 0.1`, otherwise
+#: runs/final-xl's command; runs/final-xt, stopped after 3 epochs): validation MAE after each
+#: epoch, and runs/final-xl's (frozen) after as many (each run's `history.jsonl`, 2026-12-02).
+LEVELS_TUNED_VAL = {"tuned": (6.45, 6.43, 6.85), "frozen": (5.42, 5.30, 5.19)}
 #: The descriptor at 25% of the average in place of 40%: validation faces, one pass a member
 #: (`python bench/combine_members.py --data runs/data --split val --run runs/final-c --run
 #: runs/final-g --run runs/final-x --last-share 0.25`, 2026-12-01): MAE and 13-17 bias per dataset.
@@ -672,11 +683,17 @@ def levels_text(kind: str | None, share: float | None) -> str:
         + "; ".join(f"{label} {both(lambda d, f=figures: f'{f[d]:.2f}')}" for label, figures in LEVELS_PROBE_VAL.items())
         + ". So `agedetect train --model descriptor_levels` gives the age head the 128 numbers and the averaged "
         "feature maps of levels 9, 12 and 13 (768 numbers; the same network and the same work). Trained with the "
-        "`descriptor` member's command and put in its place in the model shipped at a22ed1f (`python "
+        "`descriptor` member's command (`agedetect train --model descriptor_levels --out runs/final-xl`, the rest "
+        "as `scripts/train_models.sh` trains `runs/final-x`) and put in its place in the model shipped at a22ed1f (`python "
         "bench/swap_member.py --data runs/data --split val --member 2 --run runs/final-xl --share 0.4 --share 0.5 "
-        "--share 0.6`; validation MAE, 13–17 bias in brackets):\n\n"
+        "--share 0.6`, and with `--share 0.6 --drop N` for one ResNet-10 left out; validation MAE, 13–17 bias in "
+        "brackets):\n\n"
         + table([[label] + [f"{figures[d][0]:.2f} ({signed(figures[d][1])})" for d in ("utkface", "aaf")]
-                 for label, figures in LEVELS_SWAP_VAL.items()], ["members", "UTKFace", "All-Age-Faces"]))
+                 for label, figures in LEVELS_SWAP_VAL.items()], ["members", "UTKFace", "All-Age-Faces"])
+        + "\n\nLetting its last four levels learn too, at a tenth of the head's rate (`--tune-levels 4 "
+        "--body-lr-scale 0.1`), made it worse: validation MAE " + ", ".join(f"{v:.2f}" for v in LEVELS_TUNED_VAL["tuned"])
+        + " after each of its first three epochs against " + ", ".join(f"{v:.2f}" for v in LEVELS_TUNED_VAL["frozen"])
+        + " frozen (each run's `history.jsonl`; that run was stopped there).")
     if kind == "descriptor_levels":
         return text + (f"\n\nSo the descriptor reads its levels in the model shipped now, at {share:.0%} of the "
                        "average (`agedetect export --member-weights`).")
