@@ -547,9 +547,10 @@ def test_descriptor_levels_head_reads_the_descriptor_and_its_last_levels():
 
 @needs_utkface
 @pytest.mark.slow
-def test_export_mirror_leaves_a_single_view_member_at_one_pass(prepared, two_runs, tmp_path):
-    run = tmp_path / "descriptor"
-    result = runner.invoke(app, ["train", "--model", "descriptor", "--data", str(prepared), "--out", str(run),
+@pytest.mark.parametrize("name", ["descriptor", "descriptor_levels"])
+def test_export_mirror_leaves_a_single_view_member_at_one_pass(prepared, two_runs, tmp_path, name):
+    run = tmp_path / name
+    result = runner.invoke(app, ["train", "--model", name, "--data", str(prepared), "--out", str(run),
                                  "--epochs", "1", "--batch-size", "16", "--input-size", "32", "--network-side", "132"])
     assert result.exit_code == 0, result.output
     out = tmp_path / "mixed.onnx"
@@ -557,6 +558,6 @@ def test_export_mirror_leaves_a_single_view_member_at_one_pass(prepared, two_run
                                  "--member-weights", "4,1"])
     assert result.exit_code == 0, result.output
     members = json.loads(sidecar_path(out).read_text())["members"]
-    assert [m["name"] for m in members] == ["cnn", "descriptor"]
+    assert [m["name"] for m in members] == ["cnn", name]
     assert [m["options"]["flip_average"] for m in members] == [True, False]
     assert members[1]["options"]["network_side"] == 132
