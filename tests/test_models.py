@@ -516,6 +516,7 @@ def test_descriptor_tune_levels_lets_only_the_last_levels_learn(tmp_path):
     body = {name for name in trainable if name.startswith("network.body")}
     assert {name.split(".")[3] for name in body if ".features." in name} == {"12", "13"}
     assert "network.body.fc" in body and not any(".stem" in name for name in body)
+    assert "tune_levels" not in create_model("descriptor").spec.options  # a frozen member's spec as before
     with pytest.raises(ValueError, match="has 14 levels to fine-tune"):
         create_model("descriptor", tune_levels=15)
     for model_name, levels, message in (("descriptor", "15", "has 14 levels to fine-tune"),
@@ -526,7 +527,7 @@ def test_descriptor_tune_levels_lets_only_the_last_levels_learn(tmp_path):
 def test_descriptor_levels_head_reads_the_descriptor_and_its_last_levels():
     """The levels model's head reads the 128 numbers the descriptor model's does, then each
     of DESCRIPTOR_LEVELS' feature maps averaged over the chip."""
-    from agedetect.models import DESCRIPTOR_LEVELS, DESCRIPTOR_LEVELS_SIZE
+    from agedetect.models import DESCRIPTOR_LEVEL_COUNT, DESCRIPTOR_LEVELS, DESCRIPTOR_LEVELS_SIZE
 
     model = create_model("descriptor_levels").eval()
     body = model.network.body
@@ -541,6 +542,7 @@ def test_descriptor_levels_head_reads_the_descriptor_and_its_last_levels():
         read = body.descriptor_and_levels(x)
     torch.testing.assert_close(read, torch.cat([descriptor, *(seen[i].mean(dim=(2, 3)) for i in DESCRIPTOR_LEVELS)], 1))
     assert read.shape == (2, DESCRIPTOR_LEVELS_SIZE) == (2, 128 + 128 + 256 + 256)
+    assert len(body.features) == DESCRIPTOR_LEVEL_COUNT
     assert model.network.head[0].num_features == DESCRIPTOR_LEVELS_SIZE
     assert create_model("descriptor").network.head[0].num_features == 128
 

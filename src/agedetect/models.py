@@ -456,6 +456,8 @@ DESCRIPTOR_MIN_INPUT = 131
 #: these levels hold about age (bench/descriptor_levels.py).
 DESCRIPTOR_LEVELS = (9, 12, 13)
 DESCRIPTOR_LEVELS_SIZE = DESCRIPTOR_SIZE + 128 + 256 + 256
+#: How many levels :attr:`FaceDescriptorNet.features` has (residual and downsampling blocks).
+DESCRIPTOR_LEVEL_COUNT = 14
 #: The models built on dlib's face descriptor network.
 DESCRIPTOR_MODELS = ("descriptor", "descriptor_levels")
 
@@ -615,23 +617,23 @@ def descriptor_levels(input_size: int = PRETRAINED_CHIP_SIZE, crop: float = 1.0,
 
 
 def _descriptor_model(name: str, input_size: int, crop: float, pretrained: bool, levels: bool, **options) -> AgeModel:
-    options = {"flip_average": False, "single_view": True, "dropout": 0.2, "network_side": DESCRIPTOR_INPUT,
-               "tune_levels": 0, **options}
+    options = {"flip_average": False, "single_view": True, "dropout": 0.2, "network_side": DESCRIPTOR_INPUT, **options}
+    tune_levels = options.get("tune_levels", 0)  # in the spec only when set, so frozen members export as before
     spec = ModelSpec(name, input_size, crop, mean=DLIB_MEAN, std=DLIB_STD, options=options)
     network = DescriptorAgeNet(dropout=options["dropout"], side=options["network_side"], levels=levels)
     if pretrained:
         load_dlib_descriptor(network.body, descriptor_dat().read_bytes())
-    check_tune_levels(options["tune_levels"])
+    check_tune_levels(tune_levels)
     for parameter in network.body.parameters():
         parameter.requires_grad_(False)
-    if options["tune_levels"]:  # the last levels learn too (at the body's share of the rate), and what reads them
-        for module in (*network.body.features[-options["tune_levels"]:], network.body.fc):
+    if tune_levels:  # the last levels learn too (at the body's share of the rate), and what reads them
+        for module in (*network.body.features[-tune_levels:], network.body.fc):
             module.requires_grad_(True)
     return AgeModel(spec, network)
 
 
 def check_tune_levels(levels: int) -> None:
     """Refuse a count of descriptor levels to fine-tune that the network does not have (ValueError)."""
-    top = len(FaceDescriptorNet().features)
-    if not isinstance(levels, int) or isinstance(levels, bool) or not 0 <= levels <= top:
-        raise ValueError(f"dlib's face descriptor network has {top} levels to fine-tune (0 = none), not {levels!r}")
+    if not isinstance(levels, int) or isinstance(levels, bool) or not 0 <= levels <= DESCRIPTOR_LEVEL_COUNT:
+        raise ValueError(f"dlib's face descriptor network has {DESCRIPTOR_LEVEL_COUNT} levels to fine-tune (0 = none), "
+                         f"not {levels!r}")
