@@ -426,6 +426,26 @@ def test_descriptor_file_of_another_shape_is_refused():
         load_dlib_descriptor(FaceDescriptorNet(), whole[: len(whole) // 2])
 
 
+def test_the_resnet_stem_outside_onednn_gives_the_same_answer_and_leaves_the_flag_as_it_was():
+    from agedetect.models import without_onednn
+
+    model = create_model("final").eval()
+    x = model.input(torch.from_numpy(np.random.default_rng(4).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)))
+    with torch.no_grad():
+        ours = without_onednn(model.network.stem, x)
+        assert torch.backends.mkldnn.enabled
+        theirs = model.network.stem(x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+    def fails(_):
+        assert not torch.backends.mkldnn.enabled
+        raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        without_onednn(fails, x)
+    assert torch.backends.mkldnn.enabled
+
+
 @pytest.mark.parametrize("name", ["final", "descriptor", "descriptor_levels"])
 def test_folding_affine_layers_into_convolutions_keeps_the_answer(name):
     """Export folds dlib's affine layers into their convolutions: the same network, fewer steps."""

@@ -337,6 +337,22 @@ class DownBlock(nn.Module):
         return F.relu(_pad_to(branch, c, h, w) + _pad_to(shortcut, c, h, w))
 
 
+def without_onednn(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` with PyTorch's own CPU convolutions rather than oneDNN's.
+
+    For the ResNet-10's stem (3 channels in, 7x7, stride 2, on 64 px chips) oneDNN's kernel
+    took 1.3 s a batch of 128 on this project's 2-core machines against 0.05 s for PyTorch's
+    own, three quarters of a whole training step (`python bench/train_step.py`). Other
+    convolutions, dlib's descriptor's stem among them, are faster in oneDNN, so only this one
+    leaves it. ONNX export and ONNX Runtime are not affected."""
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        return module(x)
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+
+
 class ResNet10(nn.Module):
     """The architecture of Cydral's dlib age network, rebuilt from its ONNX export."""
 
@@ -350,7 +366,7 @@ class ResNet10(nn.Module):
         self.head = nn.Linear(256, num_outputs)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+        x = F.max_pool2d(F.relu(without_onednn(self.stem, x)), 3, 2)
         return self.features(x).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
