@@ -51,17 +51,14 @@ def features(chips: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
     """The descriptor and each of :data:`LEVELS`' averaged feature maps, per chip."""
     model = create_model("descriptor").eval()
     body = model.network.body
-    found: dict[str, list[np.ndarray]] = {name: [] for name in ("descriptor", *(f"level {n}" for n in LEVELS))}
+    names = ("descriptor", *(f"level {n}" for n in LEVELS))
+    found: dict[str, list[np.ndarray]] = {name: [] for name in names}
     with torch.inference_mode():
         for start in range(0, len(chips), batch):
             x = model.input(torch.from_numpy(chips[start : start + batch]))
             x = F.interpolate(x, size=(model.network.side,) * 2, mode="bilinear", align_corners=False)
-            x = F.max_pool2d(F.relu(body.stem(x)), 3, 2)
-            for index, level in enumerate(body.features):
-                x = level(x)
-                if index in LEVELS:
-                    found[f"level {index}"].append(x.mean(dim=(2, 3)).numpy())
-            found["descriptor"].append(body.fc(x.mean(dim=(2, 3))).numpy())
+            for name, read in zip(names, body.read_levels(x, LEVELS)):
+                found[name].append(read.numpy())
     return {name: np.concatenate(parts) for name, parts in found.items()}
 
 

@@ -99,8 +99,8 @@ def main() -> None:
     answers[f"{args.run.name} alone"] = candidate
     others = [i for i in range(len(members)) if i != args.member and i not in args.drop]
     rest = sum(shares[i] * parts[i] for i in others) / shares[others].sum()
+    without = "".join(f", without member {i}" for i in sorted(set(args.drop)))
     for share in args.share or [float(shares[args.member])]:
-        without = "".join(f", without member {i}" for i in sorted(set(args.drop)))
         answers[f"member {args.member} replaced by {args.run.name} at {share:g}{without}"] = (
             (1 - share) * rest + share * candidate)
 

@@ -22,7 +22,7 @@ import importlib.util
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -506,13 +506,17 @@ class FaceDescriptorNet(nn.Module):
     def descriptor_and_levels(self, x: torch.Tensor) -> torch.Tensor:
         """The 128 numbers, then the average of each of :data:`DESCRIPTOR_LEVELS`' feature
         maps: ``(N, DESCRIPTOR_LEVELS_SIZE)``."""
+        return torch.cat(self.read_levels(x, DESCRIPTOR_LEVELS), dim=1)
+
+    def read_levels(self, x: torch.Tensor, levels: Sequence[int]) -> list[torch.Tensor]:
+        """One pass: the 128 numbers, then each of ``levels``' feature maps averaged over the chip."""
         x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
         pooled = []
         for index, level in enumerate(self.features):
             x = level(x)
-            if index in DESCRIPTOR_LEVELS:
+            if index in levels:
                 pooled.append(x.mean(dim=(2, 3)))
-        return torch.cat([self.fc(pooled[-1]), *pooled], dim=1)
+        return [self.fc(x.mean(dim=(2, 3))), *pooled]
 
 
 def descriptor_dat() -> Path:
