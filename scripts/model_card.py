@@ -35,9 +35,9 @@ def load_if(path: Path):
     return load(path) if path.exists() else None
 
 
-def committed(path: Path, revision: str = "HEAD") -> tuple[str, str] | None:
-    """(short commit id, sha256) of ``path`` as committed at ``revision``; None outside a git
-    checkout or when it is not committed."""
+def committed_file(path: Path, revision: str = "HEAD") -> tuple[str, bytes] | None:
+    """(short commit id, contents) of ``path`` as committed at ``revision``; None outside a
+    git checkout or when it is not committed."""
     relative = path.resolve().relative_to(ROOT).as_posix()
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", revision], capture_output=True,
@@ -46,7 +46,21 @@ def committed(path: Path, revision: str = "HEAD") -> tuple[str, str] | None:
                               check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    return head, hashlib.sha256(data).hexdigest()
+    return head, data
+
+
+def committed(path: Path, revision: str = "HEAD") -> tuple[str, str] | None:
+    """(short commit id, sha256) of ``path`` as committed at ``revision``; None as for
+    :func:`committed_file`."""
+    found = committed_file(path, revision)
+    return (found[0], hashlib.sha256(found[1]).hexdigest()) if found else None
+
+
+def member_shares_of(members: list[dict]) -> list[float]:
+    """Each sidecar member's share of the average, from its ``ensemble_weight`` option (1
+    unless set), as agedetect.models.member_shares gives it for the models themselves."""
+    weights = [float(m["options"].get("ensemble_weight", 1.0)) for m in members]
+    return [w / sum(weights) for w in weights]
 
 
 def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD") -> str:
@@ -708,10 +722,8 @@ def descriptor_text(runs: Path, compare: dict, members: list[dict]) -> str:
     what it costs (runs/compare.json)."""
     final = member_rows(runs, "final")
     descriptor_run = next((recipe for recipe, _ in final if recipe.startswith("final-x")), None)
-    weights = [float(m["options"].get("ensemble_weight", 1.0)) for m in members]
-    shipped = next(((m["name"], w / sum(weights)) for m, w in zip(members, weights) if m["name"] in DESCRIPTOR_MODELS),
-                   (None, None))
-    kind, share = shipped
+    kind, share = next(((m["name"], share) for m, share in zip(members, member_shares_of(members))
+                        if m["name"] in DESCRIPTOR_MODELS), (None, None))
     labels = {"final-c": "`runs/final-c` alone", "final-g": "`runs/final-g` alone",
               descriptor_run: f"`runs/{descriptor_run}` alone (the descriptor"
                               + (", with its levels)" if kind == "descriptor_levels" else ")"),
@@ -1357,13 +1369,10 @@ SHIFT_PART_END = ("Scanned family photos are grey or sepia", "Faults of other ca
 def carried_shift_part(revision: str, shipped_then: str | None) -> str:
     """The leave-one-dataset-out part (from the section's heading to the faults of other
     cameras) of the card committed at ``revision``, word for word, headed by where it comes from."""
-    try:
-        card = subprocess.run(["git", "show", f"{revision}:docs/MODEL_CARD.md"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout
-        commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise SystemExit(f"--shift-from {revision}: no model card committed there ({error})") from None
+    found = committed_file(ROOT / "docs" / "MODEL_CARD.md", revision)
+    if found is None:
+        raise SystemExit(f"--shift-from {revision}: no model card committed there")
+    commit, card = found[0], found[1].decode("utf-8")
     heading = "## Photos unlike the training set\n\n"
     start = card.find(heading)
     ends = [at for marker in SHIFT_PART_END if (at := card.find(marker, start)) >= 0]
@@ -1437,8 +1446,8 @@ def main() -> None:
     val_parts = per_dataset(val)
 
     scale = calibration["temperature_scale"] if calibration else 1.0
-    weights = [float(m["options"].get("ensemble_weight", 1.0)) for m in members]
-    shares = [w / sum(weights) for w in weights] if len(set(weights)) > 1 else [None] * len(members)
+    shares = member_shares_of(members)
+    shares = shares if len(set(shares)) > 1 else [None] * len(members)
     member_lines = "\n".join(member_line(i, m, sidecar["input_size"], scale, share)
                              for i, (m, share) in enumerate(zip(members, shares)))
     interval = "the 10th–90th percentile of the predicted distribution after temperature scaling fitted on the validation split"

@@ -121,21 +121,18 @@ def train_command(
     with user_errors():
         if model not in list_models():
             raise typer.BadParameter(f"unknown model {model!r}; choose one of: {', '.join(list_models())}")
-        if network_side is not None and model not in DESCRIPTOR_MODELS:
-            raise typer.BadParameter(f"only the descriptor models read chips at another side, not {model!r}",
-                                     param_hint="--network-side")
-        if network_side is not None:
+        # Options of the descriptor models only, each refused (exit 2) on another model or out of range.
+        for hint, value, check, what in (("--network-side", network_side, check_network_side, "read chips at another side"),
+                                         ("--tune-levels", tune_levels or None, check_tune_levels,
+                                          "have levels to fine-tune")):
+            if value is None:
+                continue
+            if model not in DESCRIPTOR_MODELS:
+                raise typer.BadParameter(f"only the descriptor models {what}, not {model!r}", param_hint=hint)
             try:
-                check_network_side(network_side)
+                check(value)
             except ValueError as error:
-                raise typer.BadParameter(str(error), param_hint="--network-side") from None
-        if tune_levels and model not in DESCRIPTOR_MODELS:
-            raise typer.BadParameter(f"only the descriptor models have levels to fine-tune, not {model!r}",
-                                     param_hint="--tune-levels")
-        try:
-            check_tune_levels(tune_levels)
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--tune-levels") from None
+                raise typer.BadParameter(str(error), param_hint=hint) from None
         config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
                              ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
