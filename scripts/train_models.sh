@@ -42,8 +42,10 @@ if [ "$TRAIN" = 1 ]; then
 # surroundings, so hair and background stop telling it an age: on faces moved to other
 # surroundings it errs far less, on chips in their own about as much (bench/whole_photos.py;
 # the card's "Whole photos"). The third is dlib's face descriptor network, frozen, with an
-# age head: it learnt faces from other people, for another task, and errs on other faces
-# than the ResNet-10s do (bench/combine_members.py; the card's "A face descriptor as a member").
+# age head on its descriptor and its last levels: it learnt faces from other people, for
+# another task, and errs on other faces than the ResNet-10s do (bench/combine_members.py;
+# the card's "A face descriptor as a member"). The head reads the levels too because the
+# descriptor itself was taught to drop age (bench/descriptor_levels.py).
 while read -r name run epochs size crop lr seed body options; do
   body_option=()
   [ "$body" = - ] || body_option=(--body-lr-scale "$body")
@@ -53,7 +55,7 @@ while read -r name run epochs size crop lr seed body options; do
 done <<RUNS
 final final-c 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5
 final final-g 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --surroundings 0.5
-descriptor final-x 10 64 1.0 1e-3 4 - --balance 0.5 --degrade 0.3
+descriptor_levels final-x 10 64 1.0 1e-3 4 - --balance 0.5 --degrade 0.3
 dense dense 15 64 1.0 1e-3 0 -
 cnn cnn 10 64 1.0 2e-3 0 -
 transfer transfer 8 64 1.0 3e-3 0 -
@@ -62,13 +64,13 @@ fi
 for name in dense cnn transfer; do
   "$BIN/agedetect" export "runs/$name" --out "runs/$name.onnx"
 done
-# The final model: the three members averaged, one pass each, the descriptor weighed 40%
+# The final model: the three members averaged, one pass each, the descriptor weighed half
 # (the better of the shares bench/combine_members.py measured on validation faces), their
 # interval widened on every dataset's validation faces, weights in int8. One pass of the
 # descriptor costs about what six of a ResNet-10 do, so the ResNet-10s read no mirror
 # image: the three stay inside 3 ms a face (bench/compare_peer.py below).
 FINAL="runs/final-c runs/final-g runs/final-x"
-SHARES=(--no-mirror --member-weights 3,3,4)
+SHARES=(--no-mirror --member-weights 1,1,2)
 CALIBRATE=(--calibrate-on "$DATA" --coverage "$COVERAGE" --quantize)
 # shellcheck disable=SC2086  # FINAL is a list of run folders
 "$BIN/agedetect" export $FINAL "${SHARES[@]}" --out runs/final.onnx "${CALIBRATE[@]}"
@@ -83,10 +85,10 @@ PAIR="runs/final-c runs/final-g"
 "$BIN/agedetect" evaluate "$DATA" --split test --model runs/final-pair.onnx --json --min-age 18 --buffer 7 \
   > runs/final-pair-test.json
 # What averaging the members does, on validation faces (the model card's teachers and its
-# face descriptor): the three alike, without the descriptor, and with it at 40%.
+# face descriptor): the three alike, without the descriptor, and with it at 40% and at half.
 # shellcheck disable=SC2046,SC2086
 "$BIN/python" bench/combine_members.py --data "$DATA" --split val $(printf -- '--run %s ' $FINAL) \
-  --without-last --last-share 0.4 --json runs/members-final.json > runs/members-final.md
+  --without-last --last-share 0.4 --last-share 0.5 --json runs/members-final.json > runs/members-final.md
 # Each member alone, one pass, as every earlier model the model card compares was scored.
 for member in $FINAL; do
   "$BIN/agedetect" export "$member" --no-mirror --out "$member.onnx" "${CALIBRATE[@]}"
