@@ -98,7 +98,7 @@ def main() -> None:
           f"median {statistics.median(seconds) * 1000 if seconds else 0:.0f} ms for all three looks on a photo it runs on")
     print(f"- photos without people ({len(scenes)}) given a face: {false_before} by the first two looks, "
           f"{false_after} with the third")
-    print(f"- the same faces as scanned prints, all three looks: no face found in "
+    print("- the same faces as scanned prints, all three looks: no face found in "
           + ", ".join(f"{n} ({n / len(rows):.1%}) {name}" for name, n in missed_prints.items())
           + f" (stretched below {stretch_at:g} levels between the 1st and 99th percentile); photos without "
           "people given a face: " + ", ".join(f"{n} {name}" for name, n in false_faces.items()))
