@@ -30,6 +30,7 @@ import torch
 from agedetect.export import sidecar_path
 from agedetect.inference import DEFAULT_MODEL
 from agedetect.labels import AgeGroups
+from agedetect.models import shares_of_options
 from agedetect.train import load_checkpoint, load_split, predict_probabilities
 from shift import report, score_answers
 
@@ -74,8 +75,7 @@ def main() -> None:
         raise SystemExit(f"--member and --drop count from 0 to {len(members) - 1}, the model's members")
     if args.member in args.drop or len(set(args.drop) | {args.member}) == len(members):
         raise SystemExit("--drop leaves out members beside the one replaced, and at least one of them stays")
-    weights = np.array([float(m["options"].get("ensemble_weight", 1.0)) for m in members])
-    shares = weights / weights.sum()
+    shares = np.array(shares_of_options(member["options"] for member in members))
     if not all(0 < share < 1 for share in args.share):
         raise SystemExit(f"--share takes shares between 0 and 1, got {args.share}")
 

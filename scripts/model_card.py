@@ -58,7 +58,8 @@ def committed(path: Path, revision: str = "HEAD") -> tuple[str, str] | None:
 
 def member_shares_of(members: list[dict]) -> list[float]:
     """Each sidecar member's share of the average, from its ``ensemble_weight`` option (1
-    unless set), as agedetect.models.member_shares gives it for the models themselves."""
+    unless set), as agedetect.models.shares_of_options gives it (the card is written without
+    importing agedetect)."""
     weights = [float(m["options"].get("ensemble_weight", 1.0)) for m in members]
     return [w / sum(weights) for w in weights]
 

@@ -272,11 +272,9 @@ def test_the_card_knows_every_descriptor_model() -> None:
     assert card.DESCRIPTOR_MODELS == DESCRIPTOR_MODELS and set(DESCRIPTOR_MODELS) <= set(card.NETWORKS)
 
 
-def test_the_descriptor_text_says_whether_the_levels_ship() -> None:
+def test_the_descriptor_text_says_whether_the_levels_ship(tmp_path: Path) -> None:
     """The card's descriptor part labels the share the shipped model gives the descriptor, and
     says whether its member reads the levels (shipped) or not (measured, not shipped yet)."""
-    import tempfile
-
     card = _script("model_card")
 
     def row(recipe: str, dataset: str, mae: float) -> dict:
@@ -288,12 +286,10 @@ def test_the_descriptor_text_says_whether_the_levels_ship() -> None:
         return [{"name": name, "options": {"ensemble_weight": w}}
                 for name, w in zip(("final", "final", kind), weights)]
 
-    with tempfile.TemporaryDirectory() as folder:
-        runs = Path(folder)
-        (runs / "members-final.json").write_text(json.dumps(
-            [row(r, d, 5.0 + i / 100) for i, r in enumerate(recipes) for d in ("utkface", "aaf")]))
-        now = card.descriptor_text(runs, {}, members("descriptor", (3, 3, 4)))
-        levels = card.descriptor_text(runs, {}, members("descriptor_levels", (1, 1, 2)))
+    (tmp_path / "members-final.json").write_text(json.dumps(
+        [row(r, d, 5.0 + i / 100) for i, r in enumerate(recipes) for d in ("utkface", "aaf")]))
+    now = card.descriptor_text(tmp_path, {}, members("descriptor", (3, 3, 4)))
+    levels = card.descriptor_text(tmp_path, {}, members("descriptor_levels", (1, 1, 2)))
     assert "| **the three, the descriptor at 40% (as shipped)** | 5.05 (+1.5) | 5.05 (+1.5) |" in now
     assert "| the three, the descriptor at 50% | 5.06 (+1.5) |" in now and "Not in the shipped model yet" in now
     assert "--without-last --last-share 0.4 --last-share 0.5`" in now and "(the descriptor)" in now

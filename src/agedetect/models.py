@@ -22,7 +22,7 @@ import importlib.util
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -137,15 +137,25 @@ class AgeModel(nn.Module):
         return self.probabilities_from_logits(self.view_logits(chips))
 
 
+def shares_of_options(options: "Iterable[Mapping]") -> list[float]:
+    """Each ensemble member's share of the average from its options (a model's spec, or a
+    member in an exported model's sidecar): its ``ensemble_weight`` (1 unless set at export),
+    over the sum.
+
+    >>> shares_of_options([{}, {"ensemble_weight": 3}])
+    [0.25, 0.75]
+    """
+    weights = [float(member.get("ensemble_weight", 1.0)) for member in options]
+    return [weight / sum(weights) for weight in weights]
+
+
 def member_shares(models: "list[AgeModel] | tuple[AgeModel, ...]") -> list[float]:
-    """Each ensemble member's share of the average: its ``ensemble_weight`` option (1 unless
-    set at export), over the sum.
+    """Each ensemble member's share of the average (:func:`shares_of_options`).
 
     >>> member_shares([create_model("dense"), create_model("dense", ensemble_weight=3)])
     [0.25, 0.75]
     """
-    weights = [float(model.spec.options.get("ensemble_weight", 1.0)) for model in models]
-    return [weight / sum(weights) for weight in weights]
+    return shares_of_options(model.spec.options for model in models)
 
 
 class ExportWrapper(nn.Module):
