@@ -451,10 +451,14 @@ def test_folding_affine_layers_into_convolutions_keeps_the_answer(name):
     """Export folds dlib's affine layers into their convolutions: the same network, fewer steps."""
     from agedetect.models import Affine, fold_affines
 
-    model = create_model(name).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():  # trained-looking affine layers, not the ones and zeros of a new one
-            parameter.add_(0.01 * torch.randn_like(parameter))
+    # Seeded: an unseeded draw of the head and the noise failed about one run in many, where the
+    # large logits of two ages came within float rounding of each other.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = create_model(name).eval()
+        with torch.no_grad():
+            for parameter in model.parameters():  # trained-looking affine layers, not the ones and zeros of a new one
+                parameter.add_(0.01 * torch.randn_like(parameter))
     chips = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
     affines = sum(isinstance(m, Affine) for m in model.modules())
     with torch.no_grad():
