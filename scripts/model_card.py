@@ -699,6 +699,16 @@ SHARES_VAL = {
         "utkface": 4.551, "aaf": 4.969, "web crop": 4.852, "in a scene": 5.837, "scanned print": 6.447, "teens": 5.43},
 }
 SHARES_MARGIN = 0.05
+#: `runs/final-cx`: `runs/final-c`'s recipe with the descriptor member as its teacher in place of
+#: the pretrained network (`agedetect train --model final --data runs/data --out runs/final-cx
+#: --epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --body-lr-scale 0.3 --balance 0.5
+#: --degrade 0.3 --teacher runs/final-x.onnx --teacher-weight 0.5`, runs/final-x.onnx exported
+#: as scripts/train_models.sh exports each member), in its place at 1, 1, 2, measured as
+#: SHARES_VAL (2026-12-02, same rule); and each run's best validation MAE in its
+#: `history.jsonl` (`runs/final-cx`, then `runs/final-c`).
+TEACHER_SWAP_VAL = {
+    "utkface": 4.539, "aaf": 4.982, "web crop": 4.870, "in a scene": 6.001, "scanned print": 6.637, "teens": 5.77}
+TEACHER_SWAP_ALONE = (5.20, 5.41)
 
 
 def shares_text() -> str:
@@ -726,7 +736,16 @@ def shares_text() -> str:
             f"but UTKFace's validation faces {min(utk_costs):.2f}–{max(utk_costs):.2f} worse; on the mean of the four "
             f"sets that stand for the held-back ones no share gains more than {max(gains):.2f} years. The rule set "
             f"before measuring asked for {SHARES_MARGIN:.2f}, with neither dataset worse by more than that, so the "
-            "shares stay as they are.")
+            "shares stay as they are."
+            + "\n\nNor does a teacher that reads 13–17s nearer their age help: `runs/final-cx`, the recipe of "
+            "`runs/final-c` with the descriptor member (`runs/final-x`, exported) as its teacher in place of the "
+            f"pretrained network, is the better ResNet-10 alone (best validation MAE {TEACHER_SWAP_ALONE[0]:.2f} "
+            f"against {TEACHER_SWAP_ALONE[1]:.2f}, each run's `history.jsonl`), but in `runs/final-c`'s place at 1, 1, 2 "
+            "it scores, measured as the table above: "
+            + ", ".join(f"{shown.get(k, k)} {TEACHER_SWAP_VAL[k]:.2f} ({SHARES_VAL[shipped][k]:.2f})" for k in sets)
+            + f" (the shipped shares in brackets), the scanned prints' 13–17s {signed(TEACHER_SWAP_VAL['teens'])} "
+            f"({signed(SHARES_VAL[shipped]['teens'])}). Taught by the member beside it, it agrees with that member "
+            "more, and the average gains less from it.")
 
 
 
