@@ -1315,6 +1315,32 @@ in much the same surroundings; what differs between them is the people."""
     return text
 
 
+#: UTKFace's age-check targets on held-back faces (the issue's): 13-17s passing, adults referred.
+TEENS_PASSED_TARGET, ADULTS_REFERRED_TARGET = 0.03, 0.15
+
+
+def caps_against_targets(rows: list[dict], dataset: str = "utkface") -> str:
+    """Whether any swept risk cap meets both age-check targets on ``dataset``'s validation
+    faces, and if none does, the caps on either side of the gap."""
+    swept = sorted((row["cap"], row["by_dataset"][dataset]) for row in rows if dataset in row["by_dataset"])
+    if not swept:
+        return ""
+    both = [cap for cap, f in swept
+            if f["teens_passed"] <= TEENS_PASSED_TARGET and f["adults_referred"] <= ADULTS_REFERRED_TARGET]
+    if both:
+        return (f" On {name_of(dataset)}'s validation faces the caps from {pct(min(both))} to {pct(max(both))} meet "
+                f"both its targets (13–17s passing ≤ {pct(TEENS_PASSED_TARGET)}, adults referred ≤ "
+                f"{pct(ADULTS_REFERRED_TARGET)}).")
+    safe = [(cap, f) for cap, f in swept if f["teens_passed"] <= TEENS_PASSED_TARGET]
+    kind = [(cap, f) for cap, f in swept if f["adults_referred"] <= ADULTS_REFERRED_TARGET]
+    sides = [f"at {pct(cap)}, {pct(f['teens_passed'])} and {pct(f['adults_referred'])}"
+             for cap, f in ([safe[-1]] if safe else []) + ([kind[0]] if kind else [])]
+    return (f" No cap swept meets both of {name_of(dataset)}'s targets on its validation faces (13–17s passing ≤ "
+            f"{pct(TEENS_PASSED_TARGET)}, adults referred ≤ {pct(ADULTS_REFERRED_TARGET)}): "
+            + "; ".join(sides) + " (13–17s passing, adults referred). At this model's error the two pull against "
+            "each other, and the default keeps teenagers out first.")
+
+
 def teacher_share(config: dict) -> str:
     """How much of a member's target its teacher gives, in words."""
     share = f"{config.get('teacher_weight', 0.5):.0%}"
@@ -1559,7 +1585,7 @@ def main() -> None:
         cap_text = (f" `python bench/screening.py --data runs/data --split val --caps` swept the cap on each "
                     f"dataset's validation faces: the largest that keeps minors and 13–17s passed at or under "
                     f"1.5% (half the strictest target) in every dataset is {pct(caps['chosen'])}; the default in "
-                    f"use is {pct(caps['default'])}.")
+                    f"use is {pct(caps['default'])}." + caps_against_targets(caps["rows"]))
     utk = parts.get("utkface", test)
     aaf = parts.get("aaf")
     utk_screen = utk.get("screening", {})
