@@ -571,6 +571,38 @@ def test_descriptor_levels_head_reads_the_descriptor_and_its_last_levels():
     assert create_model("descriptor").network.head[0].num_features == 128
 
 
+def test_heads_on_one_descriptor_network_share_its_pass(tmp_path):
+    """Two heads on the same frozen descriptor network (a levels head and a plain one) read
+    one pass of it in the exported graph, and answer as each would alone; a head on another
+    network's weights keeps its own pass."""
+    import onnx
+    import onnxruntime as ort
+
+    from agedetect.models import ExportWrapper, shared_descriptor_groups
+
+    torch.manual_seed(0)
+    levels, plain, other = (create_model(name, input_size=32, network_side=132, ensemble_weight=weight).eval()
+                            for name, weight in (("descriptor_levels", 2), ("descriptor", 1), ("descriptor", 1)))
+    with torch.no_grad():
+        other.network.body.fc.weight.mul_(1.01)  # another network's weights, if only just
+    assert shared_descriptor_groups([levels, plain, other]) == [[0, 1]]
+    assert shared_descriptor_groups([levels, other]) == []
+    chips = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+    shares = (0.5, 0.25, 0.25)
+    with torch.no_grad():
+        alone = sum(share * m.probabilities(chips) for share, m in zip(shares, (levels, plain, other)))
+        wrapper = ExportWrapper(levels, plain, other).eval()
+        torch.testing.assert_close(wrapper(chips), alone)
+        out = tmp_path / "shared.onnx"
+        torch.onnx.export(wrapper, (chips,), str(out), input_names=["chips"], output_names=["probabilities"],
+                          dynamic_axes={"chips": {0: "faces"}}, opset_version=17, dynamo=False)
+    convs = sum(node.op_type == "Conv" for node in onnx.load(str(out)).graph.node)
+    one_network = sum(isinstance(m, torch.nn.Conv2d) for m in levels.network.body.modules())
+    assert convs == 2 * one_network  # two passes for three heads
+    answer = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"chips": chips.numpy()})[0]
+    np.testing.assert_allclose(answer, alone.numpy(), atol=1e-5)
+
+
 @needs_utkface
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["descriptor", "descriptor_levels"])

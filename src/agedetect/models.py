@@ -160,15 +160,25 @@ def member_shares(models: "list[AgeModel] | tuple[AgeModel, ...]") -> list[float
 
 class ExportWrapper(nn.Module):
     """What goes into ONNX: chips in, probabilities out; several models are averaged,
-    each by its share (:func:`member_shares`)."""
+    each by its share (:func:`member_shares`). Members that are age heads on one frozen
+    descriptor network (:func:`shared_descriptor_groups`) read one pass of it together."""
 
     def __init__(self, *models: AgeModel) -> None:
         super().__init__()
         self.members = nn.ModuleList(models)
         self.shares = member_shares(models)
+        self.shared = shared_descriptor_groups(models)
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
-        probs = [member.probabilities(chips) for member in self.members]
+        shared: dict[int, torch.Tensor] = {}
+        for group in self.shared:
+            first = self.members[group[0]]
+            features = first.network.body.descriptor_and_levels(first.network.scaled(first.input(chips)))
+            for index in group:
+                network = self.members[index].network
+                read = features if network.levels else features[:, :DESCRIPTOR_SIZE]
+                shared[index] = self.members[index].probabilities_from_logits(network.head(read)[None])
+        probs = [shared[i] if i in shared else member.probabilities(chips) for i, member in enumerate(self.members)]
         if len(probs) == 1:
             return probs[0]
         if len(set(self.shares)) == 1:  # the graph equal members always had: same file, same sha256
@@ -618,10 +628,39 @@ class DescriptorAgeNet(nn.Module):
             nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, NUM_AGES),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def scaled(self, x: torch.Tensor) -> torch.Tensor:
+        """Chips scaled to the network's side."""
         if x.shape[-1] != self.side:
             x = F.interpolate(x, size=(self.side, self.side), mode="bilinear", align_corners=False)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.scaled(x)
         return self.head(self.body.descriptor_and_levels(x) if self.levels else self.body(x))
+
+
+def shared_descriptor_groups(models: Sequence[AgeModel]) -> list[list[int]]:
+    """Indices of members that can read one pass of a descriptor network: two or more age
+    heads on the same frozen network (equal weights), fed the same chips the same way (one
+    view each). Heads trained apart on dlib's network then cost one pass of it, not one each."""
+    groups: dict[tuple, list[int]] = {}
+    for index, model in enumerate(models):
+        network, options = model.network, model.spec.options
+        if (not isinstance(network, DescriptorAgeNet) or options.get("tune_levels")
+                or options.get("flip_average") or options.get("face_only")):
+            continue
+        key = (model.spec.input_size, model.spec.crop, tuple(model.spec.mean), tuple(model.spec.std), network.side)
+        groups.setdefault(key, []).append(index)
+    shared = []
+    for indices in groups.values():
+        while len(indices) > 1:  # split by the network's weights: equal ones share a pass
+            body = models[indices[0]].network.body.state_dict()
+            same = [i for i in indices if all(torch.equal(body[name], tensor)
+                                              for name, tensor in models[i].network.body.state_dict().items())]
+            if len(same) > 1:
+                shared.append(same)
+            indices = [i for i in indices if i not in same]
+    return shared
 
 
 @register_model
