@@ -617,7 +617,6 @@ THIRD_MEMBER_VAL = {
 def third_member_text() -> str:
     """What a third member did, on validation faces (THIRD_MEMBER_VAL)."""
     sets = ["utkface", "aaf", "web crop", "in a scene", "chip, other surroundings"]
-    shown = {"utkface": "UTKFace", "aaf": "All-Age-Faces"}
     rows = [[name] + [f"{figures[key]:.2f}" for key in sets] + [f"{sum(figures[k] for k in sets[:4]) / 4:.2f}"]
             for name, figures in THIRD_MEMBER_VAL.items()]
     return ("\n\nAlso measured and not kept: a third member, `runs/final-h` (the recipe of `runs/final-c` plus "
@@ -626,7 +625,7 @@ def third_member_text() -> str:
             "1,000 validation faces (`python bench/whole_photos.py --data runs/data --split val --limit 1000 "
             "--model FILE`; \"Whole photos\" below; measured before `find_subject`'s third look, on the "
             "validation split as then prepared):\n\n"
-            + table(rows, ["members"] + [shown.get(k, k) for k in sets] + ["mean of the first four"])
+            + table(rows, ["members"] + [name_of(k) for k in sets] + ["mean of the first four"])
             + "\n\nAll three tie on the mean of the four sets that stand for the held-back ones (two datasets, "
             "web photos, photos with the face in a scene). The member trained with other surroundings in place of "
             "`runs/final-c` trades chips for scenes; adding it as a third member does neither better than the "
@@ -699,6 +698,9 @@ SHARES_VAL = {
         "utkface": 4.551, "aaf": 4.969, "web crop": 4.852, "in a scene": 5.837, "scanned print": 6.447, "teens": 5.43},
 }
 SHARES_MARGIN = 0.05
+#: The sets SHARES_VAL shows, and the four of them its rule averages (those standing for held-back sets).
+STAND_IN_SETS = ("utkface", "aaf", "web crop", "in a scene", "scanned print")
+HELD_SETS = ("utkface", "aaf", "in a scene", "scanned print")
 #: `runs/final-cx`: `runs/final-c`'s recipe with the descriptor member as its teacher in place of
 #: the pretrained network (`agedetect train --model final --data runs/data --out runs/final-cx
 #: --epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --body-lr-scale 0.3 --balance 0.5
@@ -729,26 +731,42 @@ BOTH_HEADS_VAL = {
 BOTH_HEADS_MS = {"shipped": (3.30, 3.27), "four": (3.21, 3.30)}
 
 
+def held_mean(figures: dict) -> float:
+    """The mean MAE over HELD_SETS, the first part of SHARES_VAL's rule."""
+    return sum(figures[k] for k in HELD_SETS) / len(HELD_SETS)
+
+
+def passes_shares_rule(figures: dict, shipped: dict) -> bool:
+    """SHARES_VAL's rule, set before measuring: the mean over HELD_SETS falls by SHARES_MARGIN
+    or more, neither dataset's MAE rises by more than it, and the scanned prints' 13-17s read
+    no older."""
+    return (held_mean(shipped) - held_mean(figures) >= SHARES_MARGIN
+            and all(figures[d] - shipped[d] <= SHARES_MARGIN for d in DATASET_NAMES)
+            and figures["teens"] <= shipped["teens"])
+
+
+def beside_shipped(figures: dict, shipped: dict) -> str:
+    """"UTKFace 4.54 (4.50), All-Age-Faces ..." over STAND_IN_SETS, the shipped figure in brackets."""
+    return ", ".join(f"{name_of(k)} {figures[k]:.2f} ({shipped[k]:.2f})" for k in STAND_IN_SETS)
+
+
 def shares_text() -> str:
     """Other shares of the shipped members, for photos unlike the training set (SHARES_VAL)."""
-    sets = ["utkface", "aaf", "web crop", "in a scene", "scanned print"]
-    held = ["utkface", "aaf", "in a scene", "scanned print"]
-    shown = {"utkface": "UTKFace", "aaf": "All-Age-Faces"}
-    mean = {name: sum(figures[k] for k in held) / len(held) for name, figures in SHARES_VAL.items()}
     rows = [[name] + [f"{figures[k]:.2f}" + (f" ({signed(figures['teens'])})" if k == "scanned print" else "")
-                      for k in sets] + [f"{mean[name]:.2f}"] for name, figures in SHARES_VAL.items()]
-    shipped, *others = SHARES_VAL
-    gains = [mean[shipped] - mean[name] for name in others]
-    utk_costs = [SHARES_VAL[name]["utkface"] - SHARES_VAL[shipped]["utkface"] for name in others]
-    scanned = [SHARES_VAL[shipped]["scanned print"] - SHARES_VAL[name]["scanned print"] for name in others]
+                      for k in STAND_IN_SETS] + [f"{held_mean(figures):.2f}"] for name, figures in SHARES_VAL.items()]
+    shipped_name, *others = SHARES_VAL
+    shipped = SHARES_VAL[shipped_name]
+    gains = [held_mean(shipped) - held_mean(SHARES_VAL[name]) for name in others]
+    utk_costs = [SHARES_VAL[name]["utkface"] - shipped["utkface"] for name in others]
+    scanned = [shipped["scanned print"] - SHARES_VAL[name]["scanned print"] for name in others]
     return ("\n\n**Shares for photos unlike the training set.** Each member's share of the average was chosen on "
             "validation chips; the stand-ins for whole photos might want another. Validation faces, each share "
             "exported as the shipped model is (`agedetect export RUNS --no-mirror --member-weights W --calibrate-on "
             "runs/data --coverage 0.85 --quantize`), then `agedetect evaluate runs/data --split val` per dataset and "
             "`python bench/whole_photos.py --data runs/data --split val --limit 1000 --no-peer --model FILE` per "
             "stand-in set (MAE; the scanned prints' 13–17 bias in brackets):\n\n"
-            + table(rows, ["members and shares"] + [shown.get(k, k) for k in sets]
-                    + ["mean of UTKFace, All-Age-Faces, in a scene, scanned print"])
+            + table(rows, ["members and shares"] + [name_of(k) for k in STAND_IN_SETS]
+                    + ["mean of " + ", ".join(name_of(k) for k in HELD_SETS)])
             + f"\n\nWeighing `runs/final-c` (the member that takes half its target from the pretrained network) "
             f"less, or leaving it out, reads scanned prints {min(scanned):.2f}–{max(scanned):.2f} years better, "
             f"but UTKFace's validation faces {min(utk_costs):.2f}–{max(utk_costs):.2f} worse; on the mean of the four "
@@ -759,36 +777,35 @@ def shares_text() -> str:
             "`runs/final-c` with the descriptor member (`runs/final-x`, exported) as its teacher in place of the "
             f"pretrained network, is the better ResNet-10 alone (best validation MAE {TEACHER_SWAP_ALONE[0]:.2f} "
             f"against {TEACHER_SWAP_ALONE[1]:.2f}, each run's `history.jsonl`), but in `runs/final-c`'s place at 1, 1, 2 "
-            "it scores, measured as the table above: "
-            + ", ".join(f"{shown.get(k, k)} {TEACHER_SWAP_VAL[k]:.2f} ({SHARES_VAL[shipped][k]:.2f})" for k in sets)
+            "it scores, measured as the table above: " + beside_shipped(TEACHER_SWAP_VAL, shipped)
             + f" (the shipped shares in brackets), the scanned prints' 13–17s {signed(TEACHER_SWAP_VAL['teens'])} "
-            f"({signed(SHARES_VAL[shipped]['teens'])}). Taught by the member beside it, it agrees with that member "
+            f"({signed(shipped['teens'])}). Taught by the member beside it, it agrees with that member "
             "more, and the average gains less from it."
-            + descriptor_surroundings_text(sets, held, shown, mean[shipped], SHARES_VAL[shipped]))
+            + descriptor_surroundings_text(shipped))
 
 
-def descriptor_surroundings_text(sets: list[str], held: list[str], shown: dict, shipped_mean: float,
-                                 shipped: dict) -> str:
-    """The descriptor member trained with other surroundings, in its place (DESCRIPTOR_SURROUNDINGS_VAL)."""
+def descriptor_surroundings_text(shipped: dict) -> str:
+    """The descriptor member trained with other surroundings, in its place (DESCRIPTOR_SURROUNDINGS_VAL),
+    and beside it (BOTH_HEADS_VAL), against the ``shipped`` figures of SHARES_VAL."""
     swapped = DESCRIPTOR_SURROUNDINGS_VAL
-    swapped_mean = sum(swapped[k] for k in held) / len(held)
-    worse = [shown.get(k, k) for k in ("utkface", "aaf") if swapped[k] - shipped[k] > SHARES_MARGIN]
+    worse = [name_of(d) for d in DATASET_NAMES if swapped[d] - shipped[d] > SHARES_MARGIN]
+    both_heads = (f"with neither dataset more than {SHARES_MARGIN:.2f} worse, so it would pass that rule"
+                  if passes_shares_rule(BOTH_HEADS_VAL, shipped) else "short of that rule")
     return ("\n\nThe descriptor member never saw other surroundings. Trained with them (`runs/final-xs`: "
             "`runs/final-x`'s command plus `--surroundings 0.5`), it is a little worse alone on validation chips "
             f"(best validation MAE {DESCRIPTOR_SURROUNDINGS_ALONE[0]:.2f} against {DESCRIPTOR_SURROUNDINGS_ALONE[1]:.2f}), "
             "and in `runs/final-x`'s place at 1, 1, 2 it scores, measured as the table above: "
-            + ", ".join(f"{shown.get(k, k)} {swapped[k]:.2f} ({shipped[k]:.2f})" for k in sets)
+            + beside_shipped(swapped, shipped)
             + f" (the shipped model in brackets), the scanned prints' 13–17s {signed(swapped['teens'])} "
-            f"({signed(shipped['teens'])}): on the mean of the four sets {swapped_mean:.2f} against "
-            f"{shipped_mean:.2f}, more than any share above gains. "
+            f"({signed(shipped['teens'])}): on the mean of the four sets {held_mean(swapped):.2f} against "
+            f"{held_mean(shipped):.2f}, more than any share above gains. "
             + (f"It is not shipped, by the rule set before measuring: {' and '.join(worse)} validation chips read "
                f"more than {SHARES_MARGIN:.2f} years worse. " if worse else "")
             + "Both heads read the same frozen network, so one pass of it could feed both. With both beside the "
             "two ResNet-10s, a quarter each (`runs/final-c`, `runs/final-g`, `runs/final-x`, `runs/final-xs` at 1, 1, "
-            "1, 1), it scores " + ", ".join(f"{shown.get(k, k)} {BOTH_HEADS_VAL[k]:.2f}" for k in sets)
+            "1, 1), it scores " + ", ".join(f"{name_of(k)} {BOTH_HEADS_VAL[k]:.2f}" for k in STAND_IN_SETS)
             + f", the scanned prints' 13–17s {signed(BOTH_HEADS_VAL['teens'])}: on the mean of the four sets "
-            f"{sum(BOTH_HEADS_VAL[k] for k in held) / len(held):.2f}, with neither dataset more than "
-            f"{SHARES_MARGIN:.2f} worse, so it would pass that rule. `agedetect export` now gives heads on one "
+            f"{held_mean(BOTH_HEADS_VAL):.2f}, {both_heads}. `agedetect export` now gives heads on one "
             "frozen network one pass of it (`models.shared_descriptor_groups`), so the second head costs only its "
             "own layers: the four took " + both(lambda d: f"{BOTH_HEADS_MS['four'][d == 'utkface']:.2f}")
             + " ms a face against the shipped three's " + both(lambda d: f"{BOTH_HEADS_MS['shipped'][d == 'utkface']:.2f}")

@@ -173,11 +173,10 @@ class ExportWrapper(nn.Module):
         shared: dict[int, torch.Tensor] = {}
         for group in self.shared:
             first = self.members[group[0]]
-            features = first.network.body.descriptor_and_levels(first.network.scaled(first.input(chips)))
+            features = first.network.features(first.input(chips))
             for index in group:
-                network = self.members[index].network
-                read = features if network.levels else features[:, :DESCRIPTOR_SIZE]
-                shared[index] = self.members[index].probabilities_from_logits(network.head(read)[None])
+                member = self.members[index]
+                shared[index] = member.probabilities_from_logits(member.network.head_on(features)[None])  # one view
         probs = [shared[i] if i in shared else member.probabilities(chips) for i, member in enumerate(self.members)]
         if len(probs) == 1:
             return probs[0]
@@ -634,9 +633,19 @@ class DescriptorAgeNet(nn.Module):
             x = F.interpolate(x, size=(self.side, self.side), mode="bilinear", align_corners=False)
         return x
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything any head on this network reads: the 128 numbers, then the levels'
+        averages (:meth:`FaceDescriptorNet.descriptor_and_levels`)."""
+        return self.body.descriptor_and_levels(self.scaled(x))
+
+    def head_on(self, features: torch.Tensor) -> torch.Tensor:
+        """This head's logits from :meth:`features` (the 128 numbers alone without ``levels``)."""
+        return self.head(features if self.levels else features[:, :DESCRIPTOR_SIZE])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.scaled(x)
-        return self.head(self.body.descriptor_and_levels(x) if self.levels else self.body(x))
+        if self.levels:
+            return self.head_on(self.features(x))
+        return self.head(self.body(self.scaled(x)))  # the plain pass, its graph as before the levels
 
 
 def shared_descriptor_groups(models: Sequence[AgeModel]) -> list[list[int]]:
@@ -651,12 +660,12 @@ def shared_descriptor_groups(models: Sequence[AgeModel]) -> list[list[int]]:
             continue
         key = (model.spec.input_size, model.spec.crop, tuple(model.spec.mean), tuple(model.spec.std), network.side)
         groups.setdefault(key, []).append(index)
+    bodies = {i: models[i].network.body.state_dict() for indices in groups.values() for i in indices}
     shared = []
     for indices in groups.values():
         while len(indices) > 1:  # split by the network's weights: equal ones share a pass
-            body = models[indices[0]].network.body.state_dict()
-            same = [i for i in indices if all(torch.equal(body[name], tensor)
-                                              for name, tensor in models[i].network.body.state_dict().items())]
+            body = bodies[indices[0]]
+            same = [i for i in indices if all(torch.equal(body[name], tensor) for name, tensor in bodies[i].items())]
             if len(same) > 1:
                 shared.append(same)
             indices = [i for i in indices if i not in same]
