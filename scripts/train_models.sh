@@ -32,7 +32,7 @@ if [ "$TRAIN" = 1 ]; then
 
 # name run-folder epochs input-size crop learning-rate seed body options...
 # (body: the pretrained layers' share of the learning rate; - for the model's default).
-# The final model averages three members. Two are the pretrained ResNet-10 fine-tuned, and
+# The final model averages four members. Two are the pretrained ResNet-10 fine-tuned, and
 # differ in what they learn from: one keeps half of its target from the pretrained network's
 # own estimates (--teacher pretrained), the other learns from the labels alone. Both read
 # chips in the pretrained network's own framing (the model's default, 64 px, the whole chip;
@@ -41,11 +41,13 @@ if [ "$TRAIN" = 1 ]; then
 # "Photos unlike the training set"). The second also gives half its chips another chip's
 # surroundings, so hair and background stop telling it an age: on faces moved to other
 # surroundings it errs far less, on chips in their own about as much (bench/whole_photos.py;
-# the card's "Whole photos"). The third is dlib's face descriptor network, frozen, with an
-# age head on its descriptor and its last levels: it learnt faces from other people, for
+# the card's "Whole photos"). The other two are age heads on dlib's face descriptor network,
+# frozen, reading its descriptor and its last levels: it learnt faces from other people, for
 # another task, and errs on other faces than the ResNet-10s do (bench/combine_members.py;
-# the card's "A face descriptor as a member"). The head reads the levels too because the
-# descriptor itself was taught to drop age (bench/descriptor_levels.py).
+# the card's "A face descriptor as a member"). The heads read the levels too because the
+# descriptor itself was taught to drop age (bench/descriptor_levels.py). The second head
+# also learns with other surroundings, like runs/final-g: beside the first it reads whole
+# photos better (the card's "Shares for photos unlike the training set").
 while read -r name run epochs size crop lr seed body options; do
   body_option=()
   [ "$body" = - ] || body_option=(--body-lr-scale "$body")
@@ -56,6 +58,7 @@ done <<RUNS
 final final-c 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --teacher pretrained --teacher-weight 0.5
 final final-g 12 64 1.0 1e-3 4 0.3 --balance 0.5 --degrade 0.3 --surroundings 0.5
 descriptor_levels final-x 10 64 1.0 1e-3 4 - --balance 0.5 --degrade 0.3
+descriptor_levels final-xs 10 64 1.0 1e-3 4 - --balance 0.5 --degrade 0.3 --surroundings 0.5
 dense dense 15 64 1.0 1e-3 0 -
 cnn cnn 10 64 1.0 2e-3 0 -
 transfer transfer 8 64 1.0 3e-3 0 -
@@ -64,13 +67,13 @@ fi
 for name in dense cnn transfer; do
   "$BIN/agedetect" export "runs/$name" --out "runs/$name.onnx"
 done
-# The final model: the three members averaged, one pass each, the descriptor weighed half
-# (the better of the shares bench/combine_members.py measured on validation faces), their
-# interval widened on every dataset's validation faces, weights in int8. One pass of the
-# descriptor costs about what six of a ResNet-10 do, so the ResNet-10s read no mirror
-# image: the three stay inside 3 ms a face (bench/compare_peer.py below).
-FINAL="runs/final-c runs/final-g runs/final-x"
-SHARES=(--no-mirror --member-weights 1,1,2)
+# The final model: the four members averaged alike, one pass each, their interval widened
+# on every dataset's validation faces, weights in int8. One pass of the descriptor network
+# costs about what six of a ResNet-10 do, so both heads read one pass of it (agedetect
+# export does that for heads on one frozen network) and the ResNet-10s read no mirror image
+# (bench/compare_peer.py below times it).
+FINAL="runs/final-c runs/final-g runs/final-x runs/final-xs"
+SHARES=(--no-mirror --member-weights 1,1,1,1)
 CALIBRATE=(--calibrate-on "$DATA" --coverage "$COVERAGE" --quantize)
 # shellcheck disable=SC2086  # FINAL is a list of run folders
 "$BIN/agedetect" export $FINAL "${SHARES[@]}" --out runs/final.onnx "${CALIBRATE[@]}"
@@ -85,9 +88,11 @@ PAIR="runs/final-c runs/final-g"
 "$BIN/agedetect" evaluate "$DATA" --split test --model runs/final-pair.onnx --json --min-age 18 --buffer 7 \
   > runs/final-pair-test.json
 # What averaging the members does, on validation faces (the model card's teachers and its
-# face descriptor): the three alike, without the descriptor, and with it at 40% and at half.
+# face descriptor): the ResNet-10s and the first descriptor head alike, without the head, and
+# with it at 40% and at half (as shipped before the second head joined).
+THREE="runs/final-c runs/final-g runs/final-x"
 # shellcheck disable=SC2046,SC2086
-"$BIN/python" bench/combine_members.py --data "$DATA" --split val $(printf -- '--run %s ' $FINAL) \
+"$BIN/python" bench/combine_members.py --data "$DATA" --split val $(printf -- '--run %s ' $THREE) \
   --without-last --last-share 0.4 --last-share 0.5 --json runs/members-final.json > runs/members-final.md
 # Each member alone, one pass, as every earlier model the model card compares was scored.
 for member in $FINAL; do
