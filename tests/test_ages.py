@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agedetect.ages import decode_ages, whole_years
-from agedetect.inference import AgeEstimator
+from agedetect.ages import decode_ages, reported_age, whole_years
+from agedetect.inference import AgeEstimator, FacePrediction
 from agedetect.labels import AgeGroups
 
 from shared_data import PEOPLE, needs_photos
@@ -17,6 +17,19 @@ from shared_data import PEOPLE, needs_photos
 @pytest.mark.parametrize("age, shown", [(50.49, 50), (50.5, 51), (50.65, 51), (20.5, 21), (0.2, 0), (99.5, 100)])
 def test_whole_years_rounds_halves_up_as_the_page_does(age: float, shown: int) -> None:
     assert int(whole_years(age)) == shown
+
+
+def test_rounding_the_reported_age_gives_the_age_shown() -> None:
+    """An answer reports ``age`` to two decimals and ``age_years``; a reader (or the page's
+    Math.round) rounding the first must get the second. couple.jpg's second face read
+    53.496: reported 53.5 but shown 53 when the whole years came from the unrounded median."""
+    ages = np.concatenate([np.arange(0.0, 101.0, 0.001), [53.4963, 20.4951, 20.4949, 7.49500001]])
+    reported = reported_age(ages)
+    assert (np.floor(reported + 0.5) == whole_years(ages)).all()
+    assert (np.abs(reported - ages) <= 0.005 + 1e-9).all()
+    face = FacePrediction((0, 0, 10, 10), ((0, 0),) * 5, 0.99, 53.4963, (45.0, 62.0), "51+", {"51+": 1.0})
+    data = face.to_dict()
+    assert data["age"] == 53.5 and data["age_years"] == 54
 
 
 def test_the_group_is_the_group_of_the_age_shown() -> None:

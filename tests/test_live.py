@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from typing import Iterator
 
@@ -77,6 +78,8 @@ def test_a_decision_comes_after_enough_frames_and_starts_over_when_the_face_leav
         assert [p["decision"] for p in people[MIN - 1 :]] == ["pass"] * 3
         # the camera's estimate, over frames of a panned and rescaled face, is the photo's
         assert abs(people[-1]["age"] - frames["still_age"]) <= 5
+        # one number shown one way: the whole years are the reported age rounded, halves up
+        assert all(p["age_years"] == math.floor(p["age"] + 0.5) for p in people)
         # Nobody for more than a second: the person is forgotten and starts over.
         deadline = time.monotonic() + 1.3
         while time.monotonic() < deadline:

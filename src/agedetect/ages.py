@@ -89,17 +89,32 @@ def widen(probabilities: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
     return flattened / np.clip(flattened.sum(axis=1, keepdims=True), 1e-300, None)
 
 
+#: Decimals of a year every answer reports an estimate with (JSON, CSV, the live feed).
+AGE_DECIMALS = 2
+
+
+def reported_age(age: np.ndarray | float) -> np.ndarray:
+    """An estimate as every answer reports it: years to :data:`AGE_DECIMALS` decimals.
+
+    >>> float(reported_age(53.4963))
+    53.5
+    """
+    return np.round(np.asarray(age, dtype=np.float64), AGE_DECIMALS)
+
+
 def whole_years(age: np.ndarray | float) -> np.ndarray:
-    """An estimate as the whole number of years people are shown: rounded, halves up
-    (as JavaScript's ``Math.round``; Python's ``round`` would take halves to even).
+    """An estimate as the whole number of years people are shown: the reported age
+    (:func:`reported_age`) rounded, halves up (as JavaScript's ``Math.round``; Python's
+    ``round`` would take halves to even). Rounding the reported figure, not the raw one,
+    means whoever rounds the ``age`` of an answer gets its ``age_years``.
 
     Every display (page, CLI tables, annotated photos) and the ``age_years`` and
     ``age_group`` of every answer use this one value.
 
-    >>> whole_years(np.array([50.49, 50.5, 50.65, 20.5])).tolist()
-    [50, 51, 51, 21]
+    >>> whole_years(np.array([50.49, 50.5, 50.65, 20.5, 53.4963])).tolist()
+    [50, 51, 51, 21, 54]
     """
-    return np.floor(np.asarray(age, dtype=np.float64) + 0.5).astype(np.int64)
+    return np.floor(reported_age(age) + 0.5).astype(np.int64)
 
 
 def _median(probs: np.ndarray, cdf: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from agedetect.ages import decode_ages
+from agedetect.ages import decode_ages, reported_age
 from agedetect.errors import AgeDetectError, DataError, NoFaceError, UnreadableImageError
 from agedetect.labels import GENDERS, RACES, AgeGroups, LabelError, parse_utkface_name
 
@@ -314,7 +314,7 @@ def write_predictions(scored: Scored, groups: AgeGroups, path: Path) -> Path:
         writer.writerow(["path", "true_age", "age", "age_low", "age_high", "age_group"])
         for i, sample in enumerate(scored.samples):
             writer.writerow([
-                str(sample.path), sample.age, round(float(decoded.age[i]), 2), int(decoded.low[i]),
+                str(sample.path), sample.age, float(reported_age(decoded.age[i])), int(decoded.low[i]),
                 int(decoded.high[i]), groups.labels[int(decoded.group_index[i])],
             ])
     return path

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from PIL import Image
 
-from agedetect.ages import decode_ages, whole_years, widen
+from agedetect.ages import decode_ages, reported_age, whole_years, widen
 from agedetect.errors import ImageError, ModelError, NoFaceError
 from agedetect.faces import (
     DEFAULT_MAX_SIDE,
@@ -88,7 +88,7 @@ class AgeEstimate:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "age": round(self.age, 2),
+            "age": float(reported_age(self.age)),
             "age_years": self.age_years,
             "age_interval": [round(v, 2) for v in self.age_interval],
             "age_group": self.age_group,
@@ -157,7 +157,7 @@ class FacePrediction:
         return {
             "box": [round(float(v), 1) for v in self.box],
             "score": round(float(self.score), 4),
-            "age": round(self.age, 2),
+            "age": float(reported_age(self.age)),
             "age_years": self.age_years,
             "age_interval": [round(v, 2) for v in self.age_interval],
             "age_group": self.age_group,

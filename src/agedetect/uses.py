@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from agedetect.ages import decode_ages, whole_years
+from agedetect.ages import decode_ages, reported_age, whole_years
 from agedetect.batch import NO_FACE, NO_FACE_MESSAGE, ProcessingError, failure_reason, predict_files  # noqa: F401  (ProcessingError: re-exported)
 from agedetect.errors import AgeDetectError, ModelError, NoFaceError, NoSuchFaceError, UnreadableImageError  # noqa: F401  (UnreadableImageError: doctest)
 from agedetect.labels import AgeGroups
@@ -136,7 +136,7 @@ class FaceDecision:
         return {
             "face": self.face,
             "box": [round(float(v), 1) for v in self.box],
-            "age": round(self.age, 2),
+            "age": float(reported_age(self.age)),
             "age_years": self.age_years,
             "age_interval": [round(v, 2) for v in self.age_interval],
             "decision": self.decision,
@@ -437,7 +437,7 @@ class AgeGap:
     def to_dict(self) -> dict[str, Any]:
         return {
             "stated_age": self.stated_age,
-            "estimated_age": round(self.estimated_age, 2),
+            "estimated_age": float(reported_age(self.estimated_age)),
             "estimated_years": self.estimated_years,
             "age_interval": [round(v, 2) for v in self.age_interval],
             "gap": round(self.gap, 2),
@@ -732,7 +732,7 @@ def write_audience_report(audience: Audience, out: str | Path, *, chart: bool = 
         writer.writerow(["file", "face", "x1", "y1", "x2", "y2", "age", "age_years", "age_low", "age_high",
                          "age_group", *(f"p_{label}" for label in labels)])
         for f in audience.faces:
-            writer.writerow([f.file, f.face, *(round(float(v), 1) for v in f.box), round(f.age, 2),
+            writer.writerow([f.file, f.face, *(round(float(v), 1) for v in f.box), float(reported_age(f.age)),
                              int(whole_years(f.age)),
                              *(round(v, 2) for v in f.age_interval), f.age_group,
                              *(round(f.group_probabilities.get(label, 0.0), 4) for label in labels)])

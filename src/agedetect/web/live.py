@@ -33,7 +33,7 @@ import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from agedetect.ages import fuse_ages
+from agedetect.ages import fuse_ages, reported_age, whole_years
 from agedetect.errors import AgeDetectError, ImageTooLargeError
 from agedetect.images import load_image
 from agedetect.tracking import Tracker
@@ -124,14 +124,16 @@ class LiveSession:
         item = {"person": track_id + 1, "box": [round(float(v), 1) for v in face.box], "frames": person.frames,
                 "decision": None}
         if person.frames < MIN_FRAMES:
-            item.update(age=round(face.age, 1), age_interval=list(face.age_interval),
+            item.update(age=float(reported_age(face.age)), age_years=int(whole_years(face.age)),
+                        age_interval=list(face.age_interval),
                         message=f"Hold still: {person.frames} of {MIN_FRAMES} frames")
             return item
         decoded, fused = fuse_ages(np.stack(person.distributions), self.service.estimator.groups, "mean")
         age, low, high = float(decoded.age[0]), float(decoded.low[0]), float(decoded.high[0])
         risk = float(fused[: self.policy.min_age].sum())
         passed = self.policy.passes(age, low, risk)
-        item.update(age=round(age, 1), age_interval=[low, high], decision="pass" if passed else "refer",
+        item.update(age=float(reported_age(age)), age_years=int(whole_years(age)), age_interval=[low, high],
+                    decision="pass" if passed else "refer",
                     message=(f"Looks {self.policy.threshold} or over" if passed
                              else f"Check ID (policy: legal age {self.policy.min_age} + {self.policy.buffer})"))
         return item

@@ -128,7 +128,7 @@
       context.strokeRect(x1, y1, x2 - x1, y2 - y1);
       const size = Math.max(12, Math.min(unit * 4, (x2 - x1) * 0.3));
       context.font = `700 ${size}px system-ui, sans-serif`;
-      const label = face.decision ? `${face.person}: ${face.decision.toUpperCase()} (${Math.round(face.age)})`
+      const label = face.decision ? `${face.person}: ${face.decision.toUpperCase()} (${face.age_years})`
         : `${face.person}: ${face.frames}/${live.minFrames}`;
       context.lineWidth = size * 0.25;
       context.strokeText(label, x1, Math.max(size, y1 - size * 0.25));
@@ -148,7 +148,7 @@
       const note = document.createElement("span");
       note.className = "note";
       const [low, high] = face.age_interval;
-      note.textContent = `${face.message} · looks ${Math.round(face.age)} (80%: ${Math.round(low)}–${Math.round(high)})`;
+      note.textContent = `${face.message} · looks ${face.age_years} (80%: ${Math.round(low)}–${Math.round(high)})`;
       item.append(title, " ", progress, note);
       list.append(item);
     }
