@@ -37,9 +37,19 @@ from shift import report, score_answers
 
 def member_outputs(model: onnx.ModelProto, members: int) -> list[str]:
     """The names of the tensors holding each member's probabilities: the inputs of the
-    graph's weighted sum, in member order (``ExportWrapper`` adds ``share * p`` in turn)."""
+    graph's weighted sum, in member order (``ExportWrapper`` adds ``share * p`` in turn), or,
+    for members of equal shares, of the mean it takes over their stacked probabilities."""
     producers = {output: node for node in model.graph.node for output in node.output}
     terms, name = [], model.graph.output[0].name
+    mean = producers.get(name)
+    stacked = producers.get(mean.input[0]) if mean is not None and mean.op_type == "ReduceMean" else None
+    if stacked is not None and stacked.op_type == "Concat":
+        outputs = [producers[term].input[0] for term in stacked.input if producers[term].op_type == "Unsqueeze"]
+        if len(outputs) != len(stacked.input):
+            raise SystemExit(f"the graph's answer is not a mean of {members} members' probabilities")
+        if len(outputs) != members:
+            raise SystemExit(f"found {len(outputs)} averaged members in the graph, the sidecar lists {members}")
+        return outputs
     while (node := producers.get(name)) is not None and node.op_type == "Add":
         name, last = node.input
         terms.append(last)
