@@ -764,6 +764,18 @@ BOTH_HEADS_VAL = {
 #: --split test --limit 300 --no-peer --model shipped=... --model four=...` (2026-12-02), ms a face
 #: on one thread, All-Age-Faces then UTKFace.
 BOTH_HEADS_MS = {"shipped": (3.30, 3.27), "four": (3.21, 3.30)}
+#: The four shipped at b17610c, measured as SHARES_VAL on the model file itself (2026-12-02), and
+#: with a third descriptor head beside them, five alike: `runs/final-xb`, `runs/final-xs`'s
+#: command with `--balance 1.0` (every age drawn alike: `agedetect train --model descriptor_levels
+#: --data runs/data --out runs/final-xb --epochs 10 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4
+#: --balance 1.0 --degrade 0.3 --surroundings 0.5`; `agedetect export runs/final-c runs/final-g
+#: runs/final-x runs/final-xs runs/final-xb --no-mirror --calibrate-on runs/data --coverage 0.85
+#: --quantize`), same rule against the four; and its best validation MAE alone (`history.jsonl`).
+SHIPPED_FOUR_VAL = {
+    "utkface": 4.501, "aaf": 5.013, "web crop": 4.819, "in a scene": 5.757, "scanned print": 6.259, "teens": 5.71}
+FULL_BALANCE_VAL = {
+    "utkface": 4.547, "aaf": 5.001, "web crop": 4.859, "in a scene": 5.734, "scanned print": 6.308, "teens": 5.30}
+FULL_BALANCE_ALONE = 5.30
 
 
 def held_mean(figures: dict) -> float:
@@ -851,7 +863,24 @@ def descriptor_surroundings_text(shipped: dict, heads: int) -> str:
             + " (UTKFace / All-Age-Faces, `bench/compare_peer.py --no-peer`, one after the other). "
             + ("So the four, alike, are the model shipped now: `scripts/train_models.sh` trains `runs/final-xs` "
                "after `runs/final-x` and exports the four with `--member-weights 1,1,1,1` (its figures are those "
-               "of the tables above)." if heads > 1 else "It is not shipped yet: `make model` has not trained it."))
+               "of the tables above)." if heads > 1 else "It is not shipped yet: `make model` has not trained it.")
+            + full_balance_text())
+
+
+def full_balance_text() -> str:
+    """A third descriptor head trained on every age drawn alike, beside the four shipped
+    (FULL_BALANCE_VAL against SHIPPED_FOUR_VAL)."""
+    five, four = FULL_BALANCE_VAL, SHIPPED_FOUR_VAL
+    verdict = ("It passes the rule, but is not shipped yet: `make model` has not trained it."
+               if passes_shares_rule(five, four) else
+               "Short of the rule set before measuring, so not kept: the scanned prints' 13–17s read nearer "
+               "their age, but the mean of the four sets does not fall.")
+    return ("\n\nA third head on the same pass, drawing every age alike (`runs/final-xb`: `runs/final-xs`'s command "
+            f"with `--balance 1.0`; best validation MAE alone {FULL_BALANCE_ALONE:.2f}), beside the four shipped, five "
+            "alike, measured as the table above: " + beside_shipped(five, four)
+            + f" (the four, measured on the shipped file, in brackets), the scanned prints' 13–17s {signed(five['teens'])} "
+            f"({signed(four['teens'])}): on the mean of the four sets {held_mean(five):.2f} against {held_mean(four):.2f}. "
+            + verdict)
 
 
 
