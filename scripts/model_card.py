@@ -98,8 +98,11 @@ def exported_again(minutes: str, sidecar: dict, runs: Path, members_from: str | 
     for out in outs:
         if out in runs_then:
             continue
-        history = [json.loads(line) for line in (runs / Path(out).name / "history.jsonl").read_text().splitlines()
-                   if line.strip()]
+        history_file = runs / Path(out).name / "history.jsonl"
+        if not history_file.is_file():
+            since.append(f"`{out}` (its `history.jsonl` not in {runs})")
+            continue
+        history = [json.loads(line) for line in history_file.read_text().splitlines() if line.strip()]
         since.append(f"`{out}` ({len(history)} epochs in {sum(h['seconds'] for h in history) / 60:.0f} minutes, "
                      "its `history.jsonl`)")
     text = "`make model` has not been run end to end for this model. "

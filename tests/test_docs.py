@@ -174,6 +174,10 @@ def test_the_card_says_which_runs_a_model_exported_again_came_from(tmp_path: Pat
             "`scripts/train_models.sh` now runs for it") in text
     assert "`TRAIN=0 bash scripts/train_models.sh` exported, scored and benchmarked them in 41 minutes" in text
     assert "`abababababababab…`" in text and "It took" not in text
+    # a run trained since whose folder is not here is named without a time
+    elsewhere = card.exported_again("41", sidecar, tmp_path / "nowhere", "f7e09ea", None)
+    assert f"`runs/final-new` (its `history.jsonl` not in {tmp_path / 'nowhere'})" in elsewhere
+    assert "(that run took" not in elsewhere
 
 
 def test_the_card_shows_how_far_each_fault_moves_the_shipped_models_answers() -> None:
