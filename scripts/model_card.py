@@ -779,6 +779,14 @@ SHIPPED_FOUR_VAL = {
 FULL_BALANCE_VAL = {
     "utkface": 4.547, "aaf": 5.001, "web crop": 4.859, "in a scene": 5.734, "scanned print": 6.308, "teens": 5.30}
 FULL_BALANCE_ALONE = 5.30
+#: Other shares of the four shipped at b17610c, measured as SHIPPED_FOUR_VAL (2026-12-02, same rule):
+#: `agedetect export RUNS --no-mirror [--member-weights W] --calibrate-on runs/data --coverage 0.85 --quantize`.
+FOUR_SHARES_VAL = {
+    "`runs/final-g`, `runs/final-x`, `runs/final-xs` alike (no `runs/final-c`)": {
+        "utkface": 4.547, "aaf": 5.017, "web crop": 4.850, "in a scene": 5.683, "scanned print": 6.204, "teens": 5.05},
+    "the four at 1, 2, 2, 2 (`runs/final-c` at a seventh)": {
+        "utkface": 4.506, "aaf": 5.000, "web crop": 4.821, "in a scene": 5.703, "scanned print": 6.194, "teens": 5.39},
+}
 
 
 def held_mean(figures: dict) -> float:
@@ -883,7 +891,22 @@ def full_balance_text() -> str:
             "alike, measured as the table above: " + beside_shipped(five, four)
             + f" (the four, measured on the shipped file, in brackets), the scanned prints' 13–17s {signed(five['teens'])} "
             f"({signed(four['teens'])}): on the mean of the four sets {held_mean(five):.2f} against {held_mean(four):.2f}. "
-            + verdict)
+            + verdict + four_shares_text())
+
+
+def four_shares_text() -> str:
+    """`runs/final-c` weighed less in the shipped four, or left out (FOUR_SHARES_VAL against SHIPPED_FOUR_VAL)."""
+    four = SHIPPED_FOUR_VAL
+    parts = [f"{name}: {beside_shipped(figures, four)}, the scanned prints' 13–17s {signed(figures['teens'])} "
+             f"({signed(four['teens'])}), mean of the four sets {held_mean(figures):.2f} against {held_mean(four):.2f}"
+             + ("" if passes_shares_rule(figures, four) else ", short of the rule")
+             for name, figures in FOUR_SHARES_VAL.items()]
+    kept = [name for name, figures in FOUR_SHARES_VAL.items() if passes_shares_rule(figures, four)]
+    return ("\n\nNor do other shares of the four pass it, weighing less the member that reads 13–17s oldest "
+            "(`runs/final-c`, which takes half its target from the pretrained network), measured as above: "
+            + "; ".join(parts) + ". "
+            + (f"Passing, not yet shipped: {', '.join(kept)}." if kept else
+               "Each reads the scanned prints' teenagers nearer their age, but gains less than the rule asks for."))
 
 
 
