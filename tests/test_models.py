@@ -387,6 +387,24 @@ def test_export_member_weights_weigh_the_average_and_bad_weights_are_refused(two
     chips = np.random.default_rng(3).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     a, b = (AgeEstimator(path).chip_probabilities(chips) for path in singles)
     np.testing.assert_allclose(AgeEstimator(weighted).chip_probabilities(chips), 0.75 * a + 0.25 * b, atol=1e-5)
+    # bench/swap_member.py finds each member's answer under the weighted sum, and under the mean
+    # a graph of equal shares takes instead
+    import onnx
+    import onnxruntime as ort
+
+    from shared_data import ROOT, load_script
+
+    swap_member = load_script(ROOT / "bench" / "swap_member.py")
+    equal = tmp_path / "equal.onnx"
+    assert runner.invoke(app, ["export", *map(str, two_runs), "--out", str(equal), "--no-mirror"]).exit_code == 0
+    for path in (weighted, equal):
+        graph = onnx.load(str(path))
+        for name in swap_member.member_outputs(graph, 2):
+            graph.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+        _, *parts = session.run(None, {session.get_inputs()[0].name: chips})
+        np.testing.assert_allclose(parts[0], a, atol=1e-5)
+        np.testing.assert_allclose(parts[1], b, atol=1e-5)
 
     for weights, message in (("1", "1 weights for 2 runs"), ("1,x", "not a comma-separated list of numbers"),
                              ("1,0", "weights must be positive numbers"), ("1,nan", "weights must be positive numbers")):
