@@ -803,9 +803,17 @@ def passes_shares_rule(figures: dict, shipped: dict) -> bool:
             and figures["teens"] <= shipped["teens"])
 
 
-def beside_shipped(figures: dict, shipped: dict) -> str:
-    """"UTKFace 4.54 (4.50), All-Age-Faces ..." over STAND_IN_SETS, the shipped figure in brackets."""
-    return ", ".join(f"{name_of(k)} {figures[k]:.2f} ({shipped[k]:.2f})" for k in STAND_IN_SETS)
+def beside_shipped(figures: dict, shipped: dict, bracketed: str = "") -> str:
+    """"UTKFace 4.54 (4.50), All-Age-Faces ..." over STAND_IN_SETS, then the scanned prints'
+    13-17 bias, the ``shipped`` figure in brackets (``bracketed`` names it, when given)."""
+    return (", ".join(f"{name_of(k)} {figures[k]:.2f} ({shipped[k]:.2f})" for k in STAND_IN_SETS)
+            + (f" ({bracketed} in brackets)" if bracketed else "")
+            + f", the scanned prints' 13–17s {signed(figures['teens'])} ({signed(shipped['teens'])})")
+
+
+def mean_against(figures: dict, shipped: dict) -> str:
+    """"the mean of the four sets 5.35 against 5.47": :func:`held_mean` of both."""
+    return f"the mean of the four sets {held_mean(figures):.2f} against {held_mean(shipped):.2f}"
 
 
 def shares_text(heads: int) -> str:
@@ -838,10 +846,9 @@ def shares_text(heads: int) -> str:
             "`runs/final-c` with the descriptor member (`runs/final-x`, exported) as its teacher in place of the "
             f"pretrained network, is the better ResNet-10 alone (best validation MAE {TEACHER_SWAP_ALONE[0]:.2f} "
             f"against {TEACHER_SWAP_ALONE[1]:.2f}, each run's `history.jsonl`), but in `runs/final-c`'s place at 1, 1, 2 "
-            "it scores, measured as the table above: " + beside_shipped(TEACHER_SWAP_VAL, shipped)
-            + f" (the three at f7e09ea in brackets), the scanned prints' 13–17s {signed(TEACHER_SWAP_VAL['teens'])} "
-            f"({signed(shipped['teens'])}). Taught by the member beside it, it agrees with that member "
-            "more, and the average gains less from it."
+            "it scores, measured as the table above: "
+            + beside_shipped(TEACHER_SWAP_VAL, shipped, "the three at f7e09ea")
+            + ". Taught by the member beside it, it agrees with that member more, and the average gains less from it."
             + descriptor_surroundings_text(shipped, heads))
 
 
@@ -857,10 +864,8 @@ def descriptor_surroundings_text(shipped: dict, heads: int) -> str:
             "`runs/final-x`'s command plus `--surroundings 0.5`), it is a little worse alone on validation chips "
             f"(best validation MAE {DESCRIPTOR_SURROUNDINGS_ALONE[0]:.2f} against {DESCRIPTOR_SURROUNDINGS_ALONE[1]:.2f}), "
             "and in `runs/final-x`'s place at 1, 1, 2 it scores, measured as the table above: "
-            + beside_shipped(swapped, shipped)
-            + f" (the three at f7e09ea in brackets), the scanned prints' 13–17s {signed(swapped['teens'])} "
-            f"({signed(shipped['teens'])}): on the mean of the four sets {held_mean(swapped):.2f} against "
-            f"{held_mean(shipped):.2f}, more than any share above gains. "
+            + beside_shipped(swapped, shipped, "the three at f7e09ea") + ": on "
+            + mean_against(swapped, shipped) + ", more than any share above gains. "
             + (f"It does not replace `runs/final-x`, by the rule set before measuring: {' and '.join(worse)} "
                f"validation chips read more than {SHARES_MARGIN:.2f} years worse. " if worse else "")
             + "Both heads read the same frozen network, so one pass of it could feed both. With both beside the "
@@ -888,17 +893,14 @@ def full_balance_text() -> str:
                "their age, but the mean of the four sets does not fall.")
     return ("\n\nA third head on the same pass, drawing every age alike (`runs/final-xb`: `runs/final-xs`'s command "
             f"with `--balance 1.0`; best validation MAE alone {FULL_BALANCE_ALONE:.2f}), beside the four shipped, five "
-            "alike, measured as the table above: " + beside_shipped(five, four)
-            + f" (the four, measured on the shipped file, in brackets), the scanned prints' 13–17s {signed(five['teens'])} "
-            f"({signed(four['teens'])}): on the mean of the four sets {held_mean(five):.2f} against {held_mean(four):.2f}. "
-            + verdict + four_shares_text())
+            "alike, measured as the table above: " + beside_shipped(five, four, "the four, measured on the shipped file,")
+            + ": on " + mean_against(five, four) + ". " + verdict + four_shares_text())
 
 
 def four_shares_text() -> str:
     """`runs/final-c` weighed less in the shipped four, or left out (FOUR_SHARES_VAL against SHIPPED_FOUR_VAL)."""
     four = SHIPPED_FOUR_VAL
-    parts = [f"{name}: {beside_shipped(figures, four)}, the scanned prints' 13–17s {signed(figures['teens'])} "
-             f"({signed(four['teens'])}), mean of the four sets {held_mean(figures):.2f} against {held_mean(four):.2f}"
+    parts = [f"{name}: {beside_shipped(figures, four)}, {mean_against(figures, four).removeprefix('the ')}"
              + ("" if passes_shares_rule(figures, four) else ", short of the rule")
              for name, figures in FOUR_SHARES_VAL.items()]
     kept = [name for name, figures in FOUR_SHARES_VAL.items() if passes_shares_rule(figures, four)]
@@ -907,8 +909,6 @@ def four_shares_text() -> str:
             + "; ".join(parts) + ". "
             + (f"Passing, not yet shipped: {', '.join(kept)}." if kept else
                "Each reads the scanned prints' teenagers nearer their age, but gains less than the rule asks for."))
-
-
 
 
 #: The descriptor's share of the average in the three members shipped at f7e09ea (`runs/final-c`,
@@ -945,12 +945,10 @@ def levels_text(kind: str | None, share: float | None, heads: int = 1) -> str:
         "--body-lr-scale 0.1`), made it worse: validation MAE " + ", ".join(f"{v:.2f}" for v in LEVELS_TUNED_VAL["tuned"])
         + " after each of its first three epochs against " + ", ".join(f"{v:.2f}" for v in LEVELS_TUNED_VAL["frozen"])
         + " frozen (each run's `history.jsonl`; that run was stopped there).")
-    if kind == "descriptor_levels" and heads > 1:
-        return text + (f"\n\nSo the descriptor's heads read its levels in the model shipped now, {share:.0%} of the "
-                       "average each (`agedetect export --member-weights`).")
     if kind == "descriptor_levels":
-        return text + (f"\n\nSo the descriptor reads its levels in the model shipped now, at {share:.0%} of the "
-                       "average (`agedetect export --member-weights`).")
+        reads = (f"the descriptor's heads read its levels in the model shipped now, {share:.0%} of the average each"
+                 if heads > 1 else f"the descriptor reads its levels in the model shipped now, at {share:.0%} of the average")
+        return text + f"\n\nSo {reads} (`agedetect export --member-weights`)."
     return text + ("\n\nNot in the shipped model yet: shipping it retrains every member (`make model`, with "
                    "`descriptor_levels` for `runs/final-x` in `scripts/train_models.sh` and `--member-weights 1,1,2`).")
 
@@ -972,11 +970,13 @@ def descriptor_text(runs: Path, compare: dict, members: list[dict]) -> str:
               "outputs averaged": "the three averaged alike"}
     shares = sorted({float(recipe.rsplit(" at ", 1)[1]) for recipe, _ in final
                      if descriptor_run and recipe.startswith(f"outputs averaged, {descriptor_run} at ")})
+    # The three's row as shipped: the model itself (bold) while it had one head, f7e09ea's since.
+    three_share, note, bold = (share, " (as shipped)", True) if heads == 1 else (
+        THREE_DESCRIPTOR_SHARE, " (shipped at f7e09ea)", False)
     for at in shares:
-        as_shipped = share is not None and abs(at - (THREE_DESCRIPTOR_SHARE if heads > 1 else share)) < 1e-9
-        label = f"the three, the descriptor at {at:.0%}" + (
-            (" (shipped at f7e09ea)" if heads > 1 else " (as shipped)") if as_shipped else "")
-        labels[f"outputs averaged, {descriptor_run} at {at:g}"] = f"**{label}**" if as_shipped and heads == 1 else label
+        as_shipped = three_share is not None and abs(at - three_share) < 1e-9
+        label = f"the three, the descriptor at {at:.0%}" + (note if as_shipped else "")
+        labels[f"outputs averaged, {descriptor_run} at {at:g}"] = f"**{label}**" if as_shipped and bold else label
     rows = [[label] + [f"{final[(recipe, d)]['mae']:.2f} ({signed(final[(recipe, d)]['teen_bias'])})"
                        for d in ("utkface", "aaf")]
             for recipe, label in labels.items() if (recipe, "utkface") in final and (recipe, "aaf") in final]
