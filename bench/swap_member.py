@@ -65,6 +65,14 @@ def member_outputs(model: onnx.ModelProto, members: int) -> list[str]:
     return outputs
 
 
+def members_exposed(model: onnx.ModelProto, members: int) -> ort.InferenceSession:
+    """A session on ``model`` that answers, after the graph's own answer, each member's
+    probabilities (:func:`member_outputs`, added to ``model``'s outputs)."""
+    for name in member_outputs(model, members):
+        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("runs/data"), help="a folder made by `data prepare`")
@@ -90,10 +98,7 @@ def main() -> None:
         raise SystemExit(f"--share takes shares between 0 and 1, got {args.share}")
 
     graph = onnx.load(str(args.model))
-    names = member_outputs(graph, len(members))
-    for name in names:
-        graph.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = members_exposed(graph, len(members))
     run_model, _ = load_checkpoint(args.run)
     run_model.spec.options["flip_average"] = False
     split = load_split(args.data, args.split, run_model.spec.input_size)
