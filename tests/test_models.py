@@ -188,9 +188,9 @@ def test_train_export_reload_predict(name, prepared, tmp_path):
 @needs_utkface
 @pytest.mark.slow
 def test_training_is_deterministic_and_resumes(prepared, tmp_path):
-    def run(out: Path, epochs: int) -> dict:
+    def run(out: Path, epochs: int, schedule_epochs: int | None = None) -> dict:
         config = TrainConfig(model="cnn", data=str(prepared), out=str(out), epochs=epochs, batch_size=16,
-                             input_size=32, seed=3)
+                             input_size=32, seed=3, schedule_epochs=schedule_epochs)
         train(config, progress=False)
         return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
 
@@ -200,6 +200,11 @@ def test_training_is_deterministic_and_resumes(prepared, tmp_path):
     # A finished run, asked again, resumes to the same place instead of starting over.
     again = run(tmp_path / "a", 2)
     assert len(again) == 2
+    # Stopped after one epoch of a two-epoch schedule, a run is the longer run's first epoch
+    # (how the shipped members stop where validation was best), not a one-epoch schedule.
+    stopped = run(tmp_path / "c", 1, schedule_epochs=2)
+    assert stopped[0]["val_mae"] == pytest.approx(first[0]["val_mae"], abs=1e-6)
+    assert run(tmp_path / "d", 1)[0]["val_mae"] != pytest.approx(first[0]["val_mae"], abs=1e-6)
 
 
 @needs_utkface
@@ -529,6 +534,12 @@ def test_descriptor_reads_chips_at_a_smaller_side_and_refuses_one_too_small(tmp_
     for model_name, side, message in (("descriptor", "130", "reads 131 px or more"),
                                       ("final", "132", "only the descriptor models")):
         assert_train_refuses(tmp_path, model_name, "--network-side", side, message)
+
+
+def test_train_command_refuses_a_schedule_shorter_than_the_training(tmp_path):
+    assert_train_refuses(tmp_path, "cnn", "--schedule-epochs", "5", "fewer than --epochs 10")
+    with pytest.raises(ValueError, match="schedule_epochs .3. must be at least epochs .4."):
+        TrainConfig(model="cnn", data=str(tmp_path), out=str(tmp_path / "run"), epochs=4, schedule_epochs=3)
 
 
 def assert_train_refuses(tmp_path, model_name: str, option: str, value: str, message: str) -> None:

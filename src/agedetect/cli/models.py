@@ -56,6 +56,9 @@ def train_command(
     data: Path = typer.Option(..., "--data", help="A folder made by `agedetect data prepare`."),
     out: Path = typer.Option(..., "--out", help="Run folder; an existing one is resumed."),
     epochs: int = typer.Option(10, min=1),
+    schedule_epochs: Optional[int] = typer.Option(
+        None, min=1, help="Epochs the learning rate's cosine spans (default: --epochs); more than --epochs stops "
+                          "training partway down it."),
     batch_size: int = typer.Option(128, min=1),
     lr: float = typer.Option(1e-3, help="Peak learning rate of the new head (pretrained layers get --body-lr-scale of it)."),
     seed: int = typer.Option(0),
@@ -114,6 +117,9 @@ def train_command(
 
     from agedetect.train import PRETRAINED_TEACHER
 
+    if schedule_epochs is not None and schedule_epochs < epochs:
+        raise typer.BadParameter(f"{schedule_epochs} is fewer than --epochs {epochs}; the schedule must cover "
+                                 "every epoch trained", param_hint="--schedule-epochs")
     if teacher_debias and teacher is None:
         raise typer.BadParameter("takes a teacher's error out, so it needs --teacher", param_hint="--teacher-debias")
     if teacher is not None and teacher != PRETRAINED_TEACHER and not Path(teacher).is_file():
@@ -133,7 +139,8 @@ def train_command(
                 check(value)
             except ValueError as error:
                 raise typer.BadParameter(str(error), param_hint=hint) from None
-        config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, batch_size=batch_size,
+        config = TrainConfig(model=model, data=str(data), out=str(out), epochs=epochs, schedule_epochs=schedule_epochs,
+                             batch_size=batch_size,
                              lr=lr, seed=seed, device=device, input_size=input_size, crop=crop, limit=limit,
                              ema=ema, teacher=teacher, teacher_weight=teacher_weight, teacher_gate=teacher_gate,
                              body_lr_scale=body_lr_scale, balance=balance, degrade=degrade,
