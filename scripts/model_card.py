@@ -64,23 +64,44 @@ def member_shares_of(members: list[dict]) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
-def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD") -> str:
-    """What `make model` found: how long it took and whether the model it wrote is the one
-    committed at ``before_run``, by sha256. Empty when the card is not written by `make model`."""
+def same_graph(first: bytes, second: bytes) -> bool:
+    """Whether two ONNX files hold the same graph and weights, the settings recorded in their
+    metadata aside (a member trained with other words for the same schedule, say)."""
+    import onnx  # installed with the training extra that wrote the model
+
+    graphs = []
+    for data in (first, second):
+        model = onnx.ModelProto.FromString(data)
+        del model.metadata_props[:]
+        graphs.append(model.SerializeToString(deterministic=True))
+    return graphs[0] == graphs[1]
+
+
+def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD", model_minutes: int | None = None) -> str:
+    """What `make model` found: how long it took (``model_minutes``: until it wrote the shipped
+    model, runs/timing.json) and whether the model it wrote is the one committed at
+    ``before_run``, by sha256, else by graph and weights. Empty when the card is not written by
+    `make model`."""
     if not minutes:
         return ""
     made = sidecar["sha256"]
-    before = committed(MODEL, before_run)
+    before = committed_file(MODEL, before_run)
+    before_sha = hashlib.sha256(before[1]).hexdigest() if before else None
     if before is None:
         compared = f"The model it wrote has sha256 `{made[:16]}…`; no committed model to compare it with."
-    elif before[1] == made:
+    elif before_sha == made:
         compared = (f"The model it wrote is byte-identical to the one committed at `{before[0]}`: both have sha256 "
                     f"`{made[:16]}…`.")
     else:
         compared = (f"The model it wrote (sha256 `{made[:16]}…`) is not the one committed at `{before[0]}` "
-                    f"(sha256 `{before[1][:16]}…`).")
+                    f"(sha256 `{before_sha[:16]}…`)")
+        written = MODEL.read_bytes() if MODEL.is_file() else b""
+        compared += (": its graph and weights are the same, only the settings recorded in it differ."
+                     if hashlib.sha256(written).hexdigest() == made and same_graph(written, before[1]) else ".")
+    until_model = (f"; it had written the shipped model after {model_minutes} minutes (the brief's baselines and "
+                   "the card's comparisons and benchmarks follow it)" if model_minutes is not None else "")
     return (f"It took {minutes} minutes on a {os.cpu_count()}-core CPU machine (no GPU), from `data prepare` to "
-            f"the last benchmark (`make install` before it not counted). {compared}")
+            f"the last benchmark (`make install` before it not counted){until_model}. {compared}")
 
 
 def exported_again(minutes: str, sidecar: dict, runs: Path, members_from: str | None,
@@ -1784,8 +1805,10 @@ def main() -> None:
     # with the shipped model, says how fast the machine was.
     beside_peer = (f"; the peer {peer_ms:.2f} ms in the same run, so {ms / peer_ms:.2f} × its time" if peer_ms else "")
     rerun = load(args.rerun / "final.json") if args.rerun else sidecar
+    timing = load_if(args.runs / "timing.json") or {}
+    model_minutes = timing.get("model_minutes") if timing.get("trained") else None
     minutes = (exported_again(args.exported_minutes, sidecar, args.runs, args.members_from, args.minutes)
-               if args.exported_minutes else reproduction(args.minutes, rerun, args.compare_with))
+               if args.exported_minutes else reproduction(args.minutes, rerun, args.compare_with, model_minutes))
     if minutes and args.rerun:
         minutes += kept_members(load(args.rerun / "final-val.json"), val, args.members_from,
                                 rerun["members"], sidecar["members"])

@@ -130,6 +130,23 @@ def test_the_model_card_prints_the_sidecars_figures_and_compares_sha256s(tmp_pat
         assert "no committed model to compare it with" in card.reproduction("7", sidecar, first.stdout.split()[0])
 
 
+def test_the_card_says_when_make_model_wrote_the_model_and_whether_only_its_settings_differ() -> None:
+    import onnx
+
+    card = _script("model_card")
+    sidecar = json.loads(card.MODEL.with_suffix(".json").read_text())
+    assert "written the shipped model after 95 minutes" in card.reproduction("130", sidecar, model_minutes=95)
+    assert "written the shipped model" not in card.reproduction("130", sidecar)  # TRAIN=0: no training timed
+    shipped = card.MODEL.read_bytes()
+    resaid = onnx.ModelProto.FromString(shipped)
+    resaid.metadata_props[0].value = resaid.metadata_props[0].value[:-1] + ', "schedule_epochs": 12}'
+    assert resaid.SerializeToString() != shipped and card.same_graph(shipped, resaid.SerializeToString())
+    changed = onnx.ModelProto.FromString(shipped)
+    weight = next(t for t in changed.graph.initializer if t.raw_data)
+    weight.raw_data = bytes([weight.raw_data[0] ^ 1]) + weight.raw_data[1:]
+    assert not card.same_graph(shipped, changed.SerializeToString())
+
+
 def test_the_card_says_why_a_timed_run_s_members_were_not_kept() -> None:
     """model_card.py --rerun: the run's validation figures beside those of the members kept,
     per dataset, and how they were put back; nothing when the run's own members ship."""
