@@ -1571,10 +1571,12 @@ def member_line(index: int, member: dict, size: int, scale: float = 1.0, share: 
                    + (", reading its last levels beside its 128 numbers)" if member["name"] == "descriptor_levels" else ")"))
     else:
         network = f"pretrained layers at {config.get('body_lr_scale') or 0.3:g} × the head's learning rate"
+    schedule = config.get("schedule_epochs")
+    stopped = f" (of a {schedule}-epoch schedule)" if schedule and schedule != config["epochs"] else ""
     return (f"- member {index + 1}: `{member['name']}`, chip {size} px, centre crop {member['crop']:.0%}, trained on "
             f"{trained_on}; {network}; "
-            f"{'; '.join(recipe) if recipe else 'plain sampling'}; best of {config['epochs']} epochs at epoch "
-            f"{member['epochs']}, seed {config['seed']}, temperature {member['options'].get('temperature', 1.0):.2f}"
+            f"{'; '.join(recipe) if recipe else 'plain sampling'}; best of {config['epochs']} epochs"
+            f"{stopped} at epoch {member['epochs']}, seed {config['seed']}, temperature {member['options'].get('temperature', 1.0):.2f}"
             f"{fitted}, "
             f"{'averaged with its mirror image' if member['options'].get('flip_average') else 'one pass (no mirror)'}"
             + (f"; {share:.0%} of the average" if share is not None else ""))

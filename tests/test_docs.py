@@ -137,6 +137,11 @@ def test_the_card_says_when_make_model_wrote_the_model_and_whether_only_its_sett
     sidecar = json.loads(card.MODEL.with_suffix(".json").read_text())
     assert "written the shipped model after 95 minutes" in card.reproduction("130", sidecar, model_minutes=95)
     assert "written the shipped model" not in card.reproduction("130", sidecar)  # TRAIN=0: no training timed
+    member = json.loads(json.dumps(sidecar["members"][0]))
+    member["config"] |= {"epochs": 10, "schedule_epochs": 12}
+    assert "best of 10 epochs (of a 12-epoch schedule) at epoch" in card.member_line(0, member, 64)
+    member["config"]["schedule_epochs"] = None
+    assert "best of 10 epochs at epoch" in card.member_line(0, member, 64)
     shipped = card.MODEL.read_bytes()
     resaid = onnx.ModelProto.FromString(shipped)
     resaid.metadata_props[0].value = resaid.metadata_props[0].value[:-1] + ', "schedule_epochs": 12}'
