@@ -1133,11 +1133,16 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
                f"{pct(figures['utkface'][3])} / {pct(figures['aaf'][3])}"]
             for who, run, options, figures in rows_in]
     return ("The members' recipe with each teacher (`agedetect train --model final --data runs/data --out RUN "
-            f"--epochs {recipe['epochs']} --input-size 64 --crop 1.0 --lr {recipe['lr']:g} --seed {recipe['seed']} "
+            f"--epochs {recipe.get('schedule_epochs') or recipe['epochs']} --input-size 64 --crop 1.0 "
+            f"--lr {recipe['lr']:g} --seed {recipe['seed']} "
             f"--body-lr-scale {recipe.get('body_lr_scale') or 0.3:g} --balance {recipe['balance']:g} "
             f"--degrade {recipe['degrade']:g}"
             + (f" --surroundings {recipe['surroundings']:g}" if recipe.get("surroundings") else "")
-            + "` and the options named), each exported alone as "
+            + "` and the options named"
+            + (f"; `make model` now stops the shipped members after epoch {recipe['epochs']} of the "
+               f"{recipe['schedule_epochs']}, where they were best: the same weights"
+               if recipe.get("schedule_epochs", recipe["epochs"]) not in (None, recipe["epochs"]) else "")
+            + "), each exported alone as "
             "`scripts/train_models.sh` exports the members (one pass, interval widened, int8; `runs/final-e` in "
             "float32, as it shipped), and evaluated on the test split with the age check at a 3% risk cap:\n\n"
             + table(rows, ["teacher", "run", "options", "MAE UTKFace", "MAE All-Age-Faces",
