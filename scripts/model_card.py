@@ -66,7 +66,8 @@ def member_shares_of(members: list[dict]) -> list[float]:
 
 def same_graph(first: bytes, second: bytes) -> bool:
     """Whether two ONNX files hold the same graph and weights, the settings recorded in their
-    metadata aside (a member trained with other words for the same schedule, say)."""
+    metadata aside (the settings each member was trained with, which can be written
+    differently for the same weights: 10 epochs of a 12-epoch schedule, say)."""
     import onnx  # installed with the training extra that wrote the model
 
     graphs = []
@@ -1140,8 +1141,7 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             + (f" --surroundings {recipe['surroundings']:g}" if recipe.get("surroundings") else "")
             + "` and the options named"
             + (f"; `make model` now stops the shipped members after epoch {recipe['epochs']} of the "
-               f"{recipe['schedule_epochs']}, where they were best: the same weights"
-               if recipe.get("schedule_epochs", recipe["epochs"]) not in (None, recipe["epochs"]) else "")
+               f"{schedule}, where they were best: the same weights" if (schedule := stopped_early(recipe)) else "")
             + "), each exported alone as "
             "`scripts/train_models.sh` exports the members (one pass, interval widened, int8; `runs/final-e` in "
             "float32, as it shipped), and evaluated on the test split with the age check at a 3% risk cap:\n\n"
@@ -1553,6 +1553,13 @@ def teacher_options(config: dict) -> str:
     return options + (f" --teacher-gate {config['teacher_gate']:g}" if config.get("teacher_gate") else "")
 
 
+def stopped_early(config: dict) -> int | None:
+    """The length of a run's learning-rate schedule when it stopped before the end of it
+    (`agedetect train --schedule-epochs`), else None."""
+    schedule = config.get("schedule_epochs")
+    return schedule if schedule and schedule != config["epochs"] else None
+
+
 def member_line(index: int, member: dict, size: int, scale: float = 1.0, share: float | None = None) -> str:
     """One shipped member in the card's architecture list (``share``: its part of the
     average, said when the members are not weighed alike)."""
@@ -1576,8 +1583,7 @@ def member_line(index: int, member: dict, size: int, scale: float = 1.0, share: 
                    + (", reading its last levels beside its 128 numbers)" if member["name"] == "descriptor_levels" else ")"))
     else:
         network = f"pretrained layers at {config.get('body_lr_scale') or 0.3:g} × the head's learning rate"
-    schedule = config.get("schedule_epochs")
-    stopped = f" (of a {schedule}-epoch schedule)" if schedule and schedule != config["epochs"] else ""
+    stopped = f" (of a {schedule}-epoch schedule)" if (schedule := stopped_early(config)) else ""
     return (f"- member {index + 1}: `{member['name']}`, chip {size} px, centre crop {member['crop']:.0%}, trained on "
             f"{trained_on}; {network}; "
             f"{'; '.join(recipe) if recipe else 'plain sampling'}; best of {config['epochs']} epochs"
