@@ -1127,6 +1127,7 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             f"{pct(shipped['aaf'][2])} of 13–17s pass (before {pct(before['utkface'][2])} / {pct(before['aaf'][2])}); "
             f"one teenager is {1 / parts['utkface']['screening'].get('n_teens', 95):.1%} of UTKFace's test 13–17s.")
     recipe = members[0]["config"]
+    schedule = stopped_early(recipe)
     rows = [[who, run, "(as above)" if options is None else f"`{options}`" if options else "(none)"]
             + [f"{figures[d][0]:.2f}" for d in ("utkface", "aaf")]
             + [f"{signed(figures['utkface'][1])} / {signed(figures['aaf'][1])}",
@@ -1134,14 +1135,14 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
                f"{pct(figures['utkface'][3])} / {pct(figures['aaf'][3])}"]
             for who, run, options, figures in rows_in]
     return ("The members' recipe with each teacher (`agedetect train --model final --data runs/data --out RUN "
-            f"--epochs {recipe.get('schedule_epochs') or recipe['epochs']} --input-size 64 --crop 1.0 "
+            f"--epochs {schedule or recipe['epochs']} --input-size 64 --crop 1.0 "
             f"--lr {recipe['lr']:g} --seed {recipe['seed']} "
             f"--body-lr-scale {recipe.get('body_lr_scale') or 0.3:g} --balance {recipe['balance']:g} "
             f"--degrade {recipe['degrade']:g}"
             + (f" --surroundings {recipe['surroundings']:g}" if recipe.get("surroundings") else "")
             + "` and the options named"
             + (f"; `make model` now stops the shipped members after epoch {recipe['epochs']} of the "
-               f"{schedule}, where they were best: the same weights" if (schedule := stopped_early(recipe)) else "")
+               f"{schedule}, where they were best: the same weights" if schedule else "")
             + "), each exported alone as "
             "`scripts/train_models.sh` exports the members (one pass, interval widened, int8; `runs/final-e` in "
             "float32, as it shipped), and evaluated on the test split with the age check at a 3% risk cap:\n\n"
