@@ -1,4 +1,5 @@
-"""Write docs/MODEL_CARD.md from the figures `scripts/train_models.sh` leaves in runs/.
+"""Write docs/MODEL_CARD.md from the figures `scripts/train_models.sh` and
+`scripts/card_runs.sh` leave in runs/.
 
     python scripts/model_card.py            # reads runs/*.json, writes docs/MODEL_CARD.md
 
@@ -78,11 +79,12 @@ def same_graph(first: bytes, second: bytes) -> bool:
     return graphs[0] == graphs[1]
 
 
-def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD", model_minutes: int | None = None) -> str:
-    """What `make model` found: how long it took (``model_minutes``: until it wrote the shipped
-    model, runs/timing.json) and whether the model it wrote is the one committed at
-    ``before_run``, by sha256, else by graph and weights. Empty when the card is not written by
-    `make model`."""
+def reproduction(minutes: str | int | None, sidecar: dict, before_run: str = "HEAD",
+                 card_minutes: int | None = None) -> str:
+    """What `make model` found: how long it took (runs/timing.json; ``card_minutes``: `make
+    card` after it, runs/card-timing.json) and whether the model it wrote is the one
+    committed at ``before_run``, by sha256, else by graph and weights. Empty when no timed
+    `make model` wrote the model."""
     if not minutes:
         return ""
     made = sidecar["sha256"]
@@ -99,10 +101,10 @@ def reproduction(minutes: str | None, sidecar: dict, before_run: str = "HEAD", m
         written = MODEL.read_bytes() if MODEL.is_file() else b""
         compared += (": its graph and weights are the same, only the settings recorded in it differ."
                      if hashlib.sha256(written).hexdigest() == made and same_graph(written, before[1]) else ".")
-    until_model = (f"; it had written the shipped model after {model_minutes} minutes (the brief's baselines and "
-                   "the card's comparisons and benchmarks follow it)" if model_minutes is not None else "")
-    return (f"It took {minutes} minutes on a {os.cpu_count()}-core CPU machine (no GPU), from `data prepare` to "
-            f"the last benchmark (`make install` before it not counted){until_model}. {compared}")
+    card = (f"; `make card` then took {card_minutes} minutes (the brief's baselines, and the comparisons and "
+            "benchmarks in this card)" if card_minutes is not None else "")
+    return (f"`make model` took {minutes} minutes on a {os.cpu_count()}-core CPU machine (no GPU), from `data "
+            f"prepare` to the shipped model and its figures (`make install` before it not counted){card}. {compared}")
 
 
 def exported_again(minutes: str, sidecar: dict, runs: Path, members_from: str | None,
@@ -111,7 +113,7 @@ def exported_again(minutes: str, sidecar: dict, runs: Path, members_from: str | 
     the `make model` run whose model was committed at ``members_from`` trained (``minutes_then``
     minutes, then), those trained since with the commands the script now runs (each run's
     epochs timed by its `history.jsonl`), and ``minutes`` of `TRAIN=0 bash
-    scripts/train_models.sh`, which exported, scored and benchmarked them."""
+    scripts/train_models.sh`, which exported and scored them."""
     then = committed_file(MODEL.with_suffix(".json"), members_from) if members_from else None
     runs_then = {m["config"]["out"] for m in json.loads(then[1])["members"]} if then else set()
     outs = [m["config"]["out"] for m in sidecar["members"]]
@@ -137,7 +139,7 @@ def exported_again(minutes: str, sidecar: dict, runs: Path, members_from: str | 
     if since:
         text += (", ".join(since) + (" were trained since, each" if len(since) > 1 else " was trained since")
                  + " with the command `scripts/train_models.sh` now runs for it; ")
-    return (text + f"then `TRAIN=0 bash scripts/train_models.sh` exported, scored and benchmarked them in {minutes} "
+    return (text + f"then `TRAIN=0 bash scripts/train_models.sh` exported and scored them in {minutes} "
             f"minutes on a {os.cpu_count()}-core CPU machine (no GPU). The model it wrote has sha256 "
             f"`{sidecar['sha256'][:16]}…`.")
 
@@ -446,7 +448,7 @@ def age_prior_section(prior: dict | None) -> str:
 
 #: `python bench/faults.py --data runs/data --model g=runs/final-g.onnx --model ge=runs/final-ge.onnx`
 #: (validation chips; each run exported alone, one pass, interval widened, int8, as
-#: scripts/train_models.sh exports the members). `runs/final-ge` is `runs/final-g`'s recipe
+#: scripts/card_runs.sh exports the members). `runs/final-ge` is `runs/final-g`'s recipe
 #: plus `--consistency 0.3` (`agedetect train --model final --data runs/data --out runs/final-ge
 #: --epochs 12 --input-size 64 --crop 1.0 --lr 1e-3 --seed 4 --body-lr-scale 0.3 --balance 0.5
 #: --degrade 0.3 --surroundings 0.5 --consistency 0.3`, 2026-12-01, 15 minutes on 2 cores).
@@ -547,7 +549,7 @@ def closest_text(scored: dict, ours: str) -> str:
 
 def faults_section(faults: dict | None) -> str:
     """How far each camera or era fault moves the shipped model's answers (bench/faults.py,
-    run by scripts/train_models.sh), and what training for invariance to them did."""
+    run by scripts/card_runs.sh), and what training for invariance to them did."""
     command = ("python bench/faults.py --data runs/data --split val --model shipped=src/agedetect/weights/age_model.onnx "
                "--model pair=runs/final-pair.onnx --json runs/faults.json")
     if not faults:
@@ -1052,7 +1054,7 @@ def descriptor_text(runs: Path, compare: dict, members: list[dict]) -> str:
         "bench/compare_peer.py --data runs/data --split test --no-peer --limit 400`, twice per dataset, nothing else "
         "running, before and after the change)")
     if timing:
-        text += (". In the run of `bench/compare_peer.py` that `scripts/train_models.sh` makes (the tables above), "
+        text += (". In the run of `bench/compare_peer.py` that `scripts/card_runs.sh` makes (the tables above), "
                  "where each model and the peer take turns face by face, they take " + "; ".join(
                      f"{ours:.2f} ms on {name_of(d)} against {pair:.2f} for the ResNet-10 pair with its mirror passes"
                      + (f" and {peer:.2f} for the peer ({ours / peer:.2f} and {pair / peer:.2f} × its time)" if peer else "")
@@ -1074,13 +1076,13 @@ def figures_of(parts: dict) -> dict:
 
 
 #: The two ResNet-10 members with their mirror passes: the shipped model until the face
-#: descriptor joined them (2026-12-01), exported beside the shipped one by scripts/train_models.sh.
+#: descriptor joined them (2026-12-01), exported beside the shipped one by scripts/card_runs.sh.
 PAIR_RUNS = "`runs/final-c` + `runs/final-g`"
 
 
 def pair_parts(runs: Path) -> dict | None:
     """The ResNet-10 pair's test figures per dataset (runs/final-pair-test.json, written by
-    scripts/train_models.sh), beside which the card shows what the descriptor adds."""
+    scripts/card_runs.sh), beside which the card shows what the descriptor adds."""
     scored = load_if(runs / "final-pair-test.json")
     return per_dataset(scored) if scored else None
 
@@ -1144,7 +1146,7 @@ def teacher_section(parts: dict, members: list[dict], runs: Path, quantization: 
             + (f"; `make model` now stops the shipped members after epoch {recipe['epochs']} of the "
                f"{schedule}, where they were best: the same weights" if schedule else "")
             + "), each exported alone as "
-            "`scripts/train_models.sh` exports the members (one pass, interval widened, int8; `runs/final-e` in "
+            "`scripts/card_runs.sh` exports the members (one pass, interval widened, int8; `runs/final-e` in "
             "float32, as it shipped), and evaluated on the test split with the age check at a 3% risk cap:\n\n"
             + table(rows, ["teacher", "run", "options", "MAE UTKFace", "MAE All-Age-Faces",
                            "13–17 bias (UTKFace / AAF)", "13–17s passing Challenge 25", "adults referred"])
@@ -1222,7 +1224,7 @@ def quantization_text(compare: dict, sidecar: dict, runs: Path) -> str:
     float32 (`bench/compare_peer.py`, both in runs/compare.json) and the export's own check."""
     pairs = {d: (r["final"], r["final-float32"]) for d, r in compare.items() if "final" in r and "final-float32" in r}
     if not pairs:
-        return "not compared with float32 in this checkout (scripts/train_models.sh exports runs/final-float32.onnx)."
+        return "not compared with float32 in this checkout (scripts/card_runs.sh exports runs/final-float32.onnx)."
     check = sidecar.get("int8_check", {})
     float_file = runs / "final-float32.onnx"
     parts = [", ".join(f"{name_of(d)} {q['ms_per_face']:.2f} ms per face against {f['ms_per_face']:.2f} in float32, "
@@ -1246,7 +1248,7 @@ SWEEP_RESULTS = ROOT / "bench" / "recipe_sweep.json"
 #: evaluate runs/data --split val --json --min-age 18 --buffer 7`): per dataset, MAE and 13-17
 #: bias of the ResNet-10 pair (runs/final-c + runs/final-g with their mirror passes, shipped until the
 #: descriptor joined them: runs/final-pair.onnx), and of its member runs/final-g exported alone as
-#: train_models.sh exports each member (`--no-mirror --calibrate-on runs/data --coverage 0.85
+#: scripts/card_runs.sh exports each member (`--no-mirror --calibrate-on runs/data --coverage 0.85
 #: --quantize`).
 SHIPPED_PAIR_VAL = {"utkface": (4.906, 2.77), "aaf": (5.578, 3.49)}
 G_MEMBER_VAL = {"utkface": (5.178, 2.60), "aaf": (5.616, 3.50)}
@@ -1267,7 +1269,7 @@ FOUR_MEMBERS_VAL = {"utkface": (4.887, 3.00), "aaf": (5.570, 3.69)}
 #: A larger chip (2026-12-01): runs/final-g's recipe at 80 px, `agedetect train --model final
 #: --data runs/data --out runs/final-g80 --epochs 12 --input-size 80 --crop 1.0 --lr 1e-3 --seed 4
 #: --body-lr-scale 0.3 --balance 0.5 --degrade 0.3 --surroundings 0.5` (15 minutes on 2 cores),
-#: each member exported alone as train_models.sh exports them (`--no-mirror --calibrate-on
+#: each member exported alone as scripts/card_runs.sh exports them (`--no-mirror --calibrate-on
 #: runs/data --coverage 0.85 --quantize`), then `agedetect evaluate runs/data --split val --json
 #: --min-age 18`: per dataset, MAE and 13-17 bias (at 64 px: G_MEMBER_VAL).
 LARGER_CHIP_VAL = {"utkface": (5.329, 3.02), "aaf": (5.721, 3.61)}
@@ -1707,7 +1709,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "MODEL_CARD.md")
-    parser.add_argument("--minutes", type=str, default=None, help="wall time of the training script here")
+    parser.add_argument("--minutes", type=str, default=None,
+                        help="wall time of `make model` here (default: runs/timing.json, when that run trained)")
     parser.add_argument("--compare-with", default="HEAD", metavar="REV",
                         help="with --minutes: the commit whose model the run is compared with (default: HEAD, "
                              "as `make model` runs it; name the commit before the run when the card is "
@@ -1819,10 +1822,13 @@ def main() -> None:
     # with the shipped model, says how fast the machine was.
     beside_peer = (f"; the peer {peer_ms:.2f} ms in the same run, so {ms / peer_ms:.2f} × its time" if peer_ms else "")
     rerun = load(args.rerun / "final.json") if args.rerun else sidecar
-    timing = load_if(args.runs / "timing.json") or {}
-    model_minutes = timing.get("model_minutes") if timing.get("trained") else None
-    minutes = (exported_again(args.exported_minutes, sidecar, args.runs, args.members_from, args.minutes)
-               if args.exported_minutes else reproduction(args.minutes, rerun, args.compare_with, model_minutes))
+    if args.exported_minutes:
+        minutes = exported_again(args.exported_minutes, sidecar, args.runs, args.members_from, args.minutes)
+    else:
+        # Each script records its time, and whether it trained (TRAIN=0 times no training).
+        timed = {name: timing.get("minutes") if timing.get("trained") else None
+                 for name in ("timing", "card-timing") for timing in [load_if(args.runs / f"{name}.json") or {}]}
+        minutes = reproduction(args.minutes or timed["timing"], rerun, args.compare_with, timed["card-timing"])
     if minutes and args.rerun:
         minutes += kept_members(load(args.rerun / "final-val.json"), val, args.members_from,
                                 rerun["members"], sidecar["members"])
@@ -1831,8 +1837,8 @@ def main() -> None:
 
     card = f"""# Model card: agedetect age model
 
-*Generated by `python scripts/model_card.py` from the outputs of `bash scripts/train_models.sh`
-(`make model`) and `make shift`; edit those, not this file.*
+*Generated by `python scripts/model_card.py` from the outputs of `make model`, `make card` and
+`make shift`; edit those, not this file.*
 
 ## What it does
 
@@ -1892,7 +1898,8 @@ This model inherits the most restrictive of those terms: research, non-commercia
 ## How to reproduce
 
 ```bash
-make model        # = bash scripts/train_models.sh, then python scripts/model_card.py
+make model        # = bash scripts/train_models.sh: the shipped model and the figures stored with it
+make card         # = bash scripts/card_runs.sh (baselines, comparisons, benchmarks), then python scripts/model_card.py
 make shift        # = bash scripts/shift_runs.sh, then python bench/shift.py (the leave-one-dataset-out table)
 ```
 {minutes}

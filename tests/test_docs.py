@@ -112,7 +112,7 @@ def test_the_model_card_prints_the_sidecars_figures_and_compares_sha256s(tmp_pat
         same = hashlib.sha256(committed.stdout).hexdigest() == sidecar["sha256"]
         expected = "byte-identical to the one committed at" if same else "is not the one committed at"
         assert expected in text and head.stdout.strip() in text
-    assert "It took 7 minutes" in text and "Past experiments" in text and "5.04–5.19" in text
+    assert "`make model` took 7 minutes" in text and "Past experiments" in text and "5.04–5.19" in text
     assert "Not measured in this checkout: run `bash scripts/shift_runs.sh`" in text  # no make shift results here
     if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "a22ed1f:docs/MODEL_CARD.md"]).returncode == 0:
         monkeypatch.setattr(sys, "argv", sys.argv + ["--shift-from", "a22ed1f"])
@@ -135,8 +135,9 @@ def test_the_card_says_when_make_model_wrote_the_model_and_whether_only_its_sett
 
     card = _script("model_card")
     sidecar = json.loads(card.MODEL.with_suffix(".json").read_text())
-    assert "written the shipped model after 95 minutes" in card.reproduction("130", sidecar, model_minutes=95)
-    assert "written the shipped model" not in card.reproduction("130", sidecar)  # TRAIN=0: no training timed
+    assert card.reproduction(95, sidecar).startswith("`make model` took 95 minutes on a")
+    assert "`make card` then took 31 minutes" in card.reproduction(95, sidecar, card_minutes=31)
+    assert "make card" not in card.reproduction(95, sidecar)  # TRAIN=0: no baselines trained, none timed
     member = json.loads(json.dumps(sidecar["members"][0]))
     member["config"] |= {"epochs": 10, "schedule_epochs": 12}
     assert "best of 10 epochs (of a 12-epoch schedule) at epoch" in card.member_line(0, member, 64)
@@ -194,7 +195,7 @@ def test_the_card_says_which_runs_a_model_exported_again_came_from(tmp_path: Pat
             "committed at `f7e09ea` (that run took 124 minutes") in text
     assert ("`runs/final-new` (3 epochs in 15 minutes, its `history.jsonl`) was trained since with the command "
             "`scripts/train_models.sh` now runs for it") in text
-    assert "`TRAIN=0 bash scripts/train_models.sh` exported, scored and benchmarked them in 41 minutes" in text
+    assert "`TRAIN=0 bash scripts/train_models.sh` exported and scored them in 41 minutes" in text
     assert "`abababababababab…`" in text and "It took" not in text
     # a run trained since whose folder is not here is named without a time
     elsewhere = card.exported_again("41", sidecar, tmp_path / "nowhere", "f7e09ea", None)
@@ -344,3 +345,24 @@ def test_the_descriptor_text_says_whether_the_levels_ship(tmp_path: Path) -> Non
     assert "| **the three, the descriptor at 50% (as shipped)** | 5.06 (+1.5) | 5.06 (+1.5) |" in levels
     assert "reads its levels in the model shipped now, at 50% of the average" in levels
     assert "(the descriptor, with its levels)" in levels and "Not in the shipped model yet" not in levels
+
+
+def test_shipping_an_export_records_its_figures_as_export_would(tmp_path: Path) -> None:
+    """scripts/ship_model.py (`make model`'s last step) copies the exported file and writes its
+    figures into the sidecar where `agedetect export --metrics --typical-error` writes them:
+    the shipped model, shipped again with its own figures, comes out byte for byte."""
+    ship = _script("ship_model")
+    sidecar = json.loads(ship.SHIPPED.with_suffix(".json").read_text())
+    exported = tmp_path / "final.onnx"
+    exported.write_bytes(ship.SHIPPED.read_bytes())
+    bare = {key: value for key, value in sidecar.items() if key not in ("metrics", "typical_error")}
+    exported.with_suffix(".json").write_text(json.dumps(bare))
+    dest = tmp_path / "shipped.onnx"
+    ship.ship(exported, sidecar["metrics"], {"mae_by_age_band": sidecar["typical_error"]}, dest)
+    assert dest.read_bytes() == ship.SHIPPED.read_bytes()
+    assert dest.with_suffix(".json").read_text() == ship.SHIPPED.with_suffix(".json").read_text()
+    # A sidecar that is not the file's (another export's) is refused, and nothing is copied.
+    exported.with_suffix(".json").write_text(json.dumps(bare | {"sha256": "0" * 64}))
+    with pytest.raises(SystemExit, match="sidecar's sha256 is not the file's"):
+        ship.ship(exported, {}, {"mae_by_age_band": {}}, tmp_path / "other.onnx")
+    assert not (tmp_path / "other.onnx").exists()
