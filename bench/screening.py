@@ -32,8 +32,10 @@ from agedetect.uses import DEFAULT_MAX_MINOR_RISK, screening_metrics
 TARGETS = {"minors_passed": 0.03, "teens_passed": 0.10, "adults_referred": 0.15}
 BUFFERS = range(0, 13)
 CAPS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2)
-#: What --caps holds every dataset's validation faces to: half of the strictest target.
-CAP_LIMITS = {"minors_passed": 0.015, "teens_passed": 0.015}
+#: What --caps holds every dataset's validation faces to: the strictest target (UTKFace's
+#: 13-17s passing Challenge 25, at most 3%), and half of it, a margin for photos unlike them.
+CAP_TARGETS = {"minors_passed": 0.03, "teens_passed": 0.03}
+CAP_LIMITS = {key: limit / 2 for key, limit in CAP_TARGETS.items()}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,21 +58,25 @@ def sweep(ages: np.ndarray, probabilities: np.ndarray, estimator: AgeEstimator, 
 
 
 def choose_cap(ages: np.ndarray, probabilities: np.ndarray, datasets: np.ndarray, estimator: AgeEstimator,
-               min_age: int, buffer: int = 7) -> tuple[float | None, list[dict]]:
-    """Each cap's figures per dataset, and the largest cap that keeps every dataset's minors
-    and teens passed within :data:`CAP_LIMITS` (``None`` if even the smallest does not)."""
-    rows, chosen = [], None
+               min_age: int, buffer: int = 7) -> tuple[float | None, float | None, list[dict]]:
+    """Each cap's figures per dataset, and the largest caps that keep every dataset's minors
+    and teens passed within :data:`CAP_LIMITS` and within :data:`CAP_TARGETS` (``None``
+    where even the smallest does not)."""
+    rows, chosen, within_targets = [], None, None
     for cap in CAPS:
         by_dataset = {
             name: screening_metrics(ages[datasets == name], probabilities[datasets == name], estimator.groups,
                                     min_age, buffer, max_minor_risk=cap)
             for name in sorted(set(datasets))
         }
-        safe = all((m[key] or 0) <= limit for m in by_dataset.values() for key, limit in CAP_LIMITS.items())
-        rows.append({"cap": cap, "safe": safe, "by_dataset": by_dataset})
-        if safe:
-            chosen = cap
-    return chosen, rows
+        def within(limits: dict[str, float]) -> bool:
+            return all((m[key] or 0) <= limit for m in by_dataset.values() for key, limit in limits.items())
+
+        safe, on_target = within(CAP_LIMITS), within(CAP_TARGETS)
+        rows.append({"cap": cap, "safe": safe, "within_targets": on_target, "by_dataset": by_dataset})
+        chosen = cap if safe else chosen
+        within_targets = cap if on_target else within_targets
+    return chosen, within_targets, rows
 
 
 def meets(row: dict) -> bool:
@@ -125,20 +131,27 @@ def main() -> None:
     ages = np.array([s.age for s in scored.samples], dtype=np.float64)
     if args.caps:
         datasets = np.array([s.dataset for s in scored.samples])
-        chosen, rows = choose_cap(ages, scored.probabilities, datasets, estimator, args.min_age)
+        chosen, within_targets, rows = choose_cap(ages, scored.probabilities, datasets, estimator, args.min_age)
         if args.json:
-            print(json.dumps({"chosen": chosen, "default": DEFAULT_MAX_MINOR_RISK, "rows": rows}, indent=2))
+            print(json.dumps({"chosen": chosen, "within_targets": within_targets, "default": DEFAULT_MAX_MINOR_RISK,
+                              "targets": CAP_TARGETS, "limits": CAP_LIMITS, "rows": rows}, indent=2))
             return
         names = sorted(set(datasets))
         print(f"Challenge {args.min_age + 7} on the {args.split!r} split of {args.data}, by minor-risk cap\n")
-        print("| cap | " + " | ".join(f"{n}: minors / 13-17 passed / adults referred" for n in names) + " | within the limits |")
-        print("|---:|" + "---|" * (len(names) + 1))
+        print("| cap | " + " | ".join(f"{n}: minors / 13-17 passed / adults referred" for n in names)
+              + " | within the targets | within half of them |")
+        print("|---:|" + "---|" * (len(names) + 2))
         for row in rows:
             cells = [f"{row['by_dataset'][n]['minors_passed']:.1%} / {row['by_dataset'][n]['teens_passed']:.1%} / "
                      f"{row['by_dataset'][n]['adults_referred']:.1%}" for n in names]
-            print(f"| {row['cap']:.1%} | " + " | ".join(cells) + f" | {'yes' if row['safe'] else ''} |")
-        print(f"\nlimits {CAP_LIMITS}; largest cap within them everywhere: {chosen if chosen is None else f'{chosen:.1%}'}; "
-              f"the default is {DEFAULT_MAX_MINOR_RISK:.1%}")
+            print(f"| {row['cap']:.1%} | " + " | ".join(cells)
+                  + f" | {'yes' if row['within_targets'] else ''} | {'yes' if row['safe'] else ''} |")
+
+        def largest(cap: float | None) -> str:
+            return "none" if cap is None else f"{cap:.1%}"
+
+        print(f"\nlargest cap within the targets {CAP_TARGETS} everywhere: {largest(within_targets)}; within half of "
+              f"them: {largest(chosen)}; the default is {DEFAULT_MAX_MINOR_RISK:.1%}")
         return
     rows = sweep(ages, scored.probabilities, estimator, args.min_age)
     name = estimator.metadata.get("name", "age_model")

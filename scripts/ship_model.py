@@ -26,10 +26,15 @@ SHIPPED = ROOT / "src" / "agedetect" / "weights" / "age_model.onnx"
 def ship(model: Path, metrics: dict, typical_error: dict, dest: Path = SHIPPED) -> dict:
     """Copy ``model`` (and its sidecar) to ``dest``, the figures placed in the sidecar where
     `agedetect export --metrics --typical-error` places them: before its ``sha256``."""
-    meta = json.loads(sidecar_path(model).read_text())
-    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    try:
+        meta = json.loads(sidecar_path(model).read_text())
+        digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {model}: not an exported model with its sidecar ({error})") from None
     if meta.get("sha256") != digest:
-        raise SystemExit(f"{model}: its sidecar's sha256 is not the file's; export it again")
+        raise SystemExit(f"error: {model}: its sidecar's sha256 is not the file's; export it again")
+    if "mae_by_age_band" not in typical_error:
+        raise SystemExit("error: the typical error is not `agedetect evaluate --json` output (no mae_by_age_band)")
     figures = {"metrics": metrics, "typical_error": typical_error["mae_by_age_band"]}
     ordered: dict = {}
     for key, value in meta.items():
@@ -54,7 +59,7 @@ def main() -> None:
     try:
         metrics, typical = (json.loads(path.read_text()) for path in (args.metrics, args.typical_error))
     except (OSError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit(f"error: not a readable `agedetect evaluate --json` output ({error})") from None
     ship(args.model, metrics, typical, args.out)
     print(f"shipped {args.model} as {args.out}", file=sys.stderr)
 

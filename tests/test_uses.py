@@ -32,7 +32,7 @@ from agedetect.uses import (
     typical_error,
 )
 from model_copies import model_without_typical_error
-from shared_data import CHROMIUM, needs_data
+from shared_data import CHROMIUM, ROOT, load_script, needs_data
 from uses_support import (
     CHILD,
     COUPLE,
@@ -537,3 +537,23 @@ def test_risk_cap_refers_an_unsure_face_that_reaches_the_threshold():
     assert metrics["minors_passed"] == 0.0
     assert screening_metrics([16], distribution[None, :], AgeGroups.default(), 18, 7,
                              max_minor_risk=None)["minors_passed"] == 1.0
+
+
+def test_the_cap_sweep_names_the_largest_cap_within_the_targets_and_within_half_of_them() -> None:
+    """bench/screening.py --caps, how DEFAULT_MAX_MINOR_RISK is chosen: of 100 teenagers in each
+    of two datasets, 2 have a 3.5% chance of being a minor by the model and 2 a 4.5% chance
+    (each otherwise sure of 40); the rest look 10. From a 4% cap 2% of the teens pass (within
+    the 3% target, not within half of it); from 5%, 4% do (over the target)."""
+    screening = load_script(ROOT / "bench" / "screening.py")
+    risks = [0.035] * 2 + [0.045] * 2
+    probabilities = np.zeros((100, 101))
+    for face, risk in enumerate(risks):
+        probabilities[face, 10], probabilities[face, 40] = risk, 1 - risk
+    probabilities[len(risks):, 10] = 1.0
+    ages = np.full(200, 15.0)
+    datasets = np.array(["one"] * 100 + ["two"] * 100)
+    chosen, within_targets, rows = screening.choose_cap(
+        ages, np.concatenate([probabilities, probabilities]), datasets, AgeEstimator(), min_age=18)
+    assert (chosen, within_targets) == (0.03, 0.04)
+    passed = {row["cap"]: row["by_dataset"]["two"]["teens_passed"] for row in rows}
+    assert (passed[0.03], passed[0.04], passed[0.05]) == (0.0, 0.02, 0.04)
