@@ -29,7 +29,10 @@ DATASET_NAMES = {"utkface": "UTKFace", "aaf": "All-Age-Faces"}
 
 
 def load(path: Path) -> dict | list:
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {path}: {error}; `make model` and `make card` write what the card reads") from None
 
 
 def load_if(path: Path):
@@ -1732,6 +1735,8 @@ def main() -> None:
                              "(--minutes: that run's wall time) and those trained since")
     parser.add_argument("--readme", type=Path, default=README, help="the README whose model figures to rewrite")
     args = parser.parse_args()
+    if not args.readme.is_file():  # before anything is written
+        parser.error(f"--readme {args.readme}: no such file")
 
     test = load(args.runs / "final-test.json")
     sidecar = load(MODEL.with_suffix(".json"))
