@@ -35,6 +35,11 @@ QUANTIZED_AGE_TOLERANCE = 0.5
 #: Validation faces that set the int8 ranges of each layer (evenly spaced over the split,
 #: so every dataset and age is in them).
 QUANTIZATION_FACES = 1024
+#: The operators stored in int8: each convolution and the heads' dense layers, and the ReLU,
+#: max pooling and residual additions between them. With the convolutions alone, each ReLU's
+#: output was calibrated apart from the convolution feeding it, so every block paid a
+#: dequantize and a quantize between its two convolutions (the model card's int8 section).
+QUANTIZED_OPS = ("Conv", "Gemm", "Relu", "MaxPool", "Add")
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:
@@ -293,7 +298,7 @@ def _quantize_int8(path: Path, chips: np.ndarray, batch: int = 64) -> None:
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # its progress lines, not our output
                 quantize_static(
-                    str(source), str(path), Chips(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv", "Gemm"],
+                    str(source), str(path), Chips(), quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OPS),
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     calibrate_method=CalibrationMethod.Percentile,
                 )
