@@ -1232,7 +1232,10 @@ def combination_text(runs: Path, quantization: str, members: list[dict]) -> str:
 QUANTIZED_ACTIVATIONS = {"ms": {"before": (4.86, 4.90), "after": (4.31, 4.30)},
                          "val_mae": {"before": (4.501, 5.013), "after": (4.500, 5.014)},
                          "stand_ins": {"before": (5.757, 6.259), "after": (5.762, 6.229)},
-                         "age_shift": {"before": 0.18, "after": 0.15}}
+                         "age_shift": {"before": 0.18, "after": 0.15},
+                         # each alone, one after the other, twice per dataset (the same command,
+                         # one --model at a time, nothing else running): the range over the four
+                         "ms_alone": {"before": (3.29, 3.55), "after": (3.13, 3.36)}}
 
 
 def quantized_activations_text() -> str:
@@ -1248,7 +1251,9 @@ def quantized_activations_text() -> str:
             "block (ONNX Runtime's profiler: about a sixth of the time a face took went to those steps). The ReLUs, max "
             "pooling and residual additions are now quantized with them (`agedetect.export.QUANTIZED_OPS`), the "
             f"same members exported both ways: {pair('ms', '.2f')} ms a face (All-Age-Faces / UTKFace, the two "
-            "taking turns: `python bench/compare_peer.py --data runs/data --split test --no-peer --limit 300`); "
+            "taking turns: `python bench/compare_peer.py --data runs/data --split test --no-peer --limit 300`; "
+            f"each alone, one after the other, {q['ms_alone']['after'][0]:.2f}–{q['ms_alone']['after'][1]:.2f} "
+            f"against {q['ms_alone']['before'][0]:.2f}–{q['ms_alone']['before'][1]:.2f}); "
             f"validation MAE {pair('val_mae', '.3f')} (UTKFace / All-Age-Faces); the whole-photo stand-ins "
             f"{pair('stand_ins', '.3f')} (in a scene / scanned print, `python bench/whole_photos.py --split val "
             f"--limit 1000`); each face's expected age {q['age_shift']['after']:.2f} years from PyTorch's on "
