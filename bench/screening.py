@@ -57,6 +57,11 @@ def sweep(ages: np.ndarray, probabilities: np.ndarray, estimator: AgeEstimator, 
     ]
 
 
+def _within(by_dataset: dict[str, dict], limits: dict[str, float]) -> bool:
+    """Whether every dataset's figures are at or under ``limits``."""
+    return all((m[key] or 0) <= limit for m in by_dataset.values() for key, limit in limits.items())
+
+
 def choose_cap(ages: np.ndarray, probabilities: np.ndarray, datasets: np.ndarray, estimator: AgeEstimator,
                min_age: int, buffer: int = 7) -> tuple[float | None, float | None, list[dict]]:
     """Each cap's figures per dataset, and the largest caps that keep every dataset's minors
@@ -69,10 +74,7 @@ def choose_cap(ages: np.ndarray, probabilities: np.ndarray, datasets: np.ndarray
                                     min_age, buffer, max_minor_risk=cap)
             for name in sorted(set(datasets))
         }
-        def within(limits: dict[str, float]) -> bool:
-            return all((m[key] or 0) <= limit for m in by_dataset.values() for key, limit in limits.items())
-
-        safe, on_target = within(CAP_LIMITS), within(CAP_TARGETS)
+        safe, on_target = _within(by_dataset, CAP_LIMITS), _within(by_dataset, CAP_TARGETS)
         rows.append({"cap": cap, "safe": safe, "within_targets": on_target, "by_dataset": by_dataset})
         chosen = cap if safe else chosen
         within_targets = cap if on_target else within_targets

@@ -39,6 +39,13 @@ def load_if(path: Path):
     return load(path) if path.exists() else None
 
 
+def timed_minutes(path: Path) -> int | None:
+    """The minutes a script recorded (runs/timing.json, runs/card-timing.json), or None when
+    it recorded none or did not train (TRAIN=0 times no training)."""
+    timing = load_if(path) or {}
+    return timing.get("minutes") if timing.get("trained") else None
+
+
 def committed_file(path: Path, revision: str = "HEAD") -> tuple[str, bytes] | None:
     """(short commit id, contents) of ``path`` as committed at ``revision``; None outside a
     git checkout or when it is not committed."""
@@ -1874,10 +1881,8 @@ def main() -> None:
     if args.exported_minutes:
         minutes = exported_again(args.exported_minutes, sidecar, args.runs, args.members_from, args.minutes)
     else:
-        # Each script records its time, and whether it trained (TRAIN=0 times no training).
-        timed = {name: timing.get("minutes") if timing.get("trained") else None
-                 for name in ("timing", "card-timing") for timing in [load_if(args.runs / f"{name}.json") or {}]}
-        minutes = reproduction(args.minutes or timed["timing"], rerun, args.compare_with, timed["card-timing"])
+        minutes = reproduction(args.minutes or timed_minutes(args.runs / "timing.json"), rerun, args.compare_with,
+                               timed_minutes(args.runs / "card-timing.json"))
     if minutes and args.rerun:
         minutes += kept_members(load(args.rerun / "final-val.json"), val, args.members_from,
                                 rerun["members"], sidecar["members"])

@@ -11,24 +11,21 @@ second int8 calibration; this copies the file and records the figures as that ex
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
 from pathlib import Path
 
 from agedetect.export import sidecar_path
-
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "src" / "agedetect" / "weights" / "age_model.onnx"
+from agedetect.inference import DEFAULT_MODEL, sha256_of
 
 
-def ship(model: Path, metrics: dict, typical_error: dict, dest: Path = SHIPPED) -> dict:
+def ship(model: Path, metrics: dict, typical_error: dict, dest: Path = DEFAULT_MODEL) -> dict:
     """Copy ``model`` (and its sidecar) to ``dest``, the figures placed in the sidecar where
     `agedetect export --metrics --typical-error` places them: before its ``sha256``."""
     try:
         meta = json.loads(sidecar_path(model).read_text())
-        digest = hashlib.sha256(model.read_bytes()).hexdigest()
+        digest = sha256_of(model)
     except (OSError, ValueError) as error:
         raise SystemExit(f"error: {model}: not an exported model with its sidecar ({error})") from None
     if meta.get("sha256") != digest:
@@ -54,7 +51,7 @@ def main() -> None:
                         help="`agedetect evaluate --json` of it on the test split (the model card's figures)")
     parser.add_argument("--typical-error", type=Path, required=True,
                         help="`agedetect evaluate --json` of it on the validation split (`agedetect gap`'s typical error)")
-    parser.add_argument("--out", type=Path, default=SHIPPED, help="where to put it (default: the package's model)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="where to put it (default: the package's model)")
     args = parser.parse_args()
     try:
         metrics, typical = (json.loads(path.read_text()) for path in (args.metrics, args.typical_error))

@@ -352,15 +352,15 @@ def test_shipping_an_export_records_its_figures_as_export_would(tmp_path: Path) 
     figures into the sidecar where `agedetect export --metrics --typical-error` writes them:
     the shipped model, shipped again with its own figures, comes out byte for byte."""
     ship = _script("ship_model")
-    sidecar = json.loads(ship.SHIPPED.with_suffix(".json").read_text())
+    sidecar = json.loads(ship.DEFAULT_MODEL.with_suffix(".json").read_text())
     exported = tmp_path / "final.onnx"
-    exported.write_bytes(ship.SHIPPED.read_bytes())
+    exported.write_bytes(ship.DEFAULT_MODEL.read_bytes())
     bare = {key: value for key, value in sidecar.items() if key not in ("metrics", "typical_error")}
     exported.with_suffix(".json").write_text(json.dumps(bare))
     dest = tmp_path / "shipped.onnx"
     ship.ship(exported, sidecar["metrics"], {"mae_by_age_band": sidecar["typical_error"]}, dest)
-    assert dest.read_bytes() == ship.SHIPPED.read_bytes()
-    assert dest.with_suffix(".json").read_text() == ship.SHIPPED.with_suffix(".json").read_text()
+    assert dest.read_bytes() == ship.DEFAULT_MODEL.read_bytes()
+    assert dest.with_suffix(".json").read_text() == ship.DEFAULT_MODEL.with_suffix(".json").read_text()
     # A sidecar that is not the file's (another export's) is refused, and nothing is copied.
     exported.with_suffix(".json").write_text(json.dumps(bare | {"sha256": "0" * 64}))
     with pytest.raises(SystemExit, match="sidecar's sha256 is not the file's"):
