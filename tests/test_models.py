@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+nn = torch.nn
 
 from agedetect.ages import decode_ages  # noqa: E402
 from agedetect.data import PrepareSettings, prepare  # noqa: E402
@@ -466,9 +467,11 @@ def test_the_resnet_stem_outside_onednn_gives_the_same_answer_and_leaves_the_fla
 
 
 @pytest.mark.parametrize("name", ["final", "descriptor", "descriptor_levels"])
-def test_folding_affine_layers_into_convolutions_keeps_the_answer(name):
-    """Export folds dlib's affine layers into their convolutions: the same network, fewer steps."""
-    from agedetect.models import Affine, fold_affines
+def test_folding_for_export_keeps_the_answer(name):
+    """Export folds dlib's affine layers into their convolutions, each downsampling shortcut
+    into a fixed convolution, the input's normalisation into the first convolution and the
+    descriptor head's batch norm into its first dense layer: the same network, fewer steps."""
+    from agedetect.models import Affine, DownBlock, fold_for_export
 
     # Seeded: an unseeded draw of the head and the noise failed about one run in many, where the
     # large logits of two ages came within float rounding of each other.
@@ -478,12 +481,18 @@ def test_folding_affine_layers_into_convolutions_keeps_the_answer(name):
         with torch.no_grad():
             for parameter in model.parameters():  # trained-looking affine layers, not the ones and zeros of a new one
                 parameter.add_(0.01 * torch.randn_like(parameter))
+            for module in model.modules():  # and a batch norm that has seen data
+                if isinstance(module, nn.BatchNorm1d):
+                    module.running_mean.normal_(0, 0.1)
+                    module.running_var.uniform_(0.5, 2.0)
     chips = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
     affines = sum(isinstance(m, Affine) for m in model.modules())
     with torch.no_grad():
         before = model(chips)
-        after = fold_affines(model)(chips)
-    assert affines >= 11 and not any(isinstance(m, Affine) for m in model.modules())
+        after = fold_for_export(model)(chips)
+    assert affines >= 11 and not any(isinstance(m, (Affine, nn.BatchNorm1d)) for m in model.modules())
+    assert all(block.shortcut is not None for block in model.modules() if isinstance(block, DownBlock))
+    assert not model.input.normalize
     assert before.abs().max() > 1  # real logits
     torch.testing.assert_close(after.softmax(-1), before.softmax(-1), rtol=0, atol=1e-4)  # float rounding only
 
@@ -523,6 +532,59 @@ def test_the_shipped_graph_has_its_affine_layers_folded():
     torch.onnx.export(create_model("final", pretrained=False).eval(), (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),),
                       unfolded, opset_version=17, dynamo=False)
     assert len(convolutions_feeding(onnx.load_from_string(unfolded.getvalue()).graph, "Mul")) == 11
+
+
+def test_the_shipped_graph_keeps_its_weights_and_shortcuts_in_int8():
+    """No weight of the shipped model is quantized again on every call (the quantizer leaves a
+    weight shared between nodes, or behind an Identity, in float32), no shortcut is a float
+    average pool, and the chips reach the first convolutions as pixel values."""
+    import onnx
+
+    from agedetect.inference import DEFAULT_MODEL
+
+    graph = onnx.load(str(DEFAULT_MODEL)).graph
+    int8 = {init.name for init in graph.initializer if init.data_type == onnx.TensorProto.INT8}
+    dequantized_from = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    weighted = [node for node in graph.node if node.op_type in ("Conv", "Gemm")]
+    assert len(weighted) >= 2 * 13 + 33  # two ResNet-10s and dlib's face descriptor, shortcuts included
+    assert [node.name for node in weighted if dequantized_from.get(node.input[1]) not in int8] == []
+    kinds = {node.op_type for node in graph.node}
+    assert not kinds & {"AveragePool", "BatchNormalization", "Identity", "Sub"}
+
+
+def test_unsharing_weights_gives_each_node_its_own():
+    import onnx
+    import onnxruntime
+
+    from agedetect.export import _unshare_weights
+
+    class TwoEqual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.second = nn.Conv2d(3, 4, 2, bias=False), nn.Conv2d(3, 4, 2, bias=False)
+            with torch.no_grad():
+                self.second.weight.copy_(self.first.weight)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.first(x) + self.second(x) + self.first(x * 2)
+
+    buffer = io.BytesIO()
+    torch.onnx.export(TwoEqual().eval(), (torch.zeros(1, 3, 8, 8),), buffer, opset_version=17, dynamo=False)
+    model = onnx.load_from_string(buffer.getvalue())
+    assert any(node.op_type == "Identity" for node in model.graph.node)  # what the exporter does with equal weights
+    x = np.random.default_rng(0).normal(size=(1, 3, 8, 8)).astype(np.float32)
+
+    def run(model) -> np.ndarray:
+        session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+    before = run(model)
+    _unshare_weights(model)
+    weights = [node.input[1] for node in model.graph.node if node.op_type == "Conv"]
+    initializers = {init.name for init in model.graph.initializer}
+    assert len(weights) == 3 == len(set(weights)) and set(weights) <= initializers
+    assert not any(node.op_type == "Identity" for node in model.graph.node)
+    np.testing.assert_array_equal(run(model), before)
 
 
 def test_descriptor_reads_chips_at_a_smaller_side_and_refuses_one_too_small(tmp_path):

@@ -19,7 +19,7 @@ import torch
 from agedetect.errors import DataError, ModelError
 from agedetect.evaluate import WIDENING_SCALES, coverage_by_dataset, smallest_covering_scale
 from agedetect.inference import sha256_of
-from agedetect.models import ExportWrapper, fold_affines, member_shares
+from agedetect.models import ExportWrapper, fold_for_export, member_shares
 from agedetect.train import load_checkpoint
 
 OPSET = 17
@@ -39,7 +39,7 @@ QUANTIZATION_FACES = 1024
 #: max pooling and residual additions between them. With the convolutions alone, each ReLU's
 #: output was calibrated apart from the convolution feeding it, so every block paid a
 #: dequantize and a quantize between its two convolutions (the model card's int8 section).
-QUANTIZED_OPS = ("Conv", "Gemm", "Relu", "MaxPool", "Add")
+QUANTIZED_OPS = ("Conv", "Gemm", "Relu", "MaxPool", "Add", "Pad", "Resize")
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:
@@ -150,7 +150,7 @@ def export_onnx(
     spec = models[0].spec
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = fold_affines(ExportWrapper(*models).eval())
+    wrapper = fold_for_export(ExportWrapper(*models).eval())
     example = torch.zeros(2, spec.input_size, spec.input_size, 3, dtype=torch.uint8)
     with warnings.catch_warnings():
         # Shapes are fixed per export (one chip size), so traced shape arithmetic is exact.
@@ -289,9 +289,13 @@ def _quantize_int8(path: Path, chips: np.ndarray, batch: int = 64) -> None:
             start = next(self.batches, None)
             return None if start is None else {"chips": chips[start : start + batch]}
 
+    import onnx
+
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "float32.onnx"
-        source.write_bytes(path.read_bytes())
+        graph = onnx.load(str(path))
+        _unshare_weights(graph)
+        onnx.save(graph, str(source))
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # its advice to pre-process the graph: shapes here are already inferred
@@ -304,6 +308,35 @@ def _quantize_int8(path: Path, chips: np.ndarray, batch: int = 64) -> None:
                 )
         finally:
             root.setLevel(level)
+
+
+def _unshare_weights(model) -> None:
+    """Give every node its own copy of each weight it shares with another node.
+
+    The exporter stores equal weights once, the others as an Identity of it (the fixed
+    shortcut convolutions of :func:`agedetect.models.fold_shortcuts` are equal across blocks
+    of the same widths), and the quantizer leaves a shared weight, or one behind an Identity,
+    in float32, quantized again on every call.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    for node in [node for node in graph.node if node.op_type == "Identity" and node.input[0] in initializers]:
+        copy = numpy_helper.from_array(numpy_helper.to_array(initializers[node.input[0]]), node.output[0])
+        graph.initializer.append(copy)
+        initializers[copy.name] = copy
+        graph.node.remove(node)
+    seen: set[str] = set()
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name not in initializers:
+                continue
+            if name in seen:
+                copy = numpy_helper.from_array(numpy_helper.to_array(initializers[name]), f"{name}__{node.name}")
+                graph.initializer.append(copy)
+                node.input[index] = copy.name
+            seen.add(name)
 
 
 def _store_weights_as_float16(model) -> None:

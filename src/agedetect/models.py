@@ -95,6 +95,9 @@ class ChipInput(nn.Module):
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
         self.face_only = bool(spec.options.get("face_only"))
+        #: Cleared by :func:`fold_input_normalization` for export, once the network's first
+        #: convolution does it.
+        self.normalize = True
         if self.face_only:
             crop = slice(self.offset, self.offset + self.side)
             self.register_buffer("oval", face_oval(spec.input_size)[crop, crop][None, None])
@@ -103,7 +106,8 @@ class ChipInput(nn.Module):
         x = chips.permute(0, 3, 1, 2).float()
         if self.offset:
             x = x[:, :, self.offset : self.offset + self.side, self.offset : self.offset + self.side]
-        x = (x - self.mean) / self.std
+        if self.normalize:
+            x = (x - self.mean) / self.std
         return x * self.oval if self.face_only else x
 
 
@@ -322,10 +326,80 @@ def fold_affines(module: nn.Module) -> nn.Module:
     return module
 
 
+def fold_for_export(module: nn.Module) -> nn.Module:
+    """Every export-only simplification below, in place: the same function up to float
+    rounding, with fewer steps, and fewer of them outside int8 in a quantized export."""
+    return fold_head_batch_norm(fold_input_normalization(fold_shortcuts(fold_affines(module))))
+
+
+def fold_input_normalization(module: nn.Module) -> nn.Module:
+    """Fold each member's ``(x - mean) / std`` into its network's first convolution, in place,
+    and return ``module``.
+
+    Exact for an unpadded first convolution (a padded one would see zeros that are no
+    longer the mean colour); the descriptor's bilinear scaling in between is a weighted
+    average whose weights sum to one, so it commutes with the per-channel map. The
+    networks then read pixel values, which int8 holds exactly. For export only.
+    """
+    for model in module.modules():
+        if not isinstance(model, AgeModel) or model.input.face_only or not model.input.normalize:
+            continue
+        network = model.network
+        stem = (network.stem if isinstance(network, ResNet10)
+                else network.body.stem if isinstance(network, DescriptorAgeNet) else None)
+        if stem is None or stem[0].padding != (0, 0) or stem[0].bias is None:
+            continue
+        conv = stem[0]
+        mean, std = model.input.mean.reshape(1, -1, 1, 1), model.input.std.reshape(1, -1, 1, 1)
+        with torch.no_grad():
+            conv.bias.sub_((conv.weight * (mean / std)).sum(dim=(1, 2, 3)))
+            conv.weight.div_(std)
+        model.input.normalize = False
+    return module
+
+
+def fold_head_batch_norm(module: nn.Module) -> nn.Module:
+    """Fold the batch norm that opens each descriptor age head into the dense layer after
+    it (its running statistics: evaluation mode), in place, and return ``module``. For
+    export only."""
+    for network in module.modules():
+        if isinstance(network, DescriptorAgeNet) and isinstance(network.head[0], nn.BatchNorm1d):
+            norm, dense = network.head[0], network.head[1]
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            shift = norm.bias - norm.running_mean * scale
+            with torch.no_grad():
+                dense.bias.add_(dense.weight @ shift)
+                dense.weight.mul_(scale)
+            network.head[0] = nn.Identity()
+    return module
+
+
+def fold_shortcuts(module: nn.Module) -> nn.Module:
+    """Make each downsampling block's shortcut (a 2x2 average, then zero channels up to the
+    block's width) one fixed 2x2 convolution of stride 2, in place, and return ``module``.
+
+    The same function (up to float rounding); in an int8 export the shortcut is then an
+    integer convolution like its neighbours, not six float steps (dequantize, layout change,
+    pool, layout change, pad, quantize). For export only.
+    """
+    for block in module.modules():
+        if isinstance(block, DownBlock) and block.shortcut is None:
+            conv1 = block.conv1[0]
+            cin, cout = conv1.in_channels, conv1.out_channels
+            shortcut = nn.Conv2d(cin, cout, 2, 2, bias=False).to(conv1.weight)
+            with torch.no_grad():
+                shortcut.weight.zero_()
+                shortcut.weight[torch.arange(cin), torch.arange(cin)] = 0.25
+            block.shortcut = shortcut.requires_grad_(False)
+    return module
+
+
 def _pad_to(x: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
     # dlib adds residuals of different shapes by zero-padding trailing channels/rows/cols.
     # Plain ints: an export sees one chip size, so the pads are constants, not shape arithmetic.
     sizes = [int(size) for size in x.shape[1:]]
+    if sizes == [channels, height, width]:
+        return x  # an export would keep a Pad of nothing, and two steps out of int8 around it
     return F.pad(x, (0, width - sizes[2], 0, height - sizes[1], 0, channels - sizes[0]))
 
 
@@ -346,10 +420,12 @@ class DownBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvAffine(cin, cout, 3, 2, 0)
         self.conv2 = ConvAffine(cout, cout, 3, 1, 1)
+        #: Set by :func:`fold_shortcuts` for export; trained models pool and pad.
+        self.shortcut: nn.Conv2d | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branch = self.conv2(F.relu(self.conv1(x)))
-        shortcut = F.avg_pool2d(x, 2, 2)
+        shortcut = F.avg_pool2d(x, 2, 2) if self.shortcut is None else self.shortcut(x)
         h = max(int(branch.shape[2]), int(shortcut.shape[2]))
         w = max(int(branch.shape[3]), int(shortcut.shape[3]))
         c = int(branch.shape[1])
