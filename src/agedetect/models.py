@@ -339,7 +339,8 @@ def fold_input_normalization(module: nn.Module) -> nn.Module:
     Exact for an unpadded first convolution (a padded one would see zeros that are no
     longer the mean colour); the descriptor's bilinear scaling in between is a weighted
     average whose weights sum to one, so it commutes with the per-channel map. The
-    networks then read pixel values, which int8 holds exactly. For export only.
+    networks then read pixel values, which an int8 export holds almost exactly (its
+    calibration comes to about one level per pixel value). For export only.
     """
     for model in module.modules():
         if not isinstance(model, AgeModel) or model.input.face_only or not model.input.normalize:
