@@ -1245,13 +1245,25 @@ QUANTIZED_ACTIVATIONS = {"ms": {"before": (4.86, 4.90), "after": (4.31, 4.30)},
                          "ms_alone": {"before": (3.29, 3.55), "after": (3.13, 3.36)}}
 
 
+def after_before(record: dict, key: str, after_format: str, before_format: str) -> str:
+    """``record[key]``'s figures after a change, then before it in brackets: "1.00 / 2.00 (before ...)"."""
+    after, before = (" / ".join(f"{v:{fmt}}" for v in record[key][when])
+                     for when, fmt in (("after", after_format), ("before", before_format)))
+    return f"{after} (before {before})"
+
+
+def alone_ranges(record: dict) -> str:
+    """``record``'s each-alone timings: "after-range against before-range" in ms."""
+    after, before = (f"{low:.2f}–{high:.2f}" for low, high in (record["ms_alone"]["after"], record["ms_alone"]["before"]))
+    return f"{after} against {before}"
+
+
 def quantized_activations_text() -> str:
     """Why the ReLUs, pooling and additions are in int8 too (:data:`QUANTIZED_ACTIVATIONS`)."""
     q = QUANTIZED_ACTIVATIONS
 
     def pair(key: str, fmt: str) -> str:
-        after, before = (" / ".join(f"{v:{fmt}}" for v in q[key][when]) for when in ("after", "before"))
-        return f"{after} (before {before})"
+        return after_before(q, key, fmt, fmt)
 
     return (" With the convolutions alone in int8, each ReLU's output was calibrated apart from the convolution "
             "feeding it, so ONNX Runtime dequantized and quantized again between the two convolutions of every "
@@ -1259,8 +1271,7 @@ def quantized_activations_text() -> str:
             "pooling and residual additions are now quantized with them (`agedetect.export.QUANTIZED_OPS`), the "
             f"same members exported both ways: {pair('ms', '.2f')} ms a face (All-Age-Faces / UTKFace, the two "
             "taking turns: `python bench/compare_peer.py --data runs/data --split test --no-peer --limit 300`; "
-            f"each alone, one after the other, {q['ms_alone']['after'][0]:.2f}–{q['ms_alone']['after'][1]:.2f} "
-            f"against {q['ms_alone']['before'][0]:.2f}–{q['ms_alone']['before'][1]:.2f}); "
+            f"each alone, one after the other, {alone_ranges(q)}); "
             f"validation MAE {pair('val_mae', '.3f')} (UTKFace / All-Age-Faces); the whole-photo stand-ins "
             f"{pair('stand_ins', '.3f')} (in a scene / scanned print, `python bench/whole_photos.py --split val "
             f"--limit 1000`); each face's expected age {q['age_shift']['after']:.2f} years from PyTorch's on "
@@ -1291,8 +1302,7 @@ def folded_export_text() -> str:
         return " and ".join(" / ".join(f"{v:.2f}" for v in pair) for pair in f["ms"][when])
 
     def pair(key: str, decimals: int) -> str:
-        after, before = (" / ".join(f"{v:.{places}f}" for v in f[key][when]) for when, places in (("after", decimals), ("before", 3)))
-        return f"{after} (before {before})"
+        return after_before(f, key, f".{decimals}f", ".3f")
 
     low, high = f["shortcuts_alone_gain"]
     return (" ONNX Runtime's profiler then showed each downsampling block's shortcut (a 2x2 average, then zero "
@@ -1305,8 +1315,7 @@ def folded_export_text() -> str:
             "shared weight in float and quantizes it again on every call) and quantizes pads and the resize too. "
             f"The same members exported both ways: {rounds('after')} ms a face (before {rounds('before')}; "
             "All-Age-Faces / UTKFace, two rounds of the two taking turns, the command above; each alone, one after "
-            f"the other, {f['ms_alone']['after'][0]:.2f}–{f['ms_alone']['after'][1]:.2f} against "
-            f"{f['ms_alone']['before'][0]:.2f}–{f['ms_alone']['before'][1]:.2f}: still over 3 ms); validation MAE "
+            f"the other, {alone_ranges(f)}: still over 3 ms); validation MAE "
             f"{pair('val_mae', 3)}; the stand-ins {pair('stand_ins', 2)}; each face's expected age "
             f"{f['age_shift']['after']:.2f} years from PyTorch's (before {f['age_shift']['before']:.2f}). The same "
             f"rule, set before measuring, passed. The shortcut convolutions alone were {100 * low:.0f}–{100 * high:.0f}% faster, "
@@ -1630,9 +1639,11 @@ def caps_against_targets(rows: list[dict], default: float, dataset: str = "utkfa
         which = f"the cap of {pct(caps[0])} meets" if len(caps) == 1 else f"the caps from {pct(caps[0])} to {pct(caps[-1])} meet"
         text = (f" On {name_of(dataset)}'s validation faces {which} both its targets (13–17s passing ≤ "
                 f"{pct(TEENS_PASSED_TARGET)}, adults referred ≤ {pct(ADULTS_REFERRED_TARGET)})")
+        if default in caps:
+            return text + "; the default is one of them."
         at_default = dict(swept).get(default)
-        if default in caps or at_default is None:
-            return text + "; the default is one of them." if default in caps else text + "."
+        if at_default is None:
+            return text + "."
         cap, f = both[0]
         more = round((f["teens_passed"] - at_default["teens_passed"]) * f["n_teens"])
         return (text + f": at {pct(cap)} {pct(f['teens_passed'])} of 13–17s pass and {pct(f['adults_referred'])} of "

@@ -35,10 +35,11 @@ QUANTIZED_AGE_TOLERANCE = 0.5
 #: Validation faces that set the int8 ranges of each layer (evenly spaced over the split,
 #: so every dataset and age is in them).
 QUANTIZATION_FACES = 1024
-#: The operators stored in int8: each convolution and the heads' dense layers, and the ReLU,
-#: max pooling and residual additions between them. With the convolutions alone, each ReLU's
-#: output was calibrated apart from the convolution feeding it, so every block paid a
-#: dequantize and a quantize between its two convolutions (the model card's int8 section).
+#: The operators stored in int8: each convolution and the heads' dense layers, the ReLU,
+#: max pooling and residual additions between them, and the residual pads and the descriptor's
+#: resize. With the convolutions alone, each ReLU's output was calibrated apart from the
+#: convolution feeding it, so every block paid a dequantize and a quantize between its two
+#: convolutions (the model card's int8 section).
 QUANTIZED_OPS = ("Conv", "Gemm", "Relu", "MaxPool", "Add", "Pad", "Resize")
 
 
@@ -277,6 +278,7 @@ def _quantize_int8(path: Path, chips: np.ndarray, batch: int = 64) -> None:
     import logging
     import tempfile
 
+    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static,
     )
@@ -288,8 +290,6 @@ def _quantize_int8(path: Path, chips: np.ndarray, batch: int = 64) -> None:
         def get_next(self) -> dict | None:
             start = next(self.batches, None)
             return None if start is None else {"chips": chips[start : start + batch]}
-
-    import onnx
 
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "float32.onnx"
